@@ -1,0 +1,1 @@
+"""The dnahnet command-line interface (installed as `dnahnet`)."""
