@@ -1,0 +1,345 @@
+"""Configuration dataclasses, serialised to JSON or YAML.
+
+`ModelConfig` reads the official H-Net JSON files (github.com/goombalab/hnet
+`configs/*.json`) unchanged and adds dnahnet's own fields with defaults that keep
+those files valid. Every check that can fail on a user's file fails here, at
+construction, with one line naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dnahnet.errors import DnahnetInputError
+
+LAYOUT_TOKEN = re.compile(r"([mMtT])(\d+)")
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def parse_layout_string(layout: str, *, where: str = "arch_layout") -> list[tuple[str, int]]:
+    """Split "T1m4" into [("T", 1), ("m", 4)]; reject anything else."""
+    if not isinstance(layout, str) or not layout:
+        raise DnahnetInputError(f"{where}: expected a layout string like 'm4' or 'T1m4', got {layout!r}")
+    tokens = LAYOUT_TOKEN.findall(layout)
+    if "".join(f"{a}{n}" for a, n in tokens) != layout:
+        bad = re.sub(r"[mMtT]\d+", "", layout) or layout
+        raise DnahnetInputError(
+            f"{where}: unknown layout letter or malformed count in {layout!r} near {bad[:8]!r} "
+            "(letters are m/M Mamba-2, t/T attention, each followed by a layer count)"
+        )
+    return [(a, int(n)) for a, n in tokens]
+
+
+def layout_depth(layout: list) -> int:
+    """Number of stages (d_model entries) an arch_layout needs."""
+    if not isinstance(layout, list) or len(layout) not in (1, 3):
+        raise DnahnetInputError(
+            f"arch_layout: each level must be [main] or [encoder, main, decoder], got {layout!r}"
+        )
+    if len(layout) == 1:
+        if not isinstance(layout[0], str):
+            raise DnahnetInputError(f"arch_layout: innermost level must be a layout string, got {layout[0]!r}")
+        return 1
+    if not isinstance(layout[0], str) or not isinstance(layout[2], str) or not isinstance(layout[1], list):
+        raise DnahnetInputError(
+            f"arch_layout: expected [encoder string, [inner...], decoder string], got {layout!r}"
+        )
+    return 1 + layout_depth(layout[1])
+
+
+def _per_stage(value: Any, n_stages: int, name: str) -> list:
+    """Broadcast a scalar to one value per stage, or check a list's length."""
+    if isinstance(value, list):
+        if len(value) != n_stages:
+            raise DnahnetInputError(
+                f"{name}: expected {n_stages} values (one per stage), got {len(value)}"
+            )
+        return list(value)
+    return [value] * n_stages
+
+
+@dataclass
+class SSMConfig:
+    """Mamba-2 settings (shared by all stages, as in the official configs)."""
+
+    d_state: int = 128
+    d_conv: int = 4
+    expand: int = 2
+    headdim: int = 64
+    ngroups: int = 1
+    chunk_size: int = 256
+
+
+@dataclass
+class ModelConfig:
+    """An H-Net (or isotropic) byte-level language model."""
+
+    arch_layout: list = field(default_factory=lambda: ["m4", ["T22"], "m4"])
+    d_model: list[int] = field(default_factory=lambda: [1024, 1536])
+    d_intermediate: list[int] = field(default_factory=lambda: [0, 4096])
+    vocab_size: int = 256
+    ssm_cfg: dict = field(default_factory=lambda: {"chunk_size": 256, "d_conv": 4, "d_state": 128, "expand": 2})
+    attn_cfg: dict = field(
+        default_factory=lambda: {"num_heads": [16, 16], "rotary_emb_dim": [32, 48], "window_size": [1023, -1]}
+    )
+    tie_embeddings: bool = False
+    # dnahnet additions (defaults keep official files valid)
+    target_ratio: list[float] | None = None
+    ratio_loss_weight: float = 0.03
+    lr_multiplier: list[float] | None = None
+    chunking: str = "dynamic"
+    k: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ----- derived views -------------------------------------------------
+    @property
+    def n_stages(self) -> int:
+        return layout_depth(self.arch_layout)
+
+    @property
+    def n_routed(self) -> int:
+        return self.n_stages - 1
+
+    def stage_layout(self, stage: int) -> list:
+        layout = self.arch_layout
+        for _ in range(stage):
+            layout = layout[1]
+        return layout
+
+    def ssm(self) -> SSMConfig:
+        known = {f.name for f in dataclasses.fields(SSMConfig)}
+        return SSMConfig(**{k: v for k, v in self.ssm_cfg.items() if k in known})
+
+    def attn(self, stage: int) -> dict:
+        """Attention settings of one stage (lists in attn_cfg are per stage)."""
+        cfg = {"num_heads": 8, "rotary_emb_dim": 0, "window_size": -1}
+        for key, value in self.attn_cfg.items():
+            cfg[key] = value[stage] if isinstance(value, list) else value
+        return cfg
+
+    def stage_target_ratios(self) -> list[float]:
+        if self.target_ratio is not None:
+            return [float(r) for r in self.target_ratio]
+        return [3.0] * self.n_routed if self.n_routed <= 1 else [3.0] + [2.0] * (self.n_routed - 1)
+
+    def stage_lr_multipliers(self) -> list[float]:
+        if self.lr_multiplier is not None:
+            return [float(m) for m in self.lr_multiplier]
+        return [1.0] * self.n_stages
+
+    # ----- validation ------------------------------------------------------
+    def validate(self) -> None:
+        n = self.n_stages  # validates nesting
+        for stage in range(n):
+            layout = self.stage_layout(stage)
+            parts = layout if len(layout) == 3 else layout[:1]
+            for pos, part in zip(("encoder", "main", "decoder") if len(layout) == 3 else ("main",), parts):
+                if isinstance(part, str):
+                    parse_layout_string(part, where=f"arch_layout stage {stage} {pos}")
+        if not isinstance(self.d_model, list) or len(self.d_model) != n:
+            raise DnahnetInputError(f"d_model: expected {n} values (one per stage), got {self.d_model!r}")
+        if not isinstance(self.d_intermediate, list) or len(self.d_intermediate) != n:
+            raise DnahnetInputError(
+                f"d_intermediate: expected {n} values (one per stage), got {self.d_intermediate!r}"
+            )
+        for i in range(1, n):
+            if self.d_model[i] < self.d_model[i - 1]:
+                raise DnahnetInputError(
+                    f"d_model: stage {i} width {self.d_model[i]} is smaller than stage {i-1} width {self.d_model[i-1]}"
+                )
+        if self.vocab_size < 1:
+            raise DnahnetInputError(f"vocab_size: must be positive, got {self.vocab_size}")
+        has_attention = any(self._stage_letters(s) & {"t", "T"} for s in range(n))
+        for key, value in self.attn_cfg.items():
+            if isinstance(value, list) and has_attention:
+                _per_stage(value, n, f"attn_cfg.{key}")
+        ssm = self.ssm()
+        for stage in range(n):
+            d = self.d_model[stage]
+            letters = self._stage_letters(stage)
+            if letters & {"m", "M"}:
+                d_inner = ssm.expand * d
+                if d_inner % ssm.headdim != 0:
+                    raise DnahnetInputError(
+                        f"ssm_cfg.headdim: expand*d_model = {d_inner} at stage {stage} is not divisible by headdim {ssm.headdim}"
+                    )
+                if (d_inner // ssm.headdim) % ssm.ngroups != 0:
+                    raise DnahnetInputError(f"ssm_cfg.ngroups: {ssm.ngroups} does not divide the number of heads at stage {stage}")
+            if letters & {"t", "T"}:
+                attn = self.attn(stage)
+                heads = attn["num_heads"]
+                if heads < 1 or d % heads != 0:
+                    raise DnahnetInputError(
+                        f"attn_cfg.num_heads: d_model {d} at stage {stage} is not divisible by {heads} heads"
+                    )
+                rot = attn["rotary_emb_dim"]
+                if rot < 0 or rot > d // heads or rot % 2:
+                    raise DnahnetInputError(
+                        f"attn_cfg.rotary_emb_dim: {rot} at stage {stage} must be even and at most the head dimension {d // heads}"
+                    )
+            if letters & {"M", "T"} and self.d_intermediate[stage] < 0:
+                raise DnahnetInputError(f"d_intermediate: negative width at stage {stage}")
+        if self.target_ratio is not None:
+            if len(self.target_ratio) != self.n_routed:
+                raise DnahnetInputError(
+                    f"target_ratio: expected {self.n_routed} values (one per routed stage), got {self.target_ratio!r}"
+                )
+            for r in self.target_ratio:
+                if not (isinstance(r, (int, float)) and r > 1.0 and math.isfinite(r)):
+                    raise DnahnetInputError(f"target_ratio: each value must be > 1, got {r!r}")
+        if self.lr_multiplier is not None and len(self.lr_multiplier) != n:
+            raise DnahnetInputError(
+                f"lr_multiplier: expected {n} values (one per stage), got {self.lr_multiplier!r}"
+            )
+        if self.chunking not in ("dynamic", "every_k"):
+            raise DnahnetInputError(f"chunking: must be 'dynamic' or 'every_k', got {self.chunking!r}")
+        if self.chunking == "every_k" and (self.k is None or int(self.k) < 1):
+            raise DnahnetInputError("k: chunking 'every_k' needs a positive integer k")
+        if self.ratio_loss_weight < 0:
+            raise DnahnetInputError(f"ratio_loss_weight: must be >= 0, got {self.ratio_loss_weight}")
+
+    def _stage_letters(self, stage: int) -> set[str]:
+        layout = self.stage_layout(stage)
+        parts = [layout[0], layout[2]] if len(layout) == 3 else [layout[0]]
+        return {a for p in parts for a, _ in parse_layout_string(p)}
+
+    # ----- I/O ---------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DnahnetInputError(f"model config: unknown field(s) {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "ModelConfig":
+        return cls.from_dict(_read_mapping(path))
+
+    def to_dict(self, *, official_only: bool = False) -> dict:
+        d = dataclasses.asdict(self)
+        if official_only:
+            for key in ("target_ratio", "ratio_loss_weight", "lr_multiplier", "chunking", "k"):
+                d.pop(key)
+        return d
+
+    def to_json(self, path: str | Path) -> None:
+        from dnahnet.io.atomic import atomic_open
+
+        with atomic_open(path) as fh:
+            json.dump(self.to_dict(), fh, indent=2)
+            fh.write("\n")
+
+
+@dataclass
+class DataConfig:
+    """Where training windows come from and how they are cut."""
+
+    mode: str = "dna"  # "dna" or "text"
+    genome: list[str] = field(default_factory=list)  # FASTA/GenBank paths, folders or a TSV manifest
+    text: list[str] = field(default_factory=list)  # text mode: files or folders of raw bytes
+    seq_len: int = 1024
+    split_by: str = "fraction"  # "chromosomes", "bed" or "fraction"
+    train_chroms: list[str] = field(default_factory=list)
+    valid_chroms: list[str] = field(default_factory=list)
+    test_chroms: list[str] = field(default_factory=list)
+    train_bed: str | None = None
+    valid_bed: str | None = None
+    test_bed: str | None = None
+    valid_fraction: float = 0.05  # of each chromosome (its end), "fraction" splits
+    test_fraction: float = 0.05
+    max_n_fraction: float = 0.1
+    rc_prob: float = 0.5
+    softmask_weight: float = 1.0  # loss weight of lower-case (repeat) bases
+    eval_windows: int = 64
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """How long and how fast to train; budgets are in bases so runs mean the same anywhere."""
+
+    tokens_per_step: int = 16384
+    micro_batch_size: int = 8  # per rank; accumulation = tokens_per_step / (seq_len * micro * world)
+    steps: int | None = None
+    bases: int | None = None
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    schedule: str = "cosine"  # "cosine" or "wsd"
+    warmup_steps: int = 50
+    decay_fraction: float = 0.2  # wsd: final fraction of steps that decays
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    checkpoint_every: int = 200
+    log_every: int = 10
+    device: str = "auto"
+    precision: str = "auto"  # "auto", "fp32" or "bf16"
+    distributed: str = "ddp"  # "ddp" or "fsdp" (under torchrun)
+    seed: int = 0
+
+
+def _read_mapping(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise DnahnetInputError("config file not found", file=str(path))
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise DnahnetInputError(f"not valid JSON/YAML ({exc})", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise DnahnetInputError("config must be a mapping of fields", file=str(path))
+    return data
+
+
+def dataclass_from_dict(cls, d: dict, *, what: str):
+    """Build a DataConfig/TrainConfig from a dict, rejecting unknown fields by name."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise DnahnetInputError(f"{what}: unknown field(s) {', '.join(unknown)}")
+    return cls(**d)
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name_or_path: str | Path) -> dict:
+    """A preset name (see `list_presets`) or a JSON/YAML path -> its raw mapping.
+
+    A preset file holds {"model": {...}, "train": {...}, "data": {...}} or, for
+    official H-Net configs, the model mapping alone.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.json"
+        if not path.exists():
+            raise DnahnetInputError(
+                f"unknown preset {name_or_path!r}; available: {', '.join(list_presets())}"
+            )
+    data = _read_mapping(path)
+    if "arch_layout" in data:
+        data = {"model": data}
+    return data
+
+
+def model_config_from_preset(name_or_path: str | Path) -> ModelConfig:
+    return ModelConfig.from_dict(load_preset(name_or_path)["model"])

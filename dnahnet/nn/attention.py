@@ -1,0 +1,134 @@
+"""Causal multi-head attention with partial rotary embedding and optional sliding window.
+
+Parameter names follow the official H-Net `CausalMHA` (`Wqkv`, `out_proj`, no
+biases; q/k/v packed as (three, heads, headdim)). Training and prefill use
+torch's scaled_dot_product_attention; `step()` reads and extends a KV cache with
+a per-row length, so rows of a batch may be at different positions (needed by
+H-Net inner stages, where a row advances only when it emits a chunk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class AttentionCache:
+    """k, v: (B, max_seqlen, heads, headdim); lengths: (B,) positions filled so far."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    lengths: torch.Tensor
+
+
+def rotary_cos_sin(positions: torch.Tensor, dim: int, base: float = 10000.0, dtype=torch.float32):
+    """cos/sin tables (..., dim/2) for integer positions (non-interleaved rotary)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, device=positions.device, dtype=torch.float64) / dim))
+    angles = positions.to(torch.float64)[..., None] * inv_freq
+    return torch.cos(angles).to(dtype), torch.sin(angles).to(dtype)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the first 2*cos.shape[-1] channels of x (..., heads, headdim); cos/sin broadcast over heads."""
+    rd = cos.shape[-1] * 2
+    x_rot, x_pass = x[..., :rd], x[..., rd:]
+    x1, x2 = x_rot.chunk(2, dim=-1)
+    cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)
+    rotated = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return torch.cat([rotated, x_pass], dim=-1)
+
+
+def window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.Tensor:
+    """True where query at q_pos may attend key at k_pos (causal, left window `window`; -1 = unlimited)."""
+    allowed = k_pos[None, :] <= q_pos[:, None]
+    if window >= 0:
+        allowed = allowed & (k_pos[None, :] >= q_pos[:, None] - window)
+    return allowed
+
+
+class CausalMHA(nn.Module):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        rotary_emb_dim: int = 0,
+        window_size: int = -1,
+        rotary_base: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model {d_model} not divisible by num_heads {num_heads}")
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.rotary_emb_dim = rotary_emb_dim
+        self.rotary_base = rotary_base
+        self.window_size = window_size
+        self.Wqkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out_proj = nn.Linear(d_model, d_model, bias=False)
+
+    def _qkv(self, x: torch.Tensor, positions: torch.Tensor):
+        qkv = self.Wqkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))
+        q, k, v = qkv.unbind(dim=-3)
+        if self.rotary_emb_dim > 0:
+            cos, sin = rotary_cos_sin(positions, self.rotary_emb_dim, self.rotary_base, dtype=q.dtype)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return q, k, v
+
+    def forward(
+        self, x: torch.Tensor, cache: AttentionCache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x: (B, L, d) -> (B, L, d). With a fresh `cache`, also stores keys/values (prefill);
+        `mask` (B, L) of valid left-aligned positions sets each row's cache length."""
+        bsz, seqlen, _ = x.shape
+        pos = torch.arange(seqlen, device=x.device)
+        q, k, v = self._qkv(x, pos)
+        if cache is not None:
+            cache.k[:, :seqlen] = k.to(cache.k.dtype)
+            cache.v[:, :seqlen] = v.to(cache.v.dtype)
+            cache.lengths.copy_(torch.full_like(cache.lengths, seqlen) if mask is None else mask.sum(-1))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
+        if self.window_size >= 0 and self.window_size < seqlen - 1:
+            mask = window_mask(pos, pos, self.window_size)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out_proj(out.transpose(1, 2).reshape(bsz, seqlen, self.d_model))
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype: torch.dtype | None = None) -> AttentionCache:
+        device = self.out_proj.weight.device
+        dtype = dtype or self.out_proj.weight.dtype
+        shape = (batch_size, max_seqlen, self.num_heads, self.head_dim)
+        return AttentionCache(
+            k=torch.zeros(shape, device=device, dtype=dtype),
+            v=torch.zeros(shape, device=device, dtype=dtype),
+            lengths=torch.zeros(batch_size, dtype=torch.long, device=device),
+        )
+
+    def step(self, x: torch.Tensor, cache: AttentionCache, update: torch.Tensor | None = None) -> torch.Tensor:
+        """One position per row: x (B, 1, d) -> (B, 1, d); rows advance where `update` (default all)."""
+        bsz = x.shape[0]
+        pos = cache.lengths  # (B,) position of this token in each row
+        if int(pos.max()) >= cache.k.shape[1]:
+            raise RuntimeError(f"attention cache full ({cache.k.shape[1]} positions); allocate a larger max_seqlen")
+        q, k, v = self._qkv(x.squeeze(1), pos)  # (B, H, Dh)
+        rows = torch.arange(bsz, device=x.device)
+        if update is not None:
+            rows, pos, k, v = rows[update], pos[update], k[update], v[update]
+        # Only advancing rows write their slot; the others' outputs are unused.
+        cache.k[rows, pos] = k.to(cache.k.dtype)
+        cache.v[rows, pos] = v.to(cache.v.dtype)
+        pos = cache.lengths
+        kpos = torch.arange(cache.k.shape[1], device=x.device)
+        allowed = kpos[None, :] <= pos[:, None]
+        if self.window_size >= 0:
+            allowed = allowed & (kpos[None, :] >= pos[:, None] - self.window_size)
+        scores = torch.einsum("bhd,bshd->bhs", q, cache.k.to(q.dtype)) / self.head_dim**0.5
+        scores = scores.masked_fill(~allowed[:, None, :], float("-inf"))
+        out = torch.einsum("bhs,bshd->bhd", scores.softmax(dim=-1), cache.v.to(q.dtype))
+        cache.lengths.add_(1 if update is None else update.long())
+        return self.out_proj(out.reshape(bsz, 1, self.d_model))

@@ -1,0 +1,267 @@
+"""Dynamic chunking: the routing module, chunk and dechunk layers, STE and ratio loss.
+
+Routing: p_t = clamp((1 - cos(W_q x_{t-1}, W_k x_t)) / 2, 0, 1), p_0 = 1;
+boundary b_t = [p_t > 0.5] (a tie is not a boundary); confidence c_t = max(p_t, 1 - p_t).
+Chunk keeps the boundary positions in order. Dechunk runs an EMA over chunk outputs,
+z̄_k = P_k ẑ_k + (1 - P_k) z̄_{k-1} with P clamped to [1e-4, 1 - 1e-4], through the
+same chunked SSD scan as Mamba-2, then gives each position the z̄ of the last chunk
+that starts at or before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnahnet.nn.ssd import ssd_chunked
+
+P_MIN = 1e-4
+EMA_CHUNK = 256
+
+
+@dataclass
+class RoutingOutput:
+    """Per-position routing decisions of one stage, in that stage's coordinates.
+
+    boundary_prob p_t (B, L); boundary_mask b_t (B, L) bool; selected_probs c_t (B, L);
+    mask (B, L) bool of valid positions, or None when all are valid.
+    """
+
+    boundary_prob: torch.Tensor
+    boundary_mask: torch.Tensor
+    selected_probs: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(boundary count, probability sum with gradient, valid count) for the ratio loss.
+
+        Kept as sums so data-parallel training can all-reduce them into global means.
+        """
+        b = self.boundary_mask.float()
+        p = self.boundary_prob.float()
+        if self.mask is None:
+            return b.sum().detach(), p.sum(), torch.tensor(float(b.numel()), device=b.device)
+        m = self.mask.float()
+        return (b * m).sum().detach(), (p * m).sum(), m.sum()
+
+
+def ratio_loss(F_frac: torch.Tensor, G_frac: torch.Tensor, target: float) -> torch.Tensor:
+    """N/(N-1) * ((N-1) F G + (1-F)(1-G)); F carries no gradient. Minimal (=1) at F = G = 1/N."""
+    N = float(target)
+    return N / (N - 1.0) * ((N - 1.0) * F_frac.detach() * G_frac + (1.0 - F_frac.detach()) * (1.0 - G_frac))
+
+
+class _STE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # noqa: D102
+        return torch.ones_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad
+
+
+def ste(x: torch.Tensor) -> torch.Tensor:
+    """1 in the forward pass; the identity's gradient in the backward pass."""
+    return _STE.apply(x)
+
+
+@dataclass
+class RoutingCache:
+    last_hidden: torch.Tensor  # (B, D)
+    has_seen: torch.Tensor  # (B,) bool
+    position: torch.Tensor  # (B,) long, positions seen (used by fixed chunking)
+
+
+def _routing_cache(batch_size: int, d: int, device, dtype) -> RoutingCache:
+    return RoutingCache(
+        last_hidden=torch.zeros(batch_size, d, device=device, dtype=dtype),
+        has_seen=torch.zeros(batch_size, dtype=torch.bool, device=device),
+        position=torch.zeros(batch_size, dtype=torch.long, device=device),
+    )
+
+
+def _output(p: torch.Tensor, mask: torch.Tensor | None) -> RoutingOutput:
+    b = p > 0.5
+    if mask is not None:
+        b = b & mask
+    return RoutingOutput(p, b, torch.maximum(p, 1.0 - p), mask)
+
+
+def _fill_cache(cache: RoutingCache, h: torch.Tensor, mask: torch.Tensor | None) -> None:
+    bsz, seqlen, _ = h.shape
+    lengths = torch.full((bsz,), seqlen, device=h.device) if mask is None else mask.sum(-1)
+    last = (lengths - 1).clamp(min=0)
+    cache.last_hidden.copy_(h[torch.arange(bsz, device=h.device), last].to(cache.last_hidden.dtype))
+    cache.has_seen.copy_(lengths > 0)
+    cache.position.copy_(lengths)
+
+
+class RoutingModule(nn.Module):
+    """Cosine-similarity boundary predictor with identity-initialised projections."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.q_proj_layer = nn.Linear(d_model, d_model, bias=False)
+        self.k_proj_layer = nn.Linear(d_model, d_model, bias=False)
+        with torch.no_grad():
+            self.q_proj_layer.weight.copy_(torch.eye(d_model))
+            self.k_proj_layer.weight.copy_(torch.eye(d_model))
+        self.q_proj_layer.weight._no_reinit = True
+        self.k_proj_layer.weight._no_reinit = True
+
+    def _prob(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        cos = (F.normalize(self.q_proj_layer(prev), dim=-1) * F.normalize(self.k_proj_layer(cur), dim=-1)).sum(-1)
+        return torch.clamp((1.0 - cos) / 2.0, 0.0, 1.0)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: RoutingCache | None = None) -> RoutingOutput:
+        p = F.pad(self._prob(h[:, :-1], h[:, 1:]), (1, 0), value=1.0)
+        if cache is not None:
+            _fill_cache(cache, h, mask)
+        return _output(p, mask)
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, device, dtype=None) -> RoutingCache:
+        return _routing_cache(batch_size, self.d_model, device, dtype or self.q_proj_layer.weight.dtype)
+
+    def step(self, h: torch.Tensor, cache: RoutingCache, update: torch.Tensor | None = None) -> RoutingOutput:
+        """h (B, 1, D) -> per-row decisions (B,); caches advance where `update`."""
+        cur = h.squeeze(1)
+        p = torch.where(cache.has_seen, self._prob(cache.last_hidden.to(cur.dtype), cur), torch.ones((), dtype=cur.dtype, device=cur.device))
+        keep = torch.ones_like(cache.has_seen) if update is None else update
+        cache.last_hidden.copy_(torch.where(keep[:, None], cur.to(cache.last_hidden.dtype), cache.last_hidden))
+        cache.has_seen.copy_(cache.has_seen | keep)
+        cache.position.add_(keep.long())
+        return _output(p, None)
+
+
+class FixedRouting(nn.Module):
+    """The fixed-chunk baseline: a boundary every k positions (p = 1 there, 0 elsewhere)."""
+
+    def __init__(self, d_model: int, k: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.k = int(k)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: RoutingCache | None = None) -> RoutingOutput:
+        bsz, seqlen, _ = h.shape
+        pos = torch.arange(seqlen, device=h.device)
+        p = (pos % self.k == 0).to(h.dtype if h.dtype == torch.float64 else torch.float32).expand(bsz, seqlen)
+        if cache is not None:
+            _fill_cache(cache, h, mask)
+        return _output(p, mask)
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, device, dtype=None) -> RoutingCache:
+        return _routing_cache(batch_size, self.d_model, device, dtype or torch.float32)
+
+    def step(self, h: torch.Tensor, cache: RoutingCache, update: torch.Tensor | None = None) -> RoutingOutput:
+        dtype = h.dtype if h.dtype == torch.float64 else torch.float32
+        p = (cache.position % self.k == 0).to(dtype)
+        keep = torch.ones_like(cache.has_seen) if update is None else update
+        cache.has_seen.copy_(cache.has_seen | keep)
+        cache.position.add_(keep.long())
+        return _output(p, None)
+
+
+class ChunkLayer(nn.Module):
+    """Keep the boundary positions of each row, in order, right-padded to the longest row."""
+
+    def forward(self, h: torch.Tensor, boundary_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seqlen = h.shape[1]
+        counts = boundary_mask.sum(-1)
+        m = int(counts.max()) if counts.numel() else 0
+        order = torch.arange(seqlen, device=h.device)[None, :] + (~boundary_mask).long() * seqlen
+        idx = torch.argsort(order, dim=1)[:, :m]
+        chunks = torch.gather(h, 1, idx[..., None].expand(-1, -1, h.shape[-1]))
+        next_mask = torch.arange(m, device=h.device)[None, :] < counts[:, None]
+        return chunks, next_mask
+
+
+def boundary_probs_of_chunks(p: torch.Tensor, boundary_mask: torch.Tensor, m: int) -> torch.Tensor:
+    """P_k: the boundary probability at each chunk's first position, (B, M)."""
+    seqlen = p.shape[1]
+    order = torch.arange(seqlen, device=p.device)[None, :] + (~boundary_mask).long() * seqlen
+    idx = torch.argsort(order, dim=1)[:, :m]
+    return torch.gather(p, 1, idx)
+
+
+def ema_scan(z: torch.Tensor, P: torch.Tensor, chunk_size: int = EMA_CHUNK) -> torch.Tensor:
+    """z̄_k = P_k z_k + (1 - P_k) z̄_{k-1} (z̄_{-1} = 0) for z (B, M, D), P (B, M), via the SSD scan.
+
+    As an SSM: dt = -log(1 - P), x = z / dt, A = -1, B = P, C = 1; the scan takes
+    x*dt = z and dt*A = log(1 - P) directly, so nothing is divided.
+    """
+    bsz, m, d = z.shape
+    compute = torch.float64 if z.dtype == torch.float64 else torch.float32
+    Pf = P.to(compute)
+    y, _ = ssd_chunked(
+        z.to(compute).unsqueeze(2),  # (B, M, 1 head, D)
+        torch.log1p(-Pf).unsqueeze(-1),  # (B, M, 1)
+        Pf[..., None, None],  # B: (B, M, 1 group, 1 state)
+        torch.ones_like(Pf)[..., None, None],
+        chunk_size=chunk_size,
+    )
+    return y.squeeze(2)
+
+
+def ema_sequential(z: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """Explicit loop reference for `ema_scan` (tests)."""
+    out, last = [], torch.zeros_like(z[:, 0])
+    for k in range(z.shape[1]):
+        last = P[:, k, None] * z[:, k] + (1 - P[:, k, None]) * last
+        out.append(last)
+    return torch.stack(out, dim=1)
+
+
+@dataclass
+class DeChunkCache:
+    last_value: torch.Tensor  # (B, D)
+
+
+class DeChunkLayer(nn.Module):
+    """Expand chunk outputs back to every position with the boundary-probability EMA."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        boundary_mask: torch.Tensor,
+        boundary_prob: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: DeChunkCache | None = None,
+    ) -> torch.Tensor:
+        P = boundary_probs_of_chunks(boundary_prob, boundary_mask, z.shape[1]).clamp(P_MIN, 1 - P_MIN)
+        smooth = ema_scan(z, P)
+        plug = (torch.cumsum(boundary_mask.long(), dim=1) - 1).clamp(min=0)
+        out = torch.gather(smooth, 1, plug[..., None].expand(-1, -1, smooth.shape[-1]))
+        if cache is not None:
+            bsz, seqlen = boundary_mask.shape
+            lengths = torch.full((bsz,), seqlen, device=z.device) if mask is None else mask.sum(-1)
+            last = out[torch.arange(bsz, device=z.device), (lengths - 1).clamp(min=0)]
+            cache.last_value.copy_(last.to(cache.last_value.dtype))
+        return out.to(z.dtype)
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, device, dtype=None) -> DeChunkCache:
+        return DeChunkCache(torch.zeros(batch_size, self.d_model, device=device, dtype=dtype or torch.float32))
+
+    def step(
+        self,
+        z: torch.Tensor,
+        boundary_mask: torch.Tensor,
+        boundary_prob: torch.Tensor,
+        cache: DeChunkCache,
+        update: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """z (B, 1, D) inner output (used only where boundary_mask) -> (B, 1, D)."""
+        P = boundary_prob.clamp(P_MIN, 1 - P_MIN)[:, None].to(z.dtype)
+        last = cache.last_value.to(z.dtype)
+        new = torch.where(boundary_mask[:, None], P * z.squeeze(1) + (1 - P) * last, last)
+        keep = torch.ones_like(boundary_mask) if update is None else update
+        cache.last_value.copy_(torch.where(keep[:, None], new.to(cache.last_value.dtype), cache.last_value))
+        return new.unsqueeze(1)

@@ -1,0 +1,120 @@
+"""A stack of pre-norm residual blocks built from a layout string ("m4", "T8", "T1m4").
+
+Letters: m/M Mamba-2, t/T attention; upper case adds a SwiGLU MLP of width
+d_intermediate (0 = no MLP). The residual stream is kept in fp32 and the stack
+ends with an RMSNorm, as in the official H-Net (`layers.{i}.norm1/mixer/norm2/mlp`,
+`rmsnorm`), so its state-dict keys match released checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnahnet.config import ModelConfig, parse_layout_string
+from dnahnet.nn.attention import CausalMHA
+from dnahnet.nn.mamba2 import Mamba2
+from dnahnet.nn.norm import RMSNorm
+
+
+class SwiGLU(nn.Module):
+    """fc1 stacks (value, gate); out = fc2(value * silu(gate))."""
+
+    def __init__(self, d_model: int, d_intermediate: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, 2 * d_intermediate, bias=False)
+        self.fc2 = nn.Linear(d_intermediate, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(value * F.silu(gate))
+
+
+class Block(nn.Module):
+    """x + mixer(norm1(x)), then x + mlp(norm2(x)) when the layer has an MLP."""
+
+    def __init__(self, mixer: nn.Module, d_model: int, d_intermediate: int) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(d_model)
+        self.mixer = mixer
+        if d_intermediate > 0:
+            self.norm2 = RMSNorm(d_model)
+            self.mlp = SwiGLU(d_model, d_intermediate)
+        else:
+            self.norm2 = None
+            self.mlp = None
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x)).to(x.dtype)
+        return x
+
+    def forward(self, x: torch.Tensor, cache=None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.mixer(self.norm1(x), cache, mask).to(x.dtype)
+        return self._mlp(x)
+
+    def step(self, x: torch.Tensor, cache, update: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.mixer.step(self.norm1(x), cache, update).to(x.dtype)
+        return self._mlp(x)
+
+
+@dataclass
+class IsotropicCache:
+    layers: list
+
+
+def build_mixer(letter: str, d_model: int, config: ModelConfig, stage: int) -> nn.Module:
+    if letter in "mM":
+        ssm = config.ssm()
+        return Mamba2(
+            d_model, d_state=ssm.d_state, d_conv=ssm.d_conv, expand=ssm.expand,
+            headdim=ssm.headdim, ngroups=ssm.ngroups, chunk_size=ssm.chunk_size,
+        )
+    attn = config.attn(stage)
+    return CausalMHA(
+        d_model, num_heads=attn["num_heads"], rotary_emb_dim=attn["rotary_emb_dim"], window_size=attn["window_size"]
+    )
+
+
+class Isotropic(nn.Module):
+    """One flat stack at one stage's width."""
+
+    def __init__(self, config: ModelConfig, stage: int, layout: str) -> None:
+        super().__init__()
+        self.stage = stage
+        self.d_model = config.d_model[stage]
+        self.layout = layout
+        d_int = config.d_intermediate[stage]
+        blocks = []
+        for letter, count in parse_layout_string(layout, where=f"arch_layout stage {stage}"):
+            for _ in range(count):
+                width = d_int if letter.isupper() else 0
+                blocks.append(Block(build_mixer(letter, self.d_model, config, stage), self.d_model, width))
+        self.layers = nn.ModuleList(blocks)
+        self.rmsnorm = RMSNorm(self.d_model)
+
+    @property
+    def height(self) -> int:
+        """Residual branches on this stack's path (mixers and MLPs), for init scaling."""
+        return sum(1 + (layer.mlp is not None) for layer in self.layers)
+
+    def forward(
+        self, x: torch.Tensor, cache: IsotropicCache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, L, d); `mask` (B, L) of valid left-aligned positions matters only for prefill."""
+        h = x.float() if x.dtype != torch.float64 else x
+        for i, layer in enumerate(self.layers):
+            h = layer(h, None if cache is None else cache.layers[i], mask)
+        return self.rmsnorm(h)
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype: torch.dtype | None = None) -> IsotropicCache:
+        return IsotropicCache([layer.mixer.allocate_inference_cache(batch_size, max_seqlen, dtype) for layer in self.layers])
+
+    def step(self, x: torch.Tensor, cache: IsotropicCache, update: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.float() if x.dtype != torch.float64 else x
+        for layer, layer_cache in zip(self.layers, cache.layers):
+            h = layer.step(h, layer_cache, update)
+        return self.rmsnorm(h)

@@ -1,0 +1,183 @@
+"""Mamba-2 mixer in pure PyTorch, parameter-compatible with mamba_ssm's `Mamba2`.
+
+Parameter names and shapes follow `mamba_ssm.modules.mamba2.Mamba2` (in_proj,
+conv1d, dt_bias, A_log, D, norm.weight, out_proj) so weights move freely between
+this module and mamba_ssm's kernels. Training and prefill use the chunked SSD
+scan (`dnahnet.nn.ssd`); `step()` is the recurrence with a conv cache and an SSM
+state cache. On CUDA, when mamba_ssm is importable and `use_kernels` is on, the
+scan runs through its fused Triton kernel instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnahnet.nn.norm import RMSNormGated
+from dnahnet.nn.ssd import ssd_chunked
+
+try:  # optional accelerator
+    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _kernel_scan
+except Exception:  # noqa: BLE001 - any import failure means "not available"
+    _kernel_scan = None
+
+USE_KERNELS = True  # module-wide switch; `dnahnet.nn.mamba2.USE_KERNELS = False` forces the pure path
+
+
+def kernels_available() -> bool:
+    return _kernel_scan is not None
+
+
+@dataclass
+class Mamba2Cache:
+    """conv_state: (B, conv_dim, d_conv) last inputs of the causal conv; ssm_state: (B, h, p, n)."""
+
+    conv_state: torch.Tensor
+    ssm_state: torch.Tensor
+
+
+class Mamba2(nn.Module):
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 128,
+        d_conv: int = 4,
+        expand: int = 2,
+        headdim: int = 64,
+        ngroups: int = 1,
+        chunk_size: int = 256,
+        A_init_range: tuple[float, float] = (1.0, 16.0),
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        use_kernels: bool = True,
+    ) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.d_inner = expand * d_model
+        if self.d_inner % headdim:
+            raise ValueError(f"expand*d_model={self.d_inner} is not divisible by headdim={headdim}")
+        self.headdim = headdim
+        self.nheads = self.d_inner // headdim
+        self.ngroups = ngroups
+        self.chunk_size = chunk_size
+        self.use_kernels = use_kernels
+        self.conv_dim = self.d_inner + 2 * ngroups * d_state
+        d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
+
+        self.in_proj = nn.Linear(d_model, d_in_proj, bias=False)
+        self.conv1d = nn.Conv1d(
+            self.conv_dim, self.conv_dim, kernel_size=d_conv, groups=self.conv_dim, padding=d_conv - 1, bias=True
+        )
+        # dt initialised log-uniformly in [dt_min, dt_max]; dt_bias is its softplus inverse.
+        dt = torch.exp(torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        A = torch.empty(self.nheads).uniform_(*A_init_range)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.D = nn.Parameter(torch.ones(self.nheads))
+        for p in (self.dt_bias, self.A_log, self.D):
+            p._no_weight_decay = True
+        self.norm = RMSNormGated(self.d_inner, group_size=self.d_inner // ngroups)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+    # ------------------------------------------------------------------
+    def _split(self, zxbcdt: torch.Tensor):
+        return torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
+
+    def _split_xbc(self, xbc: torch.Tensor):
+        n = self.ngroups * self.d_state
+        return torch.split(xbc, [self.d_inner, n, n], dim=-1)
+
+    def forward(
+        self, u: torch.Tensor, cache: Mamba2Cache | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """u: (B, L, d_model) -> (B, L, d_model).
+
+        With a fresh `cache`, also fills it (prefill). `mask` (B, L) marks valid,
+        left-aligned positions: padded positions leave the state untouched, so a
+        batch of different lengths prefills exactly.
+        """
+        bsz, seqlen, _ = u.shape
+        z, xbc, dt = self._split(self.in_proj(u))
+        if cache is not None:
+            cache.conv_state.copy_(self._conv_tail(xbc, mask))
+        xbc = self.conv1d(xbc.transpose(1, 2))[..., :seqlen].transpose(1, 2)
+        xbc = F.silu(xbc)
+        x, B, C = self._split_xbc(xbc)
+        x = x.reshape(bsz, seqlen, self.nheads, self.headdim)
+        B = B.reshape(bsz, seqlen, self.ngroups, self.d_state)
+        C = C.reshape(bsz, seqlen, self.ngroups, self.d_state)
+        compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+        A = -torch.exp(self.A_log.to(compute))
+
+        if self.use_kernels and USE_KERNELS and _kernel_scan is not None and u.is_cuda:
+            y, final = _kernel_scan(
+                x, dt, A, B, C, chunk_size=self.chunk_size, D=self.D, z=None,
+                dt_bias=self.dt_bias, dt_softplus=True, return_final_states=True,
+            )
+        else:
+            dt = F.softplus(dt.to(compute) + self.dt_bias.to(compute))
+            if mask is not None:
+                dt = dt * mask[..., None].to(compute)
+            xf, Bf, Cf = x.to(compute), B.to(compute), C.to(compute)
+            y, final = ssd_chunked(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size)
+            y = y + xf * self.D.to(compute)[:, None]
+        if cache is not None:
+            cache.ssm_state.copy_(final.to(cache.ssm_state.dtype))
+        y = y.reshape(bsz, seqlen, self.d_inner)
+        return self.out_proj(self.norm(y, z))
+
+    def _conv_tail(self, xbc: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The last d_conv conv inputs of each row (zeros before the start), (B, conv_dim, d_conv)."""
+        bsz, seqlen, _ = xbc.shape
+        padded = F.pad(xbc.transpose(1, 2), (self.d_conv, 0))  # (B, C, d_conv + L)
+        lengths = torch.full((bsz,), seqlen, device=xbc.device) if mask is None else mask.sum(-1)
+        idx = lengths[:, None] + torch.arange(self.d_conv, device=xbc.device)[None, :]  # end-aligned
+        return torch.gather(padded, 2, idx[:, None, :].expand(-1, padded.shape[1], -1))
+
+    def allocate_inference_cache(self, batch_size: int, max_seqlen: int = 0, dtype: torch.dtype | None = None) -> Mamba2Cache:
+        device = self.out_proj.weight.device
+        dtype = dtype or self.out_proj.weight.dtype
+        return Mamba2Cache(
+            conv_state=torch.zeros(batch_size, self.conv_dim, self.d_conv, device=device, dtype=dtype),
+            ssm_state=torch.zeros(batch_size, self.nheads, self.headdim, self.d_state, device=device, dtype=dtype),
+        )
+
+    def step(self, u: torch.Tensor, cache: Mamba2Cache, update: torch.Tensor | None = None) -> torch.Tensor:
+        """One position: u (B, 1, d_model) -> (B, 1, d_model).
+
+        `update` (B,) bool: rows whose caches advance (others keep their state;
+        their output is computed but meaningless). Used by H-Net stages where only
+        some batch elements emit a chunk at this step.
+        """
+        z, xbc, dt = self._split(self.in_proj(u.squeeze(1)))
+        conv_state = torch.cat([cache.conv_state[..., 1:], xbc.unsqueeze(-1).to(cache.conv_state.dtype)], dim=-1)
+        xbc = (conv_state * self.conv1d.weight.squeeze(1)).sum(-1) + self.conv1d.bias
+        xbc = F.silu(xbc)
+        x, B, C = self._split_xbc(xbc)
+        bsz = x.shape[0]
+        r = self.nheads // self.ngroups
+        x = x.reshape(bsz, self.nheads, self.headdim)
+        B = B.reshape(bsz, self.ngroups, self.d_state).repeat_interleave(r, dim=1)
+        C = C.reshape(bsz, self.ngroups, self.d_state).repeat_interleave(r, dim=1)
+        dt = F.softplus(dt + self.dt_bias)  # (B, h)
+        A = -torch.exp(self.A_log)
+        decay = torch.exp(dt * A)
+        ssm_state = cache.ssm_state * decay[:, :, None, None] + (dt[:, :, None] * x)[..., None] * B[:, :, None, :]
+        y = torch.einsum("bhpn,bhn->bhp", ssm_state.to(x.dtype), C) + self.D[:, None] * x
+        out = self.out_proj(self.norm(y.reshape(bsz, self.d_inner), z))
+        if update is None:
+            cache.conv_state.copy_(conv_state)
+            cache.ssm_state.copy_(ssm_state)
+        else:
+            m = update.view(-1, 1, 1)
+            cache.conv_state.copy_(torch.where(m, conv_state, cache.conv_state))
+            cache.ssm_state.copy_(torch.where(m.unsqueeze(-1), ssm_state.to(cache.ssm_state.dtype), cache.ssm_state))
+        return out.unsqueeze(1)
