@@ -1,0 +1,3 @@
+from dnahnet_cli.main import entry
+
+entry()

@@ -1,0 +1,59 @@
+"""The `dnahnet` command: a thin Typer app over the dnahnet library.
+
+Each command lives in its own module under `cli/` and registers itself here.
+User mistakes (`DnahnetInputError`) become one line on stderr and exit code 2;
+anything else is a bug and keeps its traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from dnahnet.errors import DnahnetInputError
+
+app = typer.Typer(
+    name="dnahnet",
+    help="Tokenizer-free DNA language models with H-Net dynamic chunking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules, each with `register(app)`; a module missing here is simply not offered.
+COMMAND_MODULES = [
+    "dnahnet_cli.model_commands",
+    "dnahnet_cli.pretrain",
+    "dnahnet_cli.data_commands",
+    "dnahnet_cli.score",
+    "dnahnet_cli.boundaries",
+    "dnahnet_cli.annotate",
+    "dnahnet_cli.demo",
+]
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # only skip modules that are not there at all
+        if exc.name != _name:
+            raise
+        continue
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app; return the exit code (usage errors exit 2 through Typer itself)."""
+    try:
+        app(args=argv, prog_name="dnahnet")
+    except DnahnetInputError as exc:
+        print(f"dnahnet: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
