@@ -1,0 +1,88 @@
+"""Pure-PyTorch Mamba-2: matches its definition, steps like it runs, and mamba_ssm's parameter layout."""
+
+import pytest
+import torch
+
+import dnahnet.nn.mamba2 as mamba2_module
+from dnahnet.nn.mamba2 import Mamba2
+from tests.reference import mamba2_reference
+
+
+def _model(ngroups=1, chunk_size=8, seed=0):
+    torch.manual_seed(seed)
+    return Mamba2(32, d_state=8, d_conv=4, expand=2, headdim=16, ngroups=ngroups, chunk_size=chunk_size).double()
+
+
+@pytest.mark.parametrize("length", [16, 19])
+@pytest.mark.parametrize("ngroups", [1, 2])
+def test_forward_equals_position_by_position_definition(length, ngroups):
+    m = _model(ngroups)
+    u = torch.randn(2, length, 32, dtype=torch.float64)
+    fast = m(u)
+    ref = mamba2_reference(m, u)
+    assert ((fast - ref).abs().max() / ref.abs().max()) < 1e-6
+
+
+def test_step_loop_reproduces_forward():
+    m = _model()
+    u = torch.randn(3, 21, 32, dtype=torch.float64)
+    full = m(u)
+    cache = m.allocate_inference_cache(3, dtype=torch.float64)
+    stepped = torch.cat([m.step(u[:, t : t + 1], cache) for t in range(21)], dim=1)
+    assert ((stepped - full).abs().max() / full.abs().max()) < 1e-6
+
+
+def test_prefill_then_step_reproduces_forward_for_rows_of_different_length():
+    m = _model()
+    u = torch.randn(2, 20, 32, dtype=torch.float64)
+    full0 = m(u[:1])
+    full1 = m(torch.cat([u[1:, :9], u[1:, 12:]], dim=1))
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 9:] = False  # row 1 has only 9 valid positions in the prefill
+    cache = m.allocate_inference_cache(2, dtype=torch.float64)
+    m(u[:, :12], cache, mask)
+    stepped = torch.cat([m.step(u[:, t : t + 1], cache) for t in range(12, 20)], dim=1)
+    torch.testing.assert_close(stepped[0], full0[0, 12:], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(stepped[1], full1[0, 9:17], rtol=1e-9, atol=1e-9)
+
+
+def test_step_update_mask_freezes_rows():
+    m = _model()
+    cache = m.allocate_inference_cache(2, dtype=torch.float64)
+    m.step(torch.randn(2, 1, 32, dtype=torch.float64), cache)
+    before = (cache.conv_state.clone(), cache.ssm_state.clone())
+    m.step(torch.randn(2, 1, 32, dtype=torch.float64), cache, update=torch.tensor([True, False]))
+    assert torch.equal(cache.conv_state[1], before[0][1]) and torch.equal(cache.ssm_state[1], before[1][1])
+    assert not torch.equal(cache.ssm_state[0], before[1][0])
+
+
+def test_parameter_names_and_shapes_match_mamba_ssm():
+    m = Mamba2(32, d_state=16, d_conv=4, expand=2, headdim=64)
+    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    assert shapes == {
+        "dt_bias": (1,), "A_log": (1,), "D": (1,), "in_proj.weight": (161, 32),
+        "conv1d.weight": (96, 1, 4), "conv1d.bias": (96,), "norm.weight": (64,), "out_proj.weight": (32, 64),
+    }
+
+
+def test_initialisation_follows_mamba_ssm_ranges():
+    m = Mamba2(64, d_state=16, headdim=16)
+    dt = torch.nn.functional.softplus(m.dt_bias)
+    assert (dt >= 1e-3 - 1e-6).all() and (dt <= 0.1 + 1e-6).all()
+    A = torch.exp(m.A_log)
+    assert (A >= 1).all() and (A <= 16).all()
+    assert torch.equal(m.D, torch.ones_like(m.D))
+
+
+def test_kernel_switch_keeps_cpu_on_the_pure_path(monkeypatch):
+    m = _model()
+    u = torch.randn(1, 10, 32, dtype=torch.float64)
+    ref = m(u)
+    monkeypatch.setattr(mamba2_module, "USE_KERNELS", False)
+    assert torch.equal(m(u), ref)
+    assert isinstance(mamba2_module.kernels_available(), bool)
+
+
+def test_width_not_divisible_by_headdim_is_refused():
+    with pytest.raises(ValueError, match="headdim"):
+        Mamba2(24, headdim=32)
