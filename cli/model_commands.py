@@ -30,6 +30,38 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{name:28s} {n / 1e6:8.2f}M  {json.dumps(config.arch_layout)}  {desc}")
 
     @app.command()
+    def flops(
+        config: str = typer.Argument(..., help="Preset name, config JSON/YAML, or a checkpoint folder"),
+        seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length L"),
+        compression: str = typer.Option("", help="Comma-separated L/M per routed stage (default: target ratios)"),
+    ) -> None:
+        """Analytic training FLOPs per base, with a breakdown by part.
+
+        Example: dnahnet flops paper-dna-hnet-transformer --seq-len 1024
+        """
+        from dnahnet.errors import DnahnetInputError
+        from dnahnet.nn.flops import count_flops
+        from dnahnet.train.checkpoint import read_config
+
+        path = Path(config)
+        cfg = read_config(path) if path.is_dir() else model_config_from_preset(config)
+        ratios = None
+        if compression:
+            try:
+                ratios = [float(x) for x in compression.split(",")]
+            except ValueError:
+                raise DnahnetInputError(f"--compression: expected numbers separated by commas, got {compression!r}") from None
+            if len(ratios) != cfg.n_routed or any(r < 1 for r in ratios):
+                raise DnahnetInputError(f"--compression: expected {cfg.n_routed} values >= 1, got {compression!r}")
+        report = count_flops(cfg, seq_len, ratios)
+        typer.echo(f"config {config}: L = {seq_len}, compression {ratios or cfg.stage_target_ratios() if cfg.n_routed else 'n/a'}")
+        typer.echo(f"{'part':12s} {'fwd FLOPs/base':>16s} {'share':>7s}")
+        for part, value in report.parts.items():
+            typer.echo(f"{part:12s} {value / seq_len:16,.0f} {value / report.forward:7.1%}")
+        typer.echo(f"{'forward':12s} {report.per_base(training=False):16,.0f}")
+        typer.echo(f"{'training':12s} {report.per_base(training=True):16,.0f}  (3 x forward)")
+
+    @app.command()
     def info(checkpoint: Path = typer.Argument(..., help="Checkpoint folder")) -> None:
         """Describe a checkpoint: architecture, parameters, training progress.
 

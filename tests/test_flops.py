@@ -1,0 +1,55 @@
+"""The analytic FLOPs counter agrees with PyTorch's FLOP counter on real forward passes."""
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from dnahnet.config import ModelConfig, model_config_from_preset
+from dnahnet.nn.flops import count_flops
+from dnahnet.nn.hnet import HNetLM
+
+
+def _measured(model: HNetLM, seq_len: int):
+    ids = torch.randint(0, 256, (1, seq_len), generator=torch.Generator().manual_seed(0))
+    # The math SDPA backend runs attention as visible matmuls (CPU flash kernels are not counted).
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        out = model(ids)
+    ratios = []
+    length = seq_len
+    for routing in out.routing:
+        m = int(routing.boundary_mask.sum())
+        ratios.append(length / m)
+        length = m
+    return counter.get_total_flops(), ratios
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-2stage", "cpu-small"])
+def test_analytic_forward_flops_within_ten_percent_of_torch_counter(preset):
+    torch.manual_seed(0)
+    model = HNetLM(model_config_from_preset(preset))
+    measured, ratios = _measured(model, 512)
+    analytic = count_flops(model.config, 512, compression=ratios).forward
+    assert abs(analytic - measured) / measured < 0.10, (analytic, measured)
+
+
+@pytest.mark.parametrize(
+    "layout, d_int",
+    [(["T4"], [128]), (["m4"], [0]), (["M2"], [96])],
+)
+def test_isotropic_models_within_ten_percent(layout, d_int):
+    cfg = ModelConfig(arch_layout=layout, d_model=[64], d_intermediate=d_int,
+                      ssm_cfg={"d_state": 16, "headdim": 32, "chunk_size": 64},
+                      attn_cfg={"num_heads": 4, "rotary_emb_dim": 16, "window_size": -1})
+    model = HNetLM(cfg)
+    measured, _ = _measured(model, 256)
+    analytic = count_flops(cfg, 256).forward
+    assert abs(analytic - measured) / measured < 0.10, (analytic, measured)
+
+
+def test_main_network_cost_scales_with_compression():
+    cfg = model_config_from_preset("paper-dna-hnet-transformer")
+    at3 = count_flops(cfg, 1024, compression=[3.0]).parts["main"]
+    at6 = count_flops(cfg, 1024, compression=[6.0]).parts["main"]
+    assert 1.9 < at3 / at6 < 2.2  # linear parts halve; attention's quadratic part falls faster
+    assert count_flops(cfg, 1024).training == 3 * count_flops(cfg, 1024).forward
