@@ -32,6 +32,23 @@ def kernels_available() -> bool:
     return _kernel_scan is not None
 
 
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Causal depthwise conv over time as K shifted multiply-adds: x (B, L, C), weight (C, 1, K).
+
+    Same result as `nn.Conv1d(groups=C, padding=K-1)` cut to L, but its backward is
+    elementwise work instead of the depthwise-convolution backward kernel, which
+    is very slow on CPU.
+    """
+    k = weight.shape[-1]
+    seqlen = x.shape[1]
+    padded = F.pad(x, (0, 0, k - 1, 0))
+    w = weight.squeeze(1).to(x.dtype)  # (C, K)
+    out = padded[:, k - 1 : k - 1 + seqlen] * w[:, k - 1]
+    for i in range(k - 1):
+        out = out + padded[:, i : i + seqlen] * w[:, i]
+    return out + bias.to(x.dtype)
+
+
 @dataclass
 class Mamba2Cache:
     """conv_state: (B, conv_dim, d_conv) last inputs of the causal conv; ssm_state: (B, h, p, n)."""
@@ -108,8 +125,7 @@ class Mamba2(nn.Module):
         z, xbc, dt = self._split(self.in_proj(u))
         if cache is not None:
             cache.conv_state.copy_(self._conv_tail(xbc, mask))
-        xbc = self.conv1d(xbc.transpose(1, 2))[..., :seqlen].transpose(1, 2)
-        xbc = F.silu(xbc)
+        xbc = F.silu(causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias))
         x, B, C = self._split_xbc(xbc)
         x = x.reshape(bsz, seqlen, self.nheads, self.headdim)
         B = B.reshape(bsz, seqlen, self.ngroups, self.d_state)
