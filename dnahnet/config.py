@@ -222,7 +222,7 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "ModelConfig":
-        return cls.from_dict(_read_mapping(path))
+        return cls.from_dict(read_mapping(path))
 
     def to_dict(self, *, official_only: bool = False) -> dict:
         d = dataclasses.asdict(self)
@@ -288,9 +288,32 @@ class TrainConfig:
     precision: str = "auto"  # "auto", "fp32" or "bf16"
     distributed: str = "ddp"  # "ddp" or "fsdp" (under torchrun)
     seed: int = 0
+    keep_best: bool = True  # also keep a `best` checkpoint (lowest held-out bits per base)
+    num_workers: int = 0  # data-loading processes per rank; 0 reads windows in the training process
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.tokens_per_step >= 1, "tokens_per_step", "must be positive"),
+            (self.micro_batch_size >= 1, "micro_batch_size", "must be positive"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "must be in [0, 1)"),
+            (self.schedule in ("cosine", "wsd"), "schedule", "must be 'cosine' or 'wsd'"),
+            (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
+            (0 <= self.decay_fraction <= 1, "decay_fraction", "must be in [0, 1]"),
+            (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]"),
+            (self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 = no clipping)"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "must be auto, cpu or cuda"),
+            (self.precision in ("auto", "fp32", "bf16"), "precision", "must be auto, fp32 or bf16"),
+            (self.distributed in ("ddp", "fsdp"), "distributed", "must be 'ddp' or 'fsdp'"),
+            (self.num_workers >= 0, "num_workers", "must be >= 0"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise DnahnetInputError(f"train config {name}: {message}, got {getattr(self, name.split('/')[0])!r}")
 
 
-def _read_mapping(path: str | Path) -> dict:
+def read_mapping(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise DnahnetInputError("config file not found", file=str(path))
@@ -335,7 +358,7 @@ def load_preset(name_or_path: str | Path) -> dict:
             raise DnahnetInputError(
                 f"unknown preset {name_or_path!r}; available: {', '.join(list_presets())}"
             )
-    data = _read_mapping(path)
+    data = read_mapping(path)
     if "arch_layout" in data:
         data = {"model": data}
     return data
