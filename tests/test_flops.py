@@ -53,3 +53,9 @@ def test_main_network_cost_scales_with_compression():
     at6 = count_flops(cfg, 1024, compression=[6.0]).parts["main"]
     assert 1.9 < at3 / at6 < 2.2  # linear parts halve; attention's quadratic part falls faster
     assert count_flops(cfg, 1024).training == 3 * count_flops(cfg, 1024).forward
+
+
+def test_cpu_comparison_presets_are_matched_in_flops_within_five_percent():
+    names = ["cpu-transformer", "cpu-mamba2", "cpu-hnet-transformer", "cpu-hnet-mamba2", "cpu-every-k"]
+    per_base = {n: count_flops(model_config_from_preset(n), 1024).per_base() for n in names}
+    assert max(per_base.values()) / min(per_base.values()) < 1.05, per_base
