@@ -1,1 +1,55 @@
-"""dnahnet.analysis"""
+"""Boundary analysis: annotation loading, boundary–feature enrichment, reports."""
+
+from dnahnet.analysis.annotations import (
+    FeatureTable,
+    derive_codon_sites,
+    derive_intergenic,
+    derive_introns,
+    derive_promoters,
+    feature_role,
+    load_annotation,
+    read_bed_features,
+    read_genbank,
+    read_gff3,
+    read_gtf,
+    reconcile_chrom_names,
+    softmask_repeats,
+)
+from dnahnet.analysis.enrichment import (
+    BoundarySet,
+    analyse_boundaries,
+    chunk_lengths,
+    codon_periodicity,
+    edge_auc,
+    edge_enrichment,
+    grid_boundaries,
+    read_boundaries,
+    selection_rates,
+)
+from dnahnet.analysis.report import annotate
+
+__all__ = [
+    "BoundarySet",
+    "FeatureTable",
+    "analyse_boundaries",
+    "annotate",
+    "chunk_lengths",
+    "codon_periodicity",
+    "derive_codon_sites",
+    "derive_intergenic",
+    "derive_introns",
+    "derive_promoters",
+    "edge_auc",
+    "edge_enrichment",
+    "feature_role",
+    "grid_boundaries",
+    "load_annotation",
+    "read_bed_features",
+    "read_boundaries",
+    "read_genbank",
+    "read_gff3",
+    "read_gtf",
+    "reconcile_chrom_names",
+    "selection_rates",
+    "softmask_repeats",
+]
