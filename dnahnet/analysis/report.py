@@ -408,7 +408,8 @@ def _fold_cell(row: dict | None) -> str:
     return "NA" if row is None else f"{_short(row['fold'])} (p {_short(row['p_enriched'])})"
 
 
-def _headline(summary: dict) -> str:
+def headline_table(summary: dict) -> str:
+    """The headline enrichment table (markdown), as report.md shows it."""
     rows = summary["enrichment"]
     out = []
     for stage in summary["stages"]:
@@ -461,7 +462,7 @@ def _write_report(path: Path, summary: dict, figures: list[str]) -> None:
         f"Command: `{summary['run']['call']}`  \nMachine: {summary['run']['machine']}  \nDate: {summary['run']['date']}",
         f"Analysed bases: {summary['analysed_bases']}. {stages}. Edge window ±{p['window']} bp; null = "
         f"{p['permutations']} circular shifts per chromosome (seed {p['seed']}); p-values are one-sided, +1 corrected.",
-        "## Headline", _headline(summary),
+        "## Headline", headline_table(summary),
         "## Published findings",
         "\n\n".join(f["text"] for f in summary["findings"]),
         "## Selection rate (fraction of positions that start a chunk)", _selection_table(summary),
