@@ -127,8 +127,10 @@ class CausalMHA(nn.Module):
         allowed = kpos[None, :] <= pos[:, None]
         if self.window_size >= 0:
             allowed = allowed & (kpos[None, :] >= pos[:, None] - self.window_size)
-        scores = torch.einsum("bhd,bshd->bhs", q, cache.k.to(q.dtype)) / self.head_dim**0.5
+        keys = cache.k.to(q.dtype).permute(0, 2, 1, 3)  # (B, H, S, Dh)
+        values = cache.v.to(q.dtype).permute(0, 2, 1, 3)
+        scores = torch.matmul(keys, q.unsqueeze(-1)).squeeze(-1) / self.head_dim**0.5  # (B, H, S)
         scores = scores.masked_fill(~allowed[:, None, :], float("-inf"))
-        out = torch.einsum("bhs,bshd->bhd", scores.softmax(dim=-1), cache.v.to(q.dtype))
+        out = torch.matmul(scores.softmax(dim=-1).unsqueeze(-2), values).squeeze(-2)  # (B, H, Dh)
         cache.lengths.add_(1 if update is None else update.long())
         return self.out_proj(out.reshape(bsz, 1, self.d_model))

@@ -1,0 +1,132 @@
+"""`dnahnet score`, `dnahnet variants`, `dnahnet generate`: thin wrappers over dnahnet.infer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dnahnet.errors import DnahnetInputError
+
+CHECKPOINT = typer.Option(..., "--checkpoint", help="Checkpoint folder (config.json + model.safetensors).")
+DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")
+DTYPE = typer.Option("auto", "--dtype", help="auto (fp32), fp32, or on CUDA bf16/fp16.")
+
+
+def _note(message: str) -> None:
+    print(f"dnahnet: {message}", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def score(
+        checkpoint: Path = CHECKPOINT,
+        fasta: Optional[Path] = typer.Option(None, "--fasta", help="FASTA (plain or gzip) of sequences to score."),
+        genome: Optional[Path] = typer.Option(None, "--genome", help="Indexed genome FASTA, with --bed."),
+        bed: Optional[Path] = typer.Option(None, "--bed", help="BED intervals of --genome to score (0-based half-open)."),
+        text: Optional[Path] = typer.Option(None, "--text", help="Score a file's raw bytes (bits per byte)."),
+        out: str = typer.Option("-", "--out", help="Output TSV ('-' = stdout)."),
+        per_base: Optional[Path] = typer.Option(None, "--per-base", help="Also write per-position log2 P as bedGraph."),
+        rc: bool = typer.Option(False, "--rc", help="Average each position over both strands."),
+        window: int = typer.Option(32768, "--window", help="Score longer sequences in windows of this size (0 = never)."),
+        context: int = typer.Option(4096, "--context", help="Warm-up positions at the start of each later window."),
+        reduce: str = typer.Option("sum", "--reduce", help="Headline score column: sum (log2 likelihood) or mean (per base)."),
+        batch_size: int = typer.Option(16, "--batch-size", help="Sequences (or windows) per forward pass."),
+        skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Flag FASTA records with non-IUPAC characters instead of stopping."),
+        device: str = DEVICE,
+        dtype: str = DTYPE,
+    ) -> None:
+        """Log-likelihood (bits) of each sequence: TSV with name, length, N count, scored bases, sum, bits per base.
+
+        Position 0 and N positions are never scored (see the TSV header).
+
+        Example: dnahnet score --checkpoint runs/demo/checkpoint --fasta seqs.fa --per-base seqs.bedGraph --out scores.tsv
+        """
+        from dnahnet.infer.fasta_input import iter_fasta, iter_genome_intervals, text_record
+        from dnahnet.infer.model import load
+        from dnahnet.infer.scoring import score_to_tsv
+
+        chosen = [fasta is not None, genome is not None or bed is not None, text is not None]
+        if sum(chosen) != 1 or (chosen[1] and (genome is None or bed is None)):
+            raise DnahnetInputError("give exactly one input: --fasta F, --genome G --bed B, or --text FILE")
+        if text is not None and rc:
+            raise DnahnetInputError("--rc applies to DNA, not to --text")
+        if fasta is not None:
+            records = iter_fasta(fasta, skip_invalid=skip_invalid)
+        elif text is not None:
+            records = iter([text_record(text)])
+        else:
+            from dnahnet.data.genome import Genome
+
+            records = iter_genome_intervals(Genome(genome), bed)
+        model = load(checkpoint, device=device, dtype=dtype)
+        summary = score_to_tsv(
+            model, records, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None, context=context,
+            batch_size=batch_size, dna=text is None,
+        )
+        unit = "byte" if text is not None else "base"
+        _note(f"scored {summary.records - summary.flagged} of {summary.records} sequences "
+              f"({summary.flagged} flagged), {summary.bits_per_position:.4f} bits per {unit} overall")
+
+    @app.command()
+    def variants(
+        checkpoint: Path = CHECKPOINT,
+        genome: Path = typer.Option(..., "--genome", help="Reference genome FASTA (indexed or indexable)."),
+        vcf: Path = typer.Option(..., "--vcf", help="VCF, plain or bgzip."),
+        out: str = typer.Option("-", "--out", help="Output TSV ('-' = stdout)."),
+        flank: int = typer.Option(256, "--flank", help="Bases each side of the allele in the scored windows."),
+        rc: bool = typer.Option(False, "--rc", help="Average both strands."),
+        batch_size: int = typer.Option(32, "--batch-size", help="Windows per forward pass."),
+        device: str = DEVICE,
+        dtype: str = DTYPE,
+    ) -> None:
+        """ΔlogL (bits) of each ALT allele against REF: logL(window with ALT) - logL(window with REF).
+
+        Example: dnahnet variants --checkpoint runs/demo/checkpoint --genome hg19.fa.gz --vcf calls.vcf.gz --out effects.tsv
+        """
+        from dnahnet.data.genome import Genome
+        from dnahnet.infer.model import load
+        from dnahnet.infer.variants import score_variants
+
+        ref = Genome(genome)
+        model = load(checkpoint, device=device, dtype=dtype)
+        s = score_variants(model, ref, vcf, out, flank=flank, rc=rc, batch_size=batch_size)
+        missing = ", ".join(f"{c} ({n})" for c, n in list(s.missing_contigs.items())[:5])
+        _note(f"{s.alleles} alleles from {s.records} records: {s.scored} scored, {s.ref_mismatch} REF mismatches, "
+              f"{s.unsupported_alt} unsupported ALT, {s.outside_contig} outside contig, {s.contains_n} with N in the window")
+        if s.missing_contigs:
+            _note(f"{sum(s.missing_contigs.values())} records skipped on {len(s.missing_contigs)} contigs not in the genome: {missing}")
+
+    @app.command()
+    def generate(
+        checkpoint: Path = CHECKPOINT,
+        prompt: str = typer.Option("", "--prompt", help="Starting sequence (default: one random base)."),
+        n: int = typer.Option(..., "-n", "--num-bases", help="Bases to generate after the prompt."),
+        temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature; 0 = greedy."),
+        top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample among the k most likely bases."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (reproducible output)."),
+        show_boundaries: bool = typer.Option(False, "--show-boundaries", help="Also print the sequence cut into each stage's chunks."),
+        any_byte: bool = typer.Option(False, "--any-byte", help="Sample all 256 bytes (text models), not just ACGT."),
+        device: str = DEVICE,
+        dtype: str = DTYPE,
+    ) -> None:
+        """Generate DNA after a prompt with the model's incremental caches; prints prompt + continuation.
+
+        Example: dnahnet generate --checkpoint runs/demo/checkpoint --prompt ACGTTGCA -n 200 --temperature 0.8 --seed 1 --show-boundaries
+        """
+        from dnahnet.infer.model import load
+
+        model = load(checkpoint, device=device, dtype=dtype)
+        result = model.generate(prompt, n, temperature=temperature, top_k=top_k, seed=seed,
+                                return_boundaries=show_boundaries, alphabet=None if any_byte else "ACGT")
+        if not show_boundaries:
+            typer.echo(result)
+            return
+        seq, stages = result
+        typer.echo(seq)
+        for sb in stages:
+            cuts = [int(p) for p in sb.positions if p > 0]
+            pieces = [seq[a:b] for a, b in zip([0, *cuts], [*cuts, len(seq)])]
+            typer.echo(f"stage{sb.stage}\t" + "|".join(pieces))
