@@ -236,7 +236,9 @@ class DeChunkLayer(nn.Module):
         mask: torch.Tensor | None = None,
         cache: DeChunkCache | None = None,
     ) -> torch.Tensor:
-        P = boundary_probs_of_chunks(boundary_prob, boundary_mask, z.shape[1]).clamp(P_MIN, 1 - P_MIN)
+        # fp32 before the clamp: in bf16, 1 - 1e-4 rounds to 1 and log1p(-P) becomes -inf.
+        probs = boundary_prob if boundary_prob.dtype == torch.float64 else boundary_prob.float()
+        P = boundary_probs_of_chunks(probs, boundary_mask, z.shape[1]).clamp(P_MIN, 1 - P_MIN)
         smooth = ema_scan(z, P)
         plug = (torch.cumsum(boundary_mask.long(), dim=1) - 1).clamp(min=0)
         out = torch.gather(smooth, 1, plug[..., None].expand(-1, -1, smooth.shape[-1]))
@@ -259,9 +261,10 @@ class DeChunkLayer(nn.Module):
         update: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """z (B, 1, D) inner output (used only where boundary_mask) -> (B, 1, D)."""
-        P = boundary_prob.clamp(P_MIN, 1 - P_MIN)[:, None].to(z.dtype)
-        last = cache.last_value.to(z.dtype)
-        new = torch.where(boundary_mask[:, None], P * z.squeeze(1) + (1 - P) * last, last)
+        compute = torch.float64 if z.dtype == torch.float64 else torch.float32  # as in forward: no bf16 clamp
+        P = boundary_prob.to(compute).clamp(P_MIN, 1 - P_MIN)[:, None]
+        last = cache.last_value.to(compute)
+        new = torch.where(boundary_mask[:, None], P * z.squeeze(1).to(compute) + (1 - P) * last, last)
         keep = torch.ones_like(boundary_mask) if update is None else update
         cache.last_value.copy_(torch.where(keep[:, None], new.to(cache.last_value.dtype), cache.last_value))
-        return new.unsqueeze(1)
+        return new.to(z.dtype).unsqueeze(1)

@@ -4,11 +4,19 @@ The model half (config + weights) is all that inference needs; the trainer half
 (optimiser, scheduler, step, RNG and sampler state) makes `--resume` exact.
 Every file is written atomically, weights last-but-one and a `COMPLETE` marker
 last, so a folder interrupted mid-write is recognised and refused.
+
+A training run keeps its checkpoints in one output folder: `latest/` (and
+`best/`, the lowest held-out bits per base). Each is written whole into a hidden
+`.NAME.partial/` folder and then renamed into place; the previous one waits as
+`.NAME.old/` until the rename is done, so a crash at any moment leaves one
+complete checkpoint to resume from.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +34,31 @@ WEIGHTS = "model.safetensors"
 TRAINER = "trainer.pt"
 METRICS = "metrics.jsonl"
 COMPLETE = "COMPLETE"
+LATEST = "latest"
+BEST = "best"
+TRAINER_KEYS = ("step", "bases_seen", "optimizer", "scheduler", "rng", "data")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one short line for a user message."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# ----- model half ------------------------------------------------------------------------------
+def _write_weights(path: Path, state: dict[str, torch.Tensor], tie_embeddings: bool) -> None:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    if tie_embeddings:
+        state.pop("lm_head.weight", None)
+    with atomic_path(path) as tmp:
+        mode = tmp.stat().st_mode  # safetensors recreates the file private (0600); keep the usual permissions
+        save_file(state, str(tmp), metadata={"format": "pt", "dnahnet": "1"})
+        tmp.chmod(mode)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_open(path) as fh:
+        json.dump(data, fh, indent=2, default=str)
+        fh.write("\n")
 
 
 def save_model(directory: str | Path, model: HNetLM, train_info: dict | None = None) -> Path:
@@ -34,14 +67,8 @@ def save_model(directory: str | Path, model: HNetLM, train_info: dict | None = N
     (directory / COMPLETE).unlink(missing_ok=True)
     model.config.to_json(directory / CONFIG)
     if train_info is not None:
-        with atomic_open(directory / TRAIN) as fh:
-            json.dump(train_info, fh, indent=2, default=str)
-            fh.write("\n")
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    if model.config.tie_embeddings:
-        state.pop("lm_head.weight", None)
-    with atomic_path(directory / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "dnahnet": "1"})
+        _write_json(directory / TRAIN, train_info)
+    _write_weights(directory / WEIGHTS, model.state_dict(), model.config.tie_embeddings)
     return directory
 
 
@@ -60,12 +87,9 @@ def read_config(directory: str | Path) -> ModelConfig:
     return ModelConfig.from_json(path)
 
 
-def load_model(
-    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
-) -> HNetLM:
-    """Build the model from config.json and load model.safetensors (strict), refusing damaged files."""
+def read_weights(directory: str | Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """model.safetensors as a state dict, refusing a truncated, corrupted or non-finite file."""
     directory = Path(directory)
-    config = read_config(directory)
     weights = directory / WEIGHTS
     if not weights.exists():
         raise DnahnetInputError(f"checkpoint has no {WEIGHTS}", file=str(directory))
@@ -75,20 +99,109 @@ def load_model(
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise DnahnetInputError(f"weights file is truncated or corrupted ({exc})", file=str(weights)) from None
-    model = HNetLM(config)
     if config.tie_embeddings:
         state.setdefault("lm_head.weight", state.get("embeddings.weight"))
+    for name, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise DnahnetInputError(f"weights contain NaN/inf in {name}", file=str(weights))
+    return state
+
+
+def load_model(
+    directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> HNetLM:
+    """Build the model from config.json and load model.safetensors (strict), refusing damaged files."""
+    directory = Path(directory)
+    config = read_config(directory)
+    state = read_weights(directory, config)
+    model = HNetLM(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise DnahnetInputError(
             f"weights do not match config.json (missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})",
-            file=str(weights),
+            file=str(directory / WEIGHTS),
         )
-    for name, tensor in state.items():
-        if not torch.isfinite(tensor).all():
-            raise DnahnetInputError(f"weights contain NaN/inf in {name}", file=str(weights))
     model.to(device=device)
     if dtype is not None:
         model.to(dtype=dtype)
     model.eval()
     return model
+
+
+# ----- training checkpoints ----------------------------------------------------------------------
+@dataclass
+class TrainingCheckpoint:
+    """Everything `--resume` reads back: the model config and weights, the trainer state, the log."""
+
+    directory: Path
+    config: ModelConfig
+    model_state: dict[str, torch.Tensor]
+    trainer_state: dict
+    train_info: dict
+    metrics: list[dict]
+
+
+def write_checkpoint(
+    out_dir: str | Path,
+    name: str,
+    *,
+    config: ModelConfig,
+    model_state: dict[str, torch.Tensor],
+    trainer_state: dict,
+    train_info: dict,
+    metrics: list[dict],
+) -> Path:
+    """Write `out_dir/name/` whole, then swap it in; returns its path."""
+    out_dir = check_writable_dir(out_dir)
+    final, partial, old = out_dir / name, out_dir / f".{name}.partial", out_dir / f".{name}.old"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    config.to_json(partial / CONFIG)
+    _write_json(partial / TRAIN, train_info)
+    with atomic_open(partial / METRICS) as fh:
+        fh.writelines(json.dumps(m) + "\n" for m in metrics)
+    with atomic_path(partial / TRAINER) as tmp:
+        torch.save(trainer_state, tmp)
+    _write_weights(partial / WEIGHTS, model_state, config.tie_embeddings)
+    mark_complete(partial)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    partial.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_checkpoint(out_dir: str | Path, name: str = LATEST) -> Path | None:
+    """`out_dir/name`, or the previous one if a crash came between the two renames of `write_checkpoint`."""
+    out_dir = Path(out_dir)
+    for candidate in (out_dir / name, out_dir / f".{name}.old"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def read_checkpoint(directory: str | Path) -> TrainingCheckpoint:
+    """Read a training checkpoint folder, refusing any missing, truncated or corrupted part."""
+    directory = Path(directory)
+    config = read_config(directory)
+    if not (directory / COMPLETE).exists():
+        raise DnahnetInputError("checkpoint was not completely written (no COMPLETE marker); use an earlier one", file=str(directory))
+    for part in (TRAIN, TRAINER):
+        if not (directory / part).exists():
+            raise DnahnetInputError(f"checkpoint has no {part}, so training cannot resume from it", file=str(directory))
+    model_state = read_weights(directory, config)
+    try:
+        trainer_state = torch.load(directory / TRAINER, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler fail in many ways (IndexError, KeyError, ...)
+        raise DnahnetInputError(f"trainer state is truncated or corrupted ({first_line(exc)})", file=str(directory / TRAINER)) from None
+    if not isinstance(trainer_state, dict) or any(k not in trainer_state for k in TRAINER_KEYS):
+        raise DnahnetInputError(f"trainer state lacks one of {', '.join(TRAINER_KEYS)}", file=str(directory / TRAINER))
+    try:
+        train_info = json.loads((directory / TRAIN).read_text())
+        metrics_path = directory / METRICS
+        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
+        metrics = [json.loads(line) for line in lines if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DnahnetInputError(f"checkpoint JSON is corrupted ({exc})", file=str(directory)) from None
+    return TrainingCheckpoint(directory, config, model_state, trainer_state, train_info, metrics)
