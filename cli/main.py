@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "dnahnet_cli.score",
     "dnahnet_cli.boundaries",
     "dnahnet_cli.annotate",
+    "dnahnet_cli.compare",
     "dnahnet_cli.demo",
 ]
 

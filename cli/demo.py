@@ -1,0 +1,23 @@
+"""`dnahnet demo`: pretrain, export boundaries, annotate and score on the bundled genome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        out: Path = typer.Option(Path("runs/demo"), help="Output folder"),
+        bases: int = typer.Option(2_500_000, help="Training bases"),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """The whole workflow on the bundled hg19 chr22 slice (about 10 minutes on 2 CPU cores).
+
+        Example: dnahnet demo --out runs/demo
+        """
+        from pipelines.demo import run_demo
+
+        run_demo(out, bases, seed, log=typer.echo)
