@@ -18,6 +18,11 @@ def register(app: typer.Typer) -> None:
 
         Example: dnahnet demo --out runs/demo
         """
+        from dnahnet_cli.pretrain import ProgressReporter
         from pipelines.demo import run_demo
 
-        run_demo(out, bases, seed, log=typer.echo)
+        reporter = ProgressReporter()
+        try:
+            run_demo(out, bases, seed, log=typer.echo, on_step=reporter)
+        finally:
+            reporter.stop()

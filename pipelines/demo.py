@@ -24,8 +24,11 @@ from dnahnet.io.atomic import atomic_open, check_writable_dir
 DEMO_BASES = 2_500_000
 
 
-def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int = 0, log=print) -> dict:
-    """Run every step; write summary.json and summary.md into `out`; return the summary."""
+def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int = 0, log=print, on_step=None) -> dict:
+    """Run every step; write summary.json and summary.md into `out`; return the summary.
+
+    `on_step(trainer, metrics)` is called after every training step (progress display).
+    """
     from dnahnet.analysis.report import annotate, headline_table
     from dnahnet.data.baseline import markov_baseline
     from dnahnet.data.demo import demo_annotation_paths, demo_genome_path, demo_manifest
@@ -46,7 +49,8 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
 
     log(f"[1/5] pretraining cpu-small on {genome_path.name} for {bases:,} bases")
     model_cfg, train_cfg, data_cfg = run_configs("cpu-small", train={"bases": bases, "seed": seed}, data={"seed": seed})
-    trainer = pretrain(model_cfg, train_cfg, data_cfg, out / "train", overwrite=True)
+    trainer = pretrain(model_cfg, train_cfg, data_cfg, out / "train", overwrite=True, on_step=on_step)
+    getattr(on_step, "stop", lambda: None)()  # close a live progress display before the next steps print
     evals = [m for m in trainer.history if "eval_bits_per_base" in m]
     final = evals[-1]
     train_bases = trainer.step * train_cfg.tokens_per_step
