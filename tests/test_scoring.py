@@ -206,3 +206,24 @@ def test_records_stream_in_input_order_across_a_long_record(tiny):
     assert [b.index for b in blocks if b.last] == [0, 1, 2]
     assert sum(len(b.values) for b in blocks if b.index == 1) == len(seqs[1])
     assert InputRecord("x", None, 0, "x").note == "ok"
+
+
+def test_default_windows_follow_the_training_length(tmp_path):
+    import torch
+
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.infer.model import AUTO, DEFAULT_WINDOW, load
+    from dnahnet.nn.hnet import HNetLM
+    from dnahnet.train.checkpoint import save_model
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "ck", HNetLM(model_config_from_preset("tiny")), train_info={"data": {"seq_len": 96}})
+    model = load(tmp_path / "ck", device="cpu")
+    assert model.resolve_windows(AUTO, AUTO) == (96, 48)
+    assert model.resolve_windows(200, AUTO) == (200, 100)
+    seq = "ACGTTGCA" * 40  # 320 bases: longer than one training window
+    auto = model.score([seq])[0]
+    explicit = model.score([seq], window=96, context=48)[0]
+    assert np.array_equal(auto, explicit, equal_nan=True)
+    save_model(tmp_path / "bare", HNetLM(model_config_from_preset("tiny")))
+    assert load(tmp_path / "bare", device="cpu").resolve_windows(AUTO, AUTO)[0] == DEFAULT_WINDOW

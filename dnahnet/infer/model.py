@@ -32,8 +32,9 @@ from dnahnet.alphabet import N_BYTE, as_bytes_array, invalid_dna_positions, norm
 from dnahnet.errors import DnahnetInputError
 from dnahnet.nn.hnet import HNetLM, HNetOutput
 
-DEFAULT_WINDOW = 32768
+DEFAULT_WINDOW = 32768  # for models whose training length is unknown (no train.json)
 DEFAULT_CONTEXT = 4096
+AUTO = -1  # window/context: follow the model's training length (window = seq_len, context = seq_len // 2)
 MAX_BATCH_TOKENS = 1 << 17  # rows x length per forward pass: bounds logits memory (~128 MiB fp32)
 PENDING_BATCHES = 8  # short sequences gathered (in batches) before sorting them by length
 LN2 = math.log(2.0)
@@ -139,7 +140,18 @@ def load(checkpoint_dir: str | Path, device: str | torch.device | None = None, d
 
     dev = resolve_device(device)
     net = load_model(checkpoint_dir, device=dev, dtype=resolve_dtype(dtype, dev))
-    return DnaModel(net, name=str(checkpoint_dir))
+    return DnaModel(net, name=str(checkpoint_dir), train_seq_len=training_length(checkpoint_dir))
+
+
+def training_length(checkpoint_dir: str | Path) -> int | None:
+    """The window length the checkpoint was trained on (train.json), if recorded."""
+    import json
+
+    path = Path(checkpoint_dir) / "train.json"
+    try:
+        return int(json.loads(path.read_text())["data"]["seq_len"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _mean_of_strands(forward: np.ndarray, rc_mirrored: np.ndarray) -> np.ndarray:
@@ -151,9 +163,10 @@ def _mean_of_strands(forward: np.ndarray, rc_mirrored: np.ndarray) -> np.ndarray
 class DnaModel:
     """An `HNetLM` in eval mode with DNA-aware scoring, boundaries and generation."""
 
-    def __init__(self, net: HNetLM, name: str = "model") -> None:
+    def __init__(self, net: HNetLM, name: str = "model", train_seq_len: int | None = None) -> None:
         self.net = net.eval()
         self.name = name
+        self.train_seq_len = train_seq_len
         self.config = net.config
         param = next(net.parameters())
         self.device = param.device
@@ -239,14 +252,29 @@ class DnaModel:
             result.append(stages)
         return result
 
+    def resolve_windows(self, window: int | None, context: int) -> tuple[int | None, int]:
+        """Turn AUTO into concrete values: scoring windows as long as the training windows.
+
+        Positions then see between half a training window and a whole one of context,
+        the range the model was trained on (attention with rotary embeddings does not
+        extrapolate far beyond its training length). Unknown length: DEFAULT_WINDOW.
+        """
+        if window == AUTO:
+            window = self.train_seq_len or DEFAULT_WINDOW
+            if context == AUTO:
+                context = window // 2 if self.train_seq_len else DEFAULT_CONTEXT
+        if context == AUTO:
+            context = DEFAULT_CONTEXT if window is None else min(DEFAULT_CONTEXT, window // 2)
+        return window, context
+
     # ----- scoring ------------------------------------------------------------------
     def score(
         self,
         seqs: Iterable[str | bytes | np.ndarray],
         batch_size: int = 16,
         rc: bool = False,
-        window: int | None = DEFAULT_WINDOW,
-        context: int = DEFAULT_CONTEXT,
+        window: int | None = AUTO,
+        context: int = AUTO,
         dna: bool = True,
     ) -> list[np.ndarray]:
         """Per-position log2-probabilities (float32) of each sequence; NaN at position 0 and at N.
@@ -271,8 +299,8 @@ class DnaModel:
         seqs: Iterable[str | bytes | np.ndarray],
         batch_size: int = 16,
         rc: bool = False,
-        window: int | None = DEFAULT_WINDOW,
-        context: int = DEFAULT_CONTEXT,
+        window: int | None = AUTO,
+        context: int = AUTO,
         dna: bool = True,
     ) -> Iterator[ScoreBlock]:
         """Stream `ScoreBlock`s in input order, reading `seqs` lazily.
@@ -282,6 +310,7 @@ class DnaModel:
         group, so neither the input list nor a long sequence's activations are ever
         held at once.
         """
+        window, context = self.resolve_windows(window, context)
         if rc and not dna:
             raise DnahnetInputError("reverse-complement averaging applies to DNA only, not to text mode")
         if batch_size < 1:

@@ -21,7 +21,7 @@ import numpy as np
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.fasta_input import InputRecord
-from dnahnet.infer.model import DEFAULT_CONTEXT, DEFAULT_WINDOW, DnaModel
+from dnahnet.infer.model import AUTO, DnaModel
 from dnahnet.io.atomic import atomic_open
 
 REDUCTIONS = ("sum", "mean")
@@ -95,8 +95,8 @@ def score_to_tsv(
     per_base: str | os.PathLike | None = None,
     reduce: str = "sum",
     rc: bool = False,
-    window: int | None = DEFAULT_WINDOW,
-    context: int = DEFAULT_CONTEXT,
+    window: int | None = AUTO,
+    context: int = AUTO,
     batch_size: int = 16,
     dna: bool = True,
 ) -> ScoreSummary:
@@ -107,6 +107,7 @@ def score_to_tsv(
     """
     if reduce not in REDUCTIONS:
         raise DnahnetInputError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
+    window, context = model.resolve_windows(window, context)
     summary = ScoreSummary()
     with contextlib.ExitStack() as stack:
         table = stack.enter_context(atomic_open(out))
