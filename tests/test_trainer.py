@@ -18,7 +18,6 @@ from dnahnet.train.trainer import (
     Trainer,
     TrainingDiverged,
     accumulation_steps,
-    boundary_counts,
     build_data,
     pretrain,
     run_configs,
@@ -120,7 +119,7 @@ def test_encoder_only_boundary_counts_match_the_full_forward():
     model = HNetLM(ModelConfig.from_dict(load_preset("tiny-2stage")["model"]))
     ids = torch.tensor([list(b"ACGTTGCA" * 32), list(b"GATTACAC" * 32)])
     out = model(ids)
-    counts = boundary_counts(model, ids)
+    counts = model.boundary_counts(ids)
     assert len(counts) == 2
     for (b, n), r in zip(counts, out.routing):
         rb, _, rn = r.stats()

@@ -101,6 +101,21 @@ class HNet(nn.Module):
         h = self.decoder(h, None if cache is None else cache.decoder, mask)
         return h[..., :d_in], [routing, *deeper]
 
+    @torch.no_grad()
+    def boundary_counts(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(boundary count, valid count) per routed stage from the encoders and routers alone.
+
+        A cheap pass (no main network, no decoder) that gives the global F of the ratio
+        loss before any micro-batch's backward.
+        """
+        if self.is_innermost:
+            return []
+        h = self.encoder(self._pad(h), None, mask)
+        routing = self.routing_module(h, mask)
+        b, _, n = routing.stats()
+        chunks, next_mask = self.chunk_layer(h, routing.boundary_mask)
+        return [(b, n), *self.main_network.boundary_counts(chunks, next_mask)]
+
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype: torch.dtype | None = None) -> HNetCache:
         if self.is_innermost:
             return HNetCache(main=self.main_network.allocate_inference_cache(batch_size, max_seqlen, dtype))
@@ -206,6 +221,10 @@ class HNetLM(nn.Module):
             losses = [torch.zeros((), device=logits.device) for _ in routing]
         total = self.config.ratio_loss_weight * sum(losses) if losses else torch.zeros((), device=logits.device)
         return HNetOutput(logits, routing, losses, total)
+
+    def boundary_counts(self, input_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per routed stage (boundary count, valid count) without running main networks or decoders."""
+        return self.backbone.boundary_counts(self.embeddings(input_ids))
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype: torch.dtype | None = None) -> HNetCache:
         return self.backbone.allocate_inference_cache(batch_size, max_seqlen, dtype)

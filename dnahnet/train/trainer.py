@@ -15,7 +15,7 @@ averages gradients over ranks; the sum is then exactly the global gradient:
   contributes slope(F) * (its sum of p) / (global count). F must therefore be known
   before the first backward: with one micro-batch per rank it is all-reduced right
   after the forward pass; with gradient accumulation a no-grad pass through the
-  encoders and routers alone (`boundary_counts`) counts the boundaries first.
+  encoders and routers alone (`HNetLM.boundary_counts`) counts the boundaries first.
 
 Run with `pretrain(...)` (what `dnahnet pretrain` calls), or build a `Trainer`
 around any batch source with `batch(step, micro)`, e.g. `dnahnet.data.loader.WindowBatches`.
@@ -90,20 +90,6 @@ def ratio_loss_share(boundaries: torch.Tensor, prob_sum: torch.Tensor, count: to
     """
     frac = boundaries / count
     return ratio_loss(frac, prob_sum / count, target) - ratio_loss(frac, torch.zeros_like(prob_sum), target)
-
-
-@torch.no_grad()
-def boundary_counts(model: HNetLM, input_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(boundary count, valid count) per routed stage from the encoders and routers alone (no main network)."""
-    h, mask, stage, counts = model.embeddings(input_ids), None, model.backbone, []
-    while not stage.is_innermost:
-        h = stage.encoder(stage._pad(h), None, mask)
-        routing = stage.routing_module(h, mask)
-        b, _, n = routing.stats()
-        counts.append((b, n))
-        h, mask = stage.chunk_layer(h, routing.boundary_mask)
-        stage = stage.main_network
-    return counts
 
 
 def accumulation_steps(tokens_per_step: int, seq_len: int, micro_batch_size: int, world_size: int) -> int:
@@ -218,7 +204,7 @@ class Trainer:
                     with torch.no_grad():  # FSDP shards the parameters the encoder-only pass would touch
                         stats = [(b, n) for b, _, n in (r.stats() for r in self.model(batch["input_ids"]).routing)]
                 else:
-                    stats = boundary_counts(self.raw_model, batch["input_ids"])
+                    stats = self.raw_model.boundary_counts(batch["input_ids"])
             for s, (b, n) in enumerate(stats):
                 counts[s, 0] += b
                 counts[s, 1] += n
