@@ -133,7 +133,8 @@ class Mamba2(nn.Module):
         compute = torch.float64 if u.dtype == torch.float64 else torch.float32
         A = -torch.exp(self.A_log.to(compute))
 
-        if self.use_kernels and USE_KERNELS and _kernel_scan is not None and u.is_cuda:
+        # The fused kernel applies softplus to dt itself, so a ragged prefill (mask) takes the pure path.
+        if self.use_kernels and USE_KERNELS and _kernel_scan is not None and u.is_cuda and mask is None:
             y, final = _kernel_scan(
                 x, dt, A, B, C, chunk_size=self.chunk_size, D=self.D, z=None,
                 dt_bias=self.dt_bias, dt_softplus=True, return_final_states=True,
