@@ -62,6 +62,20 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{'training':12s} {report.per_base(training=True):16,.0f}  (3 x forward)")
 
     @app.command()
+    def convert(
+        config: Path = typer.Option(..., help="Official H-Net config JSON (e.g. configs/hnet_1stage_L.json)"),
+        weights: Path = typer.Option(..., help="Its state dict (.pt or .safetensors)"),
+        out: Path = typer.Option(..., help="Checkpoint folder to write"),
+    ) -> None:
+        """Import an official H-Net checkpoint (same parameter names) as a dnahnet checkpoint folder.
+
+        Example: dnahnet convert --config hnet_1stage_L.json --weights hnet_1stage_L.pt --out ckpt/hnet_1stage_L
+        """
+        from dnahnet.train.checkpoint import import_official
+
+        typer.echo(f"checkpoint: {import_official(config, weights, out)}")
+
+    @app.command()
     def info(checkpoint: Path = typer.Argument(..., help="Checkpoint folder")) -> None:
         """Describe a checkpoint: architecture, parameters, training progress.
 

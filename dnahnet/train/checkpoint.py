@@ -107,6 +107,21 @@ def read_weights(directory: str | Path, config: ModelConfig) -> dict[str, torch.
     return state
 
 
+def load_state_strict(model: HNetLM, state: dict[str, torch.Tensor], *, file: str, against: str) -> None:
+    """load_state_dict(strict=True), with a mismatch (names or shapes) as a one-line input error."""
+    missing, unexpected = [], []
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # size mismatches raise even when strict=False
+        shapes = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise DnahnetInputError(f"weights do not match {against}: {shapes[0] if shapes else first_line(exc)}", file=file) from None
+    if missing or unexpected:
+        raise DnahnetInputError(
+            f"weights do not match {against} (missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})",
+            file=file,
+        )
+
+
 def load_model(
     directory: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> HNetLM:
@@ -115,12 +130,7 @@ def load_model(
     config = read_config(directory)
     state = read_weights(directory, config)
     model = HNetLM(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise DnahnetInputError(
-            f"weights do not match config.json (missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})",
-            file=str(directory / WEIGHTS),
-        )
+    load_state_strict(model, state, file=str(directory / WEIGHTS), against="config.json")
     model.to(device=device)
     if dtype is not None:
         model.to(dtype=dtype)
@@ -205,3 +215,27 @@ def read_checkpoint(directory: str | Path) -> TrainingCheckpoint:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DnahnetInputError(f"checkpoint JSON is corrupted ({exc})", file=str(directory)) from None
     return TrainingCheckpoint(directory, config, model_state, trainer_state, train_info, metrics)
+
+
+def import_official(config_json: str | Path, weights: str | Path, out_dir: str | Path) -> Path:
+    """Turn an official H-Net release (config JSON + torch state dict, .pt or .safetensors) into a checkpoint folder.
+
+    The state dict must load with strict=True: same names and shapes as the
+    official implementation, which is what dnahnet builds from the same config.
+    """
+    config = ModelConfig.from_json(config_json)
+    weights = Path(weights)
+    if not weights.exists():
+        raise DnahnetInputError("weights file not found", file=str(weights))
+    try:
+        if weights.suffix == ".safetensors":
+            state = load_file(str(weights))
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
+        raise DnahnetInputError(f"cannot read weights ({first_line(exc)})", file=str(weights)) from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    model = HNetLM(config)
+    load_state_strict(model, state, file=str(weights), against="the config")
+    return save_model(out_dir, model, train_info={"imported_from": {"config": str(config_json), "weights": str(weights)}})
