@@ -32,6 +32,8 @@ COMMAND_MODULES = [
     "dnahnet_cli.annotate",
     "dnahnet_cli.compare",
     "dnahnet_cli.demo",
+    "dnahnet_cli.bench",
+    "dnahnet_cli.zeroshot",
 ]
 
 for _name in COMMAND_MODULES:

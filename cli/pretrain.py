@@ -79,7 +79,7 @@ class ProgressReporter:
 def register(app: typer.Typer) -> None:
     @app.command()
     def pretrain(
-        genome: Annotated[Optional[list[Path]], typer.Option("--genome", help="Genome FASTA (plain or bgzip). Default: the bundled demo genome.")] = None,
+        genome: Annotated[Optional[list[Path]], typer.Option("--genome", help="Genome FASTA (plain or bgzip) or GenBank; repeat it, or give a folder or a TSV manifest (path, name, weight), for a multi-genome corpus. Default: the bundled demo genome.")] = None,
         text: Annotated[Optional[list[Path]], typer.Option("--text", help="Text mode: a file or folder of files read as raw bytes.")] = None,
         config: Annotated[Optional[str], typer.Option("--config", help="Preset name (see `dnahnet presets`) or a JSON/YAML file. Default: cpu-small.")] = None,
         out: Annotated[Path, typer.Option("--out", help="Run folder: latest/ and best/ checkpoints, metrics.jsonl.")] = Path("runs/pretrain"),

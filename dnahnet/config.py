@@ -247,7 +247,7 @@ class DataConfig:
     genome: list[str] = field(default_factory=list)  # FASTA/GenBank paths, folders or a TSV manifest
     text: list[str] = field(default_factory=list)  # text mode: files or folders of raw bytes
     seq_len: int = 1024
-    split_by: str = "fraction"  # "chromosomes", "bed" or "fraction"
+    split_by: str = "fraction"  # "chromosomes", "bed", "fraction" or "genome" (whole genomes of a corpus)
     train_chroms: list[str] = field(default_factory=list)
     valid_chroms: list[str] = field(default_factory=list)
     test_chroms: list[str] = field(default_factory=list)
@@ -259,6 +259,9 @@ class DataConfig:
     max_n_fraction: float = 0.1
     rc_prob: float = 0.5
     softmask_weight: float = 1.0  # loss weight of lower-case (repeat) bases
+    genome_weighting: str = "length"  # corpus sampling: "length" (per base) or "uniform" (per genome)
+    valid_genomes: list[str] = field(default_factory=list)  # split_by "genome": named held-out genomes
+    test_genomes: list[str] = field(default_factory=list)  # (else whole genomes by valid/test_fraction)
     eval_windows: int = 64
     seed: int = 0
 

@@ -66,7 +66,7 @@ def _plain_gzip(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--genome", "{tmp}/missing.fa"], "FASTA file not found"),
+        (["--genome", "{tmp}/missing.fa"], "genome file, folder or manifest not found"),
         (["--genome", "{plain_gz}"], "bgzip"),
         (["--out", "{tmp}/a_file"], "cannot create output folder"),
         (["--seq-len", "10000000", "--batch-size", "1", "--tokens-per-step", "10M"], "longer than every"),

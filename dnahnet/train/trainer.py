@@ -420,10 +420,36 @@ class Trainer:
 
 
 # ----- a whole run from configs -------------------------------------------------------------------------
+def genome_source_and_splits(cfg: DataConfig):
+    """(source, splits) in DNA mode: one FASTA as a `Genome`; several files, a folder, a TSV manifest,
+    GenBank or `split_by: genome` as a `GenomeCorpus` (sequence names `genome/contig`)."""
+    from dnahnet.data.corpus import GenomeCorpus, genome_format, genome_splits
+    from dnahnet.data.genome import Genome
+    from dnahnet.data.intervals import build_splits
+
+    if not cfg.genome:
+        raise DnahnetInputError("no genome given (a FASTA/GenBank file, several, a folder or a TSV manifest)")
+    single = Path(cfg.genome[0])
+    if len(cfg.genome) == 1 and cfg.split_by != "genome" and single.is_file() and genome_format(single) != "genbank" \
+            and single.suffix.lower() not in (".tsv", ".txt", ".manifest"):
+        source = Genome(single)
+        return source, build_splits(source, cfg)
+    corpus = GenomeCorpus(cfg.genome)
+    if cfg.split_by == "genome" and len(corpus.genomes) == 1:
+        # one genome cannot be split by genome: hold out the ends of its contigs (split_by "fraction")
+        return corpus, build_splits(corpus, dataclasses.replace(cfg, split_by="fraction"))
+    if cfg.split_by == "genome":
+        splits = genome_splits(corpus, cfg.valid_genomes, cfg.test_genomes, cfg.valid_fraction, cfg.test_fraction, seed=cfg.seed)
+        if not splits["train"].intervals:
+            raise DnahnetInputError("split_by 'genome' left no genome for training", file=str(corpus.path))
+        return corpus, splits
+    return corpus, build_splits(corpus, cfg)
+
+
 def build_data(
     data_config: DataConfig, train_config: TrainConfig, env: DistEnv | None = None
 ) -> tuple["WindowBatches", list[dict[str, torch.Tensor]]]:
-    """(this rank's WindowBatches, fixed held-out batches) for a DataConfig: one FASTA, or text files."""
+    """(this rank's WindowBatches, fixed held-out batches) for a DataConfig: a genome or corpus, or text files."""
     from dnahnet.data.intervals import build_splits
     from dnahnet.data.loader import WindowBatches, make_eval_batches
 
@@ -435,16 +461,18 @@ def build_data(
         source = ByteCorpus(cfg.text)
         splits = text_splits(source, cfg.valid_fraction, cfg.test_fraction)
     elif cfg.mode == "dna":
-        from dnahnet.data.genome import Genome
-
-        if len(cfg.genome) != 1:
-            raise DnahnetInputError(f"expected exactly one genome FASTA, got {len(cfg.genome)}: {', '.join(cfg.genome) or 'none'}")
-        source = Genome(cfg.genome[0])
-        splits = build_splits(source, cfg)
+        source, splits = genome_source_and_splits(cfg)
     else:
         raise DnahnetInputError(f"data mode: must be 'dna' or 'text', got {cfg.mode!r}")
     accumulation_steps(train_config.tokens_per_step, cfg.seq_len, train_config.micro_batch_size, env.world_size)
-    sampler = splits["train"].sampler(cfg.seq_len, max_n_fraction=cfg.max_n_fraction, seed=cfg.seed)
+    if cfg.mode == "dna" and hasattr(source, "genome_of"):  # a GenomeCorpus: per-genome sampling weights
+        from dnahnet.data.corpus import CorpusSampler
+
+        sampler = CorpusSampler(
+            splits["train"], cfg.seq_len, weighting=cfg.genome_weighting, max_n_fraction=cfg.max_n_fraction, seed=cfg.seed
+        )
+    else:
+        sampler = splits["train"].sampler(cfg.seq_len, max_n_fraction=cfg.max_n_fraction, seed=cfg.seed)
     batches = WindowBatches(
         sampler, train_config.tokens_per_step // cfg.seq_len, micro_batch_size=train_config.micro_batch_size,
         rank=env.rank, world_size=env.world_size, rc_prob=cfg.rc_prob, softmask_weight=cfg.softmask_weight,

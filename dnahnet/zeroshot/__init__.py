@@ -1,0 +1,1 @@
+"""Zero-shot evaluations: gene essentiality by knockout cassette, variant fitness from HGVS edits."""
