@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from bench.common import best_time, machine, matmul_peak_flops
+from dnahnet.perf.measure import best_time, machine, matmul_peak_flops
 from dnahnet.config import ModelConfig
 from dnahnet.nn import mamba2 as mamba2_module
 from dnahnet.nn.flops import mamba2_flops

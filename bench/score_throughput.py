@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import machine, matmul_peak_flops
+from dnahnet.perf.measure import machine, matmul_peak_flops
 from dnahnet.data.genome import Genome
 from dnahnet.infer.fasta_input import InputRecord, parse_region
 from dnahnet.infer.model import AUTO, load, plan_windows

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from dnahnet.config import ModelConfig
 from dnahnet.nn.chunking import (
@@ -85,20 +86,28 @@ class HNet(nn.Module):
     ) -> tuple[torch.Tensor, list[RoutingOutput]]:
         """h (B, L, D_prev) -> (B, L, D_prev) and the routing outputs of this stage and below."""
         d_in = h.shape[-1]
+        s = self.stage
         h = self._pad(h)
         if self.is_innermost:
-            out = self.main_network(h, None if cache is None else cache.main, mask)
+            with record_function(f"stage{s}.main"):
+                out = self.main_network(h, None if cache is None else cache.main, mask)
             return out[..., :d_in], []
-        h = self.encoder(h, None if cache is None else cache.encoder, mask)
-        residual = self._residual(h)
-        routing = self.routing_module(h, mask, None if cache is None else cache.routing)
-        chunks, next_mask = self.chunk_layer(h, routing.boundary_mask)
-        inner, deeper = self.main_network(chunks, next_mask, None if cache is None else cache.main)
-        z = self.dechunk_layer(
-            inner, routing.boundary_mask, routing.boundary_prob, mask, None if cache is None else cache.dechunk
-        )
-        h = (z.to(residual.dtype) * ste(routing.selected_probs)[..., None] + residual).to(h.dtype)
-        h = self.decoder(h, None if cache is None else cache.decoder, mask)
+        with record_function(f"stage{s}.encoder"):
+            h = self.encoder(h, None if cache is None else cache.encoder, mask)
+        with record_function(f"stage{s}.routing"):
+            residual = self._residual(h)
+            routing = self.routing_module(h, mask, None if cache is None else cache.routing)
+        with record_function(f"stage{s}.chunk"):
+            chunks, next_mask = self.chunk_layer(h, routing.boundary_mask)
+        with record_function(f"stage{s}.main"):  # includes the inner stage's own labels
+            inner, deeper = self.main_network(chunks, next_mask, None if cache is None else cache.main)
+        with record_function(f"stage{s}.dechunk"):
+            z = self.dechunk_layer(
+                inner, routing.boundary_mask, routing.boundary_prob, mask, None if cache is None else cache.dechunk
+            )
+            h = (z.to(residual.dtype) * ste(routing.selected_probs)[..., None] + residual).to(h.dtype)
+        with record_function(f"stage{s}.decoder"):
+            h = self.decoder(h, None if cache is None else cache.decoder, mask)
         return h[..., :d_in], [routing, *deeper]
 
     @torch.no_grad()
@@ -212,14 +221,17 @@ class HNetLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None, cache: HNetCache | None = None) -> HNetOutput:
         """input_ids (B, L). `mask` (B, L) marks valid (left-aligned) positions; a fresh
         `cache` from `allocate_inference_cache` is filled for later `step()` calls (prefill)."""
-        h = self.embeddings(input_ids)
+        with record_function("embedding"):
+            h = self.embeddings(input_ids)
         h, routing = self.backbone(h, mask, cache)
-        logits = self.lm_head(h.to(self.lm_head.weight.dtype) if h.dtype != torch.float64 else h)
-        if self.config.chunking == "dynamic":
-            losses = self.ratio_losses(routing)
-        else:
-            losses = [torch.zeros((), device=logits.device) for _ in routing]
-        total = self.config.ratio_loss_weight * sum(losses) if losses else torch.zeros((), device=logits.device)
+        with record_function("lm_head"):
+            logits = self.lm_head(h.to(self.lm_head.weight.dtype) if h.dtype != torch.float64 else h)
+        with record_function("ratio_loss"):
+            if self.config.chunking == "dynamic":
+                losses = self.ratio_losses(routing)
+            else:
+                losses = [torch.zeros((), device=logits.device) for _ in routing]
+            total = self.config.ratio_loss_weight * sum(losses) if losses else torch.zeros((), device=logits.device)
         return HNetOutput(logits, routing, losses, total)
 
     def boundary_counts(self, input_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

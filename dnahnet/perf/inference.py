@@ -1,0 +1,319 @@
+"""Inference benchmark: batch-1 forward passes and windowed scoring at increasing lengths.
+
+For each (config, length, mode) one measurement: wall-clock latency (best of a few
+runs after a warm-up), throughput in bases/s, peak memory (CPU: the peak RSS of a
+fresh child process capped at `memory_limit_gb`; CUDA: `max_memory_allocated`),
+and analytic forward FLOPs per base at the compression the model realised. Modes:
+
+- `forward`: one forward pass over the whole sequence (what prefill costs);
+- `score`: `DnaModel.score` of one sequence through overlapping windows of
+  `window` bases (context `window // 2`), memory bounded by the window.
+
+fp32 on CPU, bf16 on CUDA. A length that does not fit (MemoryError, allocator
+error, a killed child, CUDA OOM) is reported as "did not fit", never crashed on.
+
+    dnahnet bench inference --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
+        --lengths 1024,4096,16384,65536,131072 --out runs/bench-inference
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dnahnet.config import ModelConfig, model_config_from_preset
+from dnahnet.errors import DnahnetInputError
+from dnahnet.io.atomic import atomic_open, atomic_path, check_writable_dir
+from dnahnet.nn.flops import count_flops
+from dnahnet.perf.measure import (
+    FAILED_TO_FIT,
+    best_time,
+    machine,
+    peak_rss_bytes,
+    resolve_device,
+    run_isolated,
+    synchronize,
+    total_memory_bytes,
+)
+
+MODES = ("forward", "score")
+DEFAULT_CONFIGS = ["bench-transformer", "bench-mamba2", "bench-hnet-1stage", "bench-hnet-2stage"]
+DEFAULT_LENGTHS = [1024, 4096, 16384, 65536, 131072]
+MILLION = 1_000_000
+
+
+def min_length(config: ModelConfig) -> int:
+    """Shortest length a benchmark accepts: one SSD chunk, and at least one position per innermost chunk."""
+    product = math.prod(config.stage_target_ratios()) if config.n_routed else 1.0
+    if config.chunking == "every_k":
+        product = float(config.k) ** config.n_routed
+    return max(config.ssm().chunk_size, math.ceil(product))
+
+
+def parse_configs(text: str | list[str]) -> dict[str, ModelConfig]:
+    names = [c.strip() for c in text.split(",") if c.strip()] if isinstance(text, str) else list(text)
+    if not names:
+        raise DnahnetInputError("--configs: no config names given")
+    return {name: model_config_from_preset(name) for name in names}  # unknown names raise with the list
+
+
+def parse_lengths(text: str | list[int]) -> list[int]:
+    if isinstance(text, str):
+        try:
+            lengths = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise DnahnetInputError(f"--lengths: expected integers separated by commas, got {text!r}") from None
+    else:
+        lengths = [int(x) for x in text]
+    if not lengths:
+        raise DnahnetInputError("--lengths: no lengths given")
+    return sorted(set(lengths))
+
+
+def check_lengths(configs: dict[str, ModelConfig], lengths: list[int]) -> None:
+    for name, cfg in configs.items():
+        need = min_length(cfg)
+        short = [n for n in lengths if n < need]
+        if short:
+            raise DnahnetInputError(
+                f"--lengths: {short[0]} is shorter than the smallest chunk {name} works with ({need} bases: "
+                "one SSD chunk and one position per innermost chunk)"
+            )
+
+
+def random_dna(length: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, size=length)]
+
+
+def measure_one(config: str, length: int, mode: str = "forward", window: int = 4096, device: str = "cpu",
+                repeats: int = 3, budget_s: float = 30.0, seed: int = 0) -> dict:
+    """One measurement in this process (the child on CPU). Returns timings, memory and FLOPs."""
+    from dnahnet.infer.model import DnaModel
+    from dnahnet.infer.model import plan_windows
+    from dnahnet.nn.hnet import HNetLM
+
+    dev = torch.device(device)
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    cfg = model_config_from_preset(config)
+    torch.manual_seed(seed)
+    net = HNetLM(cfg).to(device=dev, dtype=dtype).eval()
+    seq = random_dna(length, seed)
+    ratios: list[float] = []
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+    rss_before = peak_rss_bytes()
+    base_alloc = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
+
+    if mode == "forward":
+        ids = torch.as_tensor(seq, device=dev).long()[None]
+
+        def run() -> None:
+            with torch.inference_mode():
+                out = net(ids)
+            ratios[:] = _ratios(out.routing, length)
+    elif mode == "score":
+        model = DnaModel(net, name=config)
+
+        def run() -> None:
+            model.score([seq], batch_size=1, window=window, context=window // 2)
+    else:
+        raise DnahnetInputError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+
+    seconds = best_time(run, repeats=repeats, warmup=1, device=dev, budget_s=budget_s)
+    synchronize(dev)
+    if mode == "forward":
+        flops = count_flops(cfg, length, ratios or None).forward
+    else:  # every window is one forward pass at its own length (target compression)
+        flops = sum(count_flops(cfg, w.end - w.start).forward for w in plan_windows(length, window, window // 2))
+    result = {"config": config, "length": length, "mode": mode, "device": str(dev), "dtype": str(dtype).replace("torch.", ""),
+              "latency_s": seconds, "bases_per_s": length / seconds, "flops_per_base": flops / length,
+              "compression": ratios, "params": sum(p.numel() for p in net.parameters()),
+              "rss_before_bytes": rss_before}
+    if dev.type == "cuda":
+        result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(dev)
+        result["peak_memory_over_model_bytes"] = result["peak_memory_bytes"] - base_alloc
+    return result
+
+
+def _ratios(routing, length: int) -> list[float]:
+    ratios, current = [], float(length)
+    for r in routing:
+        m = float(r.boundary_mask.sum())
+        ratios.append(current / max(m, 1.0))
+        current = m
+    return ratios
+
+
+@dataclass
+class InferenceBench:
+    """Options of one inference benchmark run."""
+
+    configs: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))
+    lengths: list[int] = field(default_factory=lambda: list(DEFAULT_LENGTHS))
+    out: str = "runs/bench-inference"
+    device: str = "auto"
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    window: int = 4096
+    repeats: int = 3
+    memory_limit_gb: float | None = None  # CPU child cap; default half of physical memory
+    timeout_s: float = 900.0
+    threads: int | None = None
+    seed: int = 0
+
+
+def bench_inference(opts: InferenceBench, command: str | None = None, log=print) -> dict:
+    """Measure every (config, length, mode); write results.json, results.tsv, report.md and throughput.png."""
+    configs = parse_configs(opts.configs)
+    lengths = parse_lengths(opts.lengths)
+    check_lengths(configs, lengths)
+    bad = [m for m in opts.modes if m not in MODES]
+    if bad or not opts.modes:
+        raise DnahnetInputError(f"--modes: expected some of {', '.join(MODES)}, got {','.join(opts.modes)!r}")
+    if opts.window < 2:
+        raise DnahnetInputError(f"--window: must be at least 2, got {opts.window}")
+    out = check_writable_dir(opts.out)
+    dev = resolve_device(opts.device)
+    limit = int((opts.memory_limit_gb or total_memory_bytes() / 2**30 / 2) * 2**30)
+    rows: list[dict] = []
+    for name in configs:
+        for mode in opts.modes:
+            too_big = False
+            for length in lengths:
+                row = {"config": name, "length": length, "mode": mode, "device": str(dev)}
+                if too_big:  # a longer length than one that did not fit cannot fit either
+                    row.update(status=FAILED_TO_FIT, error="a shorter length did not fit")
+                else:
+                    row.update(_measure(name, length, mode, dev, opts, limit))
+                    too_big = row["status"] == FAILED_TO_FIT
+                rows.append(row)
+                log(_row_line(row))
+    analytic = {name: million_base_flops(cfg) for name, cfg in configs.items()}
+    results = {"command": command, "machine": machine(dev), "device": str(dev),
+               "dtype": "bfloat16" if dev.type == "cuda" else "float32", "memory_limit_bytes": limit if dev.type == "cpu" else None,
+               "window": opts.window, "date": time.strftime("%Y-%m-%d"), "rows": rows, "flops_at_1M": analytic,
+               "params": {r["config"]: r["params"] for r in rows if r.get("params")}}
+    write_outputs(out, results)
+    return results
+
+
+def _measure(name: str, length: int, mode: str, dev: torch.device, opts: InferenceBench, limit: int) -> dict:
+    kwargs = dict(config=name, length=length, mode=mode, window=opts.window, device=str(dev), repeats=opts.repeats,
+                  seed=opts.seed)
+    if dev.type == "cuda":
+        try:
+            res = measure_one(**kwargs)
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            return {"status": FAILED_TO_FIT, "error": f"{FAILED_TO_FIT}: CUDA out of memory ({str(exc).splitlines()[0][:120]})"}
+        return {"status": "ok", **res}
+    iso = run_isolated("dnahnet.perf.inference:measure_one", kwargs, limit, opts.timeout_s, opts.threads)
+    if not iso.ok:
+        status = "timeout" if iso.error and iso.error.startswith("timed out") else FAILED_TO_FIT
+        return {"status": status, "error": iso.error}
+    res = dict(iso.result)
+    res["peak_memory_bytes"] = iso.peak_rss_bytes
+    res["peak_memory_over_model_bytes"] = max(iso.peak_rss_bytes - res.pop("rss_before_bytes"), 0)
+    return {"status": "ok", **res}
+
+
+def million_base_flops(config: ModelConfig) -> dict:
+    """Analytic forward FLOPs of one 1,000,000-base sequence (target compression), by part."""
+    report = count_flops(config, MILLION)
+    return {"forward_flops": report.forward, "per_base": report.per_base(training=False), "parts": report.parts}
+
+
+def _row_line(row: dict) -> str:
+    head = f"{row['config']:20s} {row['mode']:7s} L={row['length']:>8,d}"
+    if row["status"] != "ok":
+        return f"{head}  {row['status']}: {row.get('error', '')}"
+    return (f"{head}  {row['bases_per_s']:>12,.0f} bases/s  latency {row['latency_s']:.3g} s  "
+            f"peak {row['peak_memory_bytes'] / 2**20:,.0f} MiB  {row['flops_per_base'] / 1e6:.2f} MFLOP/base")
+
+
+COLUMNS = ["config", "mode", "length", "status", "bases_per_s", "latency_s", "peak_memory_mib", "peak_over_model_mib",
+           "mflop_per_base", "compression", "device", "error"]
+
+
+def _cells(row: dict) -> list[str]:
+    ok = row["status"] == "ok"
+    f = (lambda key, scale=1.0, fmt="{:.4g}": fmt.format(row[key] / scale) if ok and row.get(key) is not None else "-")
+    return [row["config"], row["mode"], str(row["length"]), row["status"], f("bases_per_s", fmt="{:.0f}"), f("latency_s"),
+            f("peak_memory_bytes", 2**20, "{:.1f}"), f("peak_memory_over_model_bytes", 2**20, "{:.1f}"),
+            f("flops_per_base", 1e6, "{:.3f}"), ",".join(f"{c:.2f}" for c in row.get("compression") or []) or "-",
+            row["device"], row.get("error") or "-"]
+
+
+def write_outputs(out: Path, results: dict) -> None:
+    with atomic_open(out / "results.json") as fh:
+        json.dump(results, fh, indent=2)
+    with atomic_open(out / "results.tsv") as fh:
+        fh.write("\t".join(COLUMNS) + "\n")
+        for row in results["rows"]:
+            fh.write("\t".join(_cells(row)) + "\n")
+    plot(out / "throughput.png", results)
+    with atomic_open(out / "report.md") as fh:
+        fh.write(report_markdown(results))
+
+
+def plot(path: Path, results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    series: dict[tuple[str, str], list[dict]] = {}
+    for row in results["rows"]:
+        if row["status"] == "ok":
+            series.setdefault((row["config"], row["mode"]), []).append(row)
+    for (name, mode), rows in series.items():
+        ls = "-" if mode == "forward" else "--"
+        x = [r["length"] for r in rows]
+        axes[0].plot(x, [r["bases_per_s"] for r in rows], ls, marker="o", ms=3, label=f"{name} ({mode})")
+        axes[1].plot(x, [max(r["peak_memory_bytes"], 1) / 2**20 for r in rows], ls, marker="o", ms=3, label=f"{name} ({mode})")
+    for ax, ylabel in zip(axes, ["throughput (bases/s)", "peak memory (MiB)"]):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length (bases)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Batch-1 inference, {results['device']} {results['dtype']}", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def report_markdown(results: dict) -> str:
+    lines = ["# Inference benchmark", ""]
+    if results.get("command"):
+        lines += ["Command:", "", f"    {results['command']}", ""]
+    if results["device"] == "cpu":
+        memory = "peak RSS of a fresh child process per measurement"
+        if results.get("memory_limit_bytes"):
+            memory += f" (address space capped at {results['memory_limit_bytes'] / 2**30:.1f} GiB)"
+    else:
+        memory = "CUDA max_memory_allocated"
+    lines += [f"Machine: {results['machine']}. Device {results['device']}, {results['dtype']}, batch 1. "
+              f"Peak memory: {memory}; `score` = windows of {results['window']} bases with "
+              f"{results['window'] // 2} of context.", ""]
+    lines += ["| " + " | ".join(COLUMNS[:-2]) + " |", "|" + "---|" * (len(COLUMNS) - 2)]
+    for row in results["rows"]:
+        lines.append("| " + " | ".join(_cells(row)[:-2]) + " |")
+    lines += ["", "Analytic forward FLOPs of one 1,000,000-base sequence (target compression; full attention is quadratic):", "",
+              "| config | params | GFLOP per sequence | MFLOP per base |", "|---|---|---|---|"]
+    for name, a in results["flops_at_1M"].items():
+        params = results["params"].get(name)
+        lines.append(f"| {name} | {params / 1e6:.2f}M | {a['forward_flops'] / 1e9:,.1f} | {a['per_base'] / 1e6:.3f} |"
+                     if params else f"| {name} | - | {a['forward_flops'] / 1e9:,.1f} | {a['per_base'] / 1e6:.3f} |")
+    lines += ["", "![throughput and memory](throughput.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,186 @@
+"""Shared measurement helpers: isolated runs with a memory cap, peak memory, matmul peak, timing.
+
+CPU peak memory is the high-water resident set (`ru_maxrss`) of a fresh child
+process that runs one measurement, so one measurement never inherits another's
+peak; the child's address space is capped (`RLIMIT_AS`) so a length that does
+not fit fails there, cleanly, instead of taking the machine down.
+
+    python -m dnahnet.perf.measure '{"target": "dnahnet.perf.measure:allocate", "kwargs": {"nbytes": 100000000}}'
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+RESULT_PREFIX = "DNAHNET_PERF_RESULT "
+FAILED_TO_FIT = "did not fit"
+
+
+def total_memory_bytes() -> int:
+    """Physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def peak_rss_bytes() -> int:
+    """High-water resident set of this process so far (Linux reports kB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def current_vm_bytes() -> int:
+    """Current virtual address-space size of this process (0 where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def cap_address_space(extra_bytes: int) -> None:
+    """Allow this process `extra_bytes` of address space beyond what it has mapped now."""
+    limit = current_vm_bytes() + int(extra_bytes)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def allocate(nbytes: int) -> dict:
+    """Touch `nbytes` of fresh memory (the deliberate allocation the memory tests look for)."""
+    before = peak_rss_bytes()
+    block = torch.ones(int(nbytes) // 4, dtype=torch.float32)
+    total = float(block.sum())
+    del block
+    return {"allocated_bytes": int(nbytes), "checksum": total, "peak_before_bytes": before}
+
+
+@dataclass
+class IsolatedResult:
+    """What a child measurement returned, or why it did not."""
+
+    ok: bool
+    result: dict
+    peak_rss_bytes: int | None
+    error: str | None = None
+
+
+def run_isolated(target: str, kwargs: dict, memory_limit_bytes: int | None, timeout_s: float | None = None,
+                 threads: int | None = None) -> IsolatedResult:
+    """Run `module:function(**kwargs)` in a fresh Python with a capped address space.
+
+    Returns its JSON-able dict and the child's peak RSS; a MemoryError, an allocator
+    RuntimeError, a crash or a kill under the cap becomes `ok=False` with the reason.
+    """
+    spec = {"target": target, "kwargs": kwargs, "memory_limit_bytes": memory_limit_bytes, "threads": threads}
+    env = dict(os.environ)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dnahnet.perf.measure", json.dumps(spec)], capture_output=True,
+                              text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return IsolatedResult(False, {}, None, f"timed out after {timeout_s:.0f} s")
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            payload = json.loads(line[len(RESULT_PREFIX):])
+            return IsolatedResult(payload["ok"], payload.get("result", {}), payload.get("peak_rss_bytes"),
+                                  payload.get("error"))
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return IsolatedResult(False, {}, None, f"{FAILED_TO_FIT}: child exited with code {proc.returncode} ({tail[:200]})")
+
+
+def _child(spec: dict) -> dict:
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    module, func = spec["target"].split(":")
+    fn = getattr(importlib.import_module(module), func)
+    if spec.get("memory_limit_bytes"):
+        cap_address_space(spec["memory_limit_bytes"])
+    try:
+        result = fn(**spec["kwargs"])
+    except MemoryError as exc:
+        return {"ok": False, "error": f"{FAILED_TO_FIT}: MemoryError {exc}".strip(), "peak_rss_bytes": peak_rss_bytes()}
+    except RuntimeError as exc:  # torch's allocator reports failures as RuntimeError
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if "alloc" in msg.lower() or "memory" in msg.lower():
+            return {"ok": False, "error": f"{FAILED_TO_FIT}: {msg}", "peak_rss_bytes": peak_rss_bytes()}
+        raise
+    return {"ok": True, "result": result, "peak_rss_bytes": peak_rss_bytes()}
+
+
+def matmul_peak_flops(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
+                      repeats: int = 10) -> float:
+    """Best-of FLOP/s of an n x n matmul on this device and dtype, now (the denominator of MFU)."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    inner = 10 if device.type == "cuda" else 1
+    best = float("inf")
+    for i in range(repeats + 1):
+        synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            a @ b
+        synchronize(device)
+        if i:  # the first round warms up
+            best = min(best, (time.perf_counter() - t0) / inner)
+    return 2 * n**3 / best
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn, repeats: int = 3, warmup: int = 1, device: torch.device | None = None,
+              budget_s: float | None = None) -> float:
+    """Best wall time of `fn()` over `repeats` runs after `warmup`; stops early once `budget_s` is spent."""
+    device = device or torch.device("cpu")
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times, start = [], time.perf_counter()
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            break
+    return min(times)
+
+
+def machine(device: str | torch.device = "cpu") -> str:
+    """One line naming the machine (and GPU), torch version, threads and date."""
+    device = torch.device(device)
+    cpu = platform.processor() or platform.machine()
+    what = f"{platform.node()} {cpu}, {os.cpu_count()} cores visible"
+    if device.type == "cuda":
+        what += f", GPU {torch.cuda.get_device_name(device)}"
+    return f"{what}, torch {torch.__version__}, {torch.get_num_threads()} threads, {datetime.date.today().isoformat()}"
+
+
+def resolve_device(device: str) -> torch.device:
+    from dnahnet.errors import DnahnetInputError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DnahnetInputError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise DnahnetInputError(f"--device: expected auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+if __name__ == "__main__":
+    out = _child(json.loads(sys.argv[1]))
+    print(RESULT_PREFIX + json.dumps(out), flush=True)

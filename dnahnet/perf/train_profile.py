@@ -1,0 +1,219 @@
+"""Training benchmark: step throughput, model FLOP utilisation and a profile by part.
+
+Per config: forward + backward + AdamW on one micro-batch of random DNA (best of
+`repeats` after a warm-up), bases/s, analytic training FLOPs per base at the
+compression the model realised, and MFU against a matmul peak measured in the same
+run (fp32 on CPU, bf16 autocast on CUDA). "Per-FLOP slowdown" = an isotropic
+model's achieved FLOP/s divided by this model's: the H-Net paper's "about 2x
+slower per FLOP" measured for this implementation.
+
+The profile runs one more step under `torch.profiler` and attributes forward time
+to the `record_function` labels in `HNet.forward` / `HNetLM.forward` (embedding,
+stageS.encoder, stageS.routing, stageS.chunk, stageS.main, stageS.dechunk,
+stageS.decoder, lm_head, ratio_loss), exclusive of nested stages. Backward and the
+optimiser step are reported as totals (autograd does not carry forward labels).
+
+    dnahnet bench train --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 --out runs/bench-train
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dnahnet.config import load_preset
+from dnahnet.errors import DnahnetInputError
+from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.nn.flops import count_flops
+from dnahnet.perf.inference import check_lengths, parse_configs
+from dnahnet.perf.measure import best_time, machine, matmul_peak_flops, resolve_device, synchronize
+
+DEFAULT_CONFIGS = ["cpu-transformer", "cpu-mamba2", "cpu-hnet-transformer", "cpu-hnet-mamba2"]
+PART_GROUPS = ["embedding", "encoder", "routing", "chunk", "main", "dechunk", "decoder", "lm_head", "ratio_loss"]
+_LABEL = re.compile(r"^(embedding|lm_head|ratio_loss|stage(\d+)\.(encoder|routing|chunk|main|dechunk|decoder))$")
+FLOP_TOLERANCE = 0.05
+
+
+@dataclass
+class TrainBench:
+    """Options of one training benchmark run."""
+
+    configs: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))
+    out: str = "runs/bench-train"
+    device: str = "auto"
+    seq_len: int | None = None  # default: each preset's data.seq_len
+    batch: int | None = None  # default: each preset's train.micro_batch_size
+    repeats: int = 3
+    profile: bool = True
+    seed: int = 0
+
+
+def exclusive_part_times(totals: dict[str, float]) -> dict[str, float]:
+    """Label totals (inclusive) -> exclusive times: `stageS.main` of a routed stage minus stage S+1's labels."""
+    out = dict(totals)
+    for name, value in totals.items():
+        m = _LABEL.match(name)
+        if m and m.group(3) == "main":
+            inner = int(m.group(2)) + 1
+            nested = sum(v for k, v in totals.items() if k.startswith(f"stage{inner}."))
+            out[name] = max(value - nested, 0.0)
+    return out
+
+
+def profile_step(step_fn, device: torch.device) -> dict[str, float]:
+    """Seconds per label over one profiled call of `step_fn` (forward labels inclusive, as recorded)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step_fn()
+        synchronize(device)
+    totals: dict[str, float] = {}
+    for ev in prof.key_averages():
+        if _LABEL.match(ev.key) or ev.key in ("forward", "backward", "optimizer", "step"):
+            us = ev.cpu_time_total
+            if device.type == "cuda":  # GPU time of the range where the profiler has it
+                us = max(us if ev.key == "step" else 0.0, getattr(ev, "device_time_total", 0.0) or getattr(ev, "cuda_time_total", 0.0)) or us
+            totals[ev.key] = totals.get(ev.key, 0.0) + us / 1e6
+    return totals
+
+
+def measure_train(name: str, device: torch.device, seq_len: int | None, batch: int | None, repeats: int,
+                  profile: bool, seed: int = 0) -> dict:
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.hnet import HNetLM
+
+    preset = load_preset(name)
+    cfg = model_config_from_preset(name)
+    seq_len = seq_len or preset.get("data", {}).get("seq_len", 1024)
+    batch = batch or preset.get("train", {}).get("micro_batch_size", 8)
+    torch.manual_seed(seed)
+    model = HNetLM(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.as_tensor(list(b"ACGT"))[torch.randint(0, 4, (batch, seq_len), generator=gen)].to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def step() -> None:
+        from torch.profiler import record_function
+
+        with record_function("step"):
+            with record_function("forward"), autocast:
+                out = model(ids)
+                loss = F.cross_entropy(out.logits[:, :-1].reshape(-1, 256).float(), ids[:, 1:].reshape(-1)) + out.ratio_loss
+            with record_function("backward"):
+                loss.backward()
+            with record_function("optimizer"):
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+    seconds = best_time(step, repeats=repeats, warmup=1, device=device)
+    ratios = _batch_ratios(model, ids, seq_len, batch)  # realised compression over the batch
+    flops_per_base = count_flops(cfg, seq_len, ratios or None).per_base(training=True)
+    row = {"config": name, "params": sum(p.numel() for p in model.parameters()), "seq_len": seq_len, "batch": batch,
+           "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base,
+           "target_flops_per_base": count_flops(cfg, seq_len).per_base(training=True), "compression": ratios,
+           "routed": cfg.n_routed}
+    if profile:
+        totals = profile_step(step, device)
+        row["profile_inclusive_s"] = totals
+        row["profile_s"] = summarise_profile(totals)
+    return row
+
+
+@torch.no_grad()
+def _batch_ratios(model, ids: torch.Tensor, seq_len: int, batch: int) -> list[float]:
+    if not model.n_routed:
+        return []
+    out = model(ids)
+    ratios, current = [], float(seq_len * batch)
+    for r in out.routing:
+        m = float(r.boundary_mask.sum())
+        ratios.append(current / max(m, 1.0))
+        current = m
+    return ratios
+
+
+def summarise_profile(totals: dict[str, float]) -> dict[str, float]:
+    """Exclusive forward seconds by part (stages summed), forward other, backward and optimiser totals."""
+    excl = exclusive_part_times({k: v for k, v in totals.items() if _LABEL.match(k)})
+    parts = {g: 0.0 for g in PART_GROUPS}
+    for key, value in excl.items():
+        m = _LABEL.match(key)
+        parts[m.group(3) or m.group(1)] += value
+    parts = {k: v for k, v in parts.items() if v > 0}
+    labelled = sum(parts.values())
+    forward = totals.get("forward", labelled)
+    parts["forward_other"] = max(forward - labelled, 0.0)
+    parts["backward_total"] = totals.get("backward", 0.0)
+    parts["optimizer_total"] = totals.get("optimizer", 0.0)
+    return parts
+
+
+def bench_train(opts: TrainBench, command: str | None = None, log=print) -> dict:
+    """Measure every config; write results.json and report.md; return the results."""
+    configs = parse_configs(opts.configs)
+    if opts.seq_len is not None:
+        check_lengths(configs, [opts.seq_len])
+    if opts.batch is not None and opts.batch < 1:
+        raise DnahnetInputError(f"--batch: must be positive, got {opts.batch}")
+    out = check_writable_dir(opts.out)
+    dev = resolve_device(opts.device)
+    peak_dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    peak = matmul_peak_flops(dev, peak_dtype, n=4096 if dev.type == "cuda" else 1024)
+    rows = []
+    for name in configs:
+        row = measure_train(name, dev, opts.seq_len, opts.batch, opts.repeats, opts.profile, opts.seed)
+        row["achieved_flops_per_s"] = row["bases_per_s"] * row["train_flops_per_base"]
+        row["mfu"] = row["achieved_flops_per_s"] / peak
+        rows.append(row)
+        log(f"{name:22s} {row['bases_per_s']:>10,.0f} bases/s  {row['train_flops_per_base'] / 1e6:7.2f} MFLOP/base  MFU {row['mfu']:.1%}")
+    iso = [r for r in rows if not r["routed"]]
+    best_iso = max((r["achieved_flops_per_s"] for r in iso), default=None)
+    for r in rows:
+        r["per_flop_slowdown_vs_best_isotropic"] = best_iso / r["achieved_flops_per_s"] if best_iso else None
+    f = [r["train_flops_per_base"] for r in rows]
+    spread = max(f) / min(f) - 1
+    results = {"command": command, "machine": machine(dev), "device": str(dev),
+               "precision": "bf16 autocast" if dev.type == "cuda" else "fp32", "matmul_peak_flops": peak,
+               "peak_dtype": str(peak_dtype).replace("torch.", ""), "flops_spread": spread,
+               "matched": spread <= FLOP_TOLERANCE, "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    with atomic_open(out / "results.json") as fh:
+        json.dump(results, fh, indent=2)
+    with atomic_open(out / "report.md") as fh:
+        fh.write(report_markdown(results))
+    return results
+
+
+def report_markdown(results: dict) -> str:
+    lines = ["# Training-step benchmark", ""]
+    if results.get("command"):
+        lines += ["Command:", "", f"    {results['command']}", ""]
+    lines += [f"Machine: {results['machine']}. Device {results['device']}, {results['precision']}; "
+              f"{results['peak_dtype']} matmul peak measured in this run: {results['matmul_peak_flops'] / 1e9:,.1f} GFLOP/s. "
+              f"Training FLOPs per base are analytic (3 x forward) at the realised compression; spread across configs "
+              f"{results['flops_spread']:.0%} ({'matched' if results['matched'] else 'NOT matched'} within {FLOP_TOLERANCE:.0%}).", "",
+              "| config | params | L x batch | bases/s | train MFLOP/base | compression | achieved GFLOP/s | MFU | per-FLOP slowdown vs best isotropic |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        comp = ",".join(f"{c:.2f}" for c in r["compression"]) or "-"
+        slow = f"{r['per_flop_slowdown_vs_best_isotropic']:.2f}x" if r["per_flop_slowdown_vs_best_isotropic"] else "-"
+        lines.append(f"| {r['config']} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {r['bases_per_s']:,.0f} | "
+                     f"{r['train_flops_per_base'] / 1e6:.2f} | {comp} | {r['achieved_flops_per_s'] / 1e9:.2f} | {r['mfu']:.1%} | {slow} |")
+    profiled = [r for r in results["rows"] if r.get("profile_s")]
+    if profiled:
+        keys = PART_GROUPS + ["forward_other", "backward_total", "optimizer_total"]
+        keys = [k for k in keys if any(k in r["profile_s"] for r in profiled)]
+        lines += ["", "Profile of one step (torch.profiler), milliseconds. Forward parts are exclusive (an outer stage's "
+                  "`main` excludes the inner stage's parts, summed over stages); backward and the optimiser step are "
+                  "totals, not split by part.", "", "| config | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for r in profiled:
+            lines.append(f"| {r['config']} | " + " | ".join(f"{r['profile_s'].get(k, 0.0) * 1e3:.1f}" for k in keys) + " |")
+    lines.append("")
+    return "\n".join(lines)

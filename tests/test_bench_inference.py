@@ -1,0 +1,65 @@
+"""`dnahnet bench inference`: end to end on tiny configs, memory measurement, bad input."""
+
+import json
+
+import pytest
+
+from dnahnet.errors import DnahnetInputError
+from dnahnet.perf.inference import InferenceBench, bench_inference, min_length
+from dnahnet.perf.measure import FAILED_TO_FIT, run_isolated
+
+
+def test_memory_measurement_sees_a_deliberate_allocation():
+    small = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 1}, 2**30, 120, 1)
+    big = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 400 * 2**20}, 2**30, 120, 1)
+    assert small.ok and big.ok
+    # pages freed after import are reused first, so the peak grows by most, not all, of the 400 MiB
+    assert big.peak_rss_bytes - small.peak_rss_bytes > 250 * 2**20
+
+
+def test_allocation_over_the_cap_is_reported_not_fatal():
+    res = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 2 * 2**30}, 256 * 2**20, 120, 1)
+    assert not res.ok and res.error.startswith(FAILED_TO_FIT)
+
+
+def test_bench_inference_end_to_end_with_a_length_that_does_not_fit(tmp_path):
+    from dnahnet_cli.main import main
+
+    rc = main(["bench", "inference", "--configs", "tiny,tiny-transformer", "--lengths", "256,262144", "--modes", "forward",
+               "--repeats", "1", "--memory-limit-gb", "0.05", "--threads", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    rows = {(r["config"], r["length"]): r for r in res["rows"]}
+    ok = rows[("tiny", 256)]
+    assert ok["status"] == "ok" and ok["bases_per_s"] > 0 and ok["peak_memory_bytes"] > 0 and ok["flops_per_base"] > 0
+    assert len(ok["compression"]) == 1 and ok["compression"][0] > 1
+    assert rows[("tiny", 262144)]["status"] == FAILED_TO_FIT
+    assert res["flops_at_1M"]["tiny"]["per_base"] > 0
+    assert (tmp_path / "throughput.png").stat().st_size > 0 and "| tiny |" in (tmp_path / "report.md").read_text()
+
+
+def test_unknown_config_is_an_input_error(tmp_path):
+    with pytest.raises(DnahnetInputError, match="unknown preset 'nope'"):
+        bench_inference(InferenceBench(configs="tiny,nope", lengths=[256], out=str(tmp_path)))
+
+
+def test_length_below_the_smallest_chunk_is_an_input_error(tmp_path, capsys):
+    from dnahnet.config import model_config_from_preset
+    from dnahnet_cli.main import main
+
+    assert min_length(model_config_from_preset("tiny")) == 32
+    assert main(["bench", "inference", "--configs", "tiny", "--lengths", "16,256", "--out", str(tmp_path)]) == 2
+    assert "shorter than the smallest chunk" in capsys.readouterr().err
+
+
+def test_bench_presets_are_matched_in_parameters():
+    import torch
+
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.hnet import HNetLM
+
+    counts = []
+    for name in ["bench-transformer", "bench-mamba2", "bench-hnet-1stage", "bench-hnet-2stage"]:
+        with torch.device("meta"):
+            counts.append(sum(p.numel() for p in HNetLM(model_config_from_preset(name)).parameters()))
+    assert max(counts) / min(counts) < 1.10
