@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from dnahnet.config import DataConfig, TrainConfig
 from dnahnet.data.corpus import CorpusSampler, GenomeCorpus, genome_splits, resolve_genomes
 from dnahnet.errors import DnahnetInputError
 
-DATA = Path("/work/shared/data")
+DATA = Path(os.environ.get("DNAHNET_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data folder not found: {DATA} (set DNAHNET_SHARED_DATA)")
 LEPTO = DATA / "leptospira" / "leptospira_kirschneri_H1.gbk.gz"
 UMAYDIS = DATA / "umaydis" / "umaydis.fa.gz"
 

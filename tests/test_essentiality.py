@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from dnahnet.data.corpus import open_genome
 from dnahnet.zeroshot.essentiality import CASSETTE, Gene, gene_window, genes_from_annotation, run_essentiality
 from dnahnet.zeroshot.stats import auroc, roc_curve
 
-LEPTO = Path("/work/shared/data/leptospira/leptospira_kirschneri_H1.gbk.gz")
+DATA = Path(os.environ.get("DNAHNET_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+LEPTO = DATA / "leptospira" / "leptospira_kirschneri_H1.gbk.gz"
+pytestmark = pytest.mark.skipif(not LEPTO.exists(), reason=f"shared data not found: {LEPTO} (set DNAHNET_SHARED_DATA)")
 
 
 @pytest.fixture(scope="module")
