@@ -10,11 +10,12 @@ from dnahnet.perf.measure import FAILED_TO_FIT, run_isolated
 
 
 def test_memory_measurement_sees_a_deliberate_allocation():
-    small = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 1}, 2**30, 120, 1)
     big = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 400 * 2**20}, 2**30, 120, 1)
-    assert small.ok and big.ok
-    # pages freed after import are reused first, so the peak grows by most, not all, of the 400 MiB
-    assert big.peak_rss_bytes - small.peak_rss_bytes > 250 * 2**20
+    assert big.ok
+    # The high-water mark of the child rises by the allocation above what was resident just before it
+    # (imports leave a transient peak behind, so peaks of two children are not compared directly).
+    grown = big.peak_rss_bytes - big.result["rss_before_bytes"]
+    assert 0.95 * 400 * 2**20 <= grown <= 400 * 2**20 + 64 * 2**20
 
 
 def test_allocation_over_the_cap_is_reported_not_fatal():

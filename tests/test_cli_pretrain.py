@@ -51,7 +51,7 @@ def test_pretrain_on_a_shared_fungal_genome(shared_data, tmp_path, monkeypatch):
     out = tmp_path / "umaydis"
     assert main([*TINY, "--genome", str(fasta), "--steps", "2", "--seq-len", "128", "--batch-size", "8", "--out", str(out)]) == 0
     info = json.loads((out / "latest" / ckpt.TRAIN).read_text())
-    assert info["data"]["genome"] == [str(fasta)] and info["data"]["seq_len"] == 128
+    assert info["data"]["genome"] == [str(fasta.resolve())] and info["data"]["seq_len"] == 128
     assert info["accumulation"] == 2  # 2048 bases per step = 128 x 8 x 2
     assert metrics(out)[-1]["eval_bits_per_base"] > 0
 

@@ -38,6 +38,15 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def current_rss_bytes() -> int:
+    """Resident set of this process now (0 where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
 def current_vm_bytes() -> int:
     """Current virtual address-space size of this process (0 where /proc is absent)."""
     try:
@@ -58,11 +67,11 @@ def cap_address_space(extra_bytes: int) -> None:
 
 def allocate(nbytes: int) -> dict:
     """Touch `nbytes` of fresh memory (the deliberate allocation the memory tests look for)."""
-    before = peak_rss_bytes()
+    before, resident = peak_rss_bytes(), current_rss_bytes()
     block = torch.ones(int(nbytes) // 4, dtype=torch.float32)
     total = float(block.sum())
     del block
-    return {"allocated_bytes": int(nbytes), "checksum": total, "peak_before_bytes": before}
+    return {"allocated_bytes": int(nbytes), "checksum": total, "peak_before_bytes": before, "rss_before_bytes": resident}
 
 
 @dataclass
