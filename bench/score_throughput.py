@@ -39,20 +39,22 @@ def main() -> None:
     ap.add_argument("--region", required=True, help="chr:start-end (1-based inclusive, samtools style)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--window", type=int, default=AUTO, help="default: the model's training length")
+    ap.add_argument("--context", type=int, default=AUTO, help="default: half the window")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     model = load(args.checkpoint, device="cpu")
     genome = Genome(args.genome)
     chrom, start, end = parse_region(args.region, genome)
-    window, context = model.resolve_windows(AUTO, AUTO)
+    window, context = model.resolve_windows(args.window, args.context)
     rss_before = peak_rss_mib()
     seq = genome.fetch_normalized(chrom, start, end)[0]
     n_bases = int((seq != ord("N")).sum())
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = score_to_tsv(model, [InputRecord(args.region, seq, end - start, chrom, start)], Path(tmp) / "s.tsv",
-                               per_base=Path(tmp) / "s.bedGraph", batch_size=args.batch_size)
+                               per_base=Path(tmp) / "s.bedGraph", batch_size=args.batch_size, window=window, context=context)
         seconds = time.perf_counter() - t0
     windows = plan_windows(end - start, window, context)
     ratios = None

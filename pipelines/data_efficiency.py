@@ -279,17 +279,26 @@ def plot_curves(path: Path, results: dict, curves: dict[str, list[dict]]) -> Non
 
     from dnahnet.io.atomic import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in curves.items():
-        ax.plot([p["bases"] for p in curve], [p["eval_bits_per_base"] for p in curve], marker="o", ms=3, label=name)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     markov = results["baselines"]["markov"]
-    ax.axhline(markov["bits_per_base"], color="grey", ls="--", lw=1, label=f"Markov order {markov['order']}")
-    ax.set_xscale("log")
-    ax.set_xlabel("bases seen (log scale)")
-    ax.set_ylabel("held-out bits per base")
-    ax.set_title("Data efficiency at matched FLOPs per base")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
+    finals = [curve[-1]["eval_bits_per_base"] for curve in curves.values()]
+    for ax, zoom in zip(axes, (False, True)):
+        for name, curve in curves.items():
+            ax.plot([p["bases"] for p in curve], [p["eval_bits_per_base"] for p in curve], marker="o", ms=3, label=name)
+        ax.axhline(markov["bits_per_base"], color="grey", ls="--", lw=1, label=f"Markov order {markov['order']}")
+        ax.set_xscale("log")
+        ax.set_xlabel("bases seen (log scale)")
+        ax.set_ylabel("held-out bits per base")
+        ax.grid(alpha=0.3, which="both")
+        if zoom:  # the part where the models separate: around their final losses
+            lo = min(finals + [markov["bits_per_base"]])
+            hi = max(finals + [markov["bits_per_base"]])
+            pad = max(0.02, 0.5 * (hi - lo))
+            ax.set_ylim(lo - pad, hi + 3 * pad)
+            ax.set_title("zoom on the final losses")
+        else:
+            ax.set_title("Data efficiency at matched FLOPs per base")
+            ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
