@@ -59,7 +59,10 @@ def main() -> None:
     windows = plan_windows(end - start, window, context)
     ratios = None
     if model.n_routed:
-        probe = torch.as_tensor(seq[: min(len(seq), window)].astype("int64"))[None]
+        # Realised compression on the first window that is mostly sequence (an all-N window has no chunks).
+        starts = range(0, max(len(seq) - window, 0) + 1, window)
+        first = next((a for a in starts if (seq[a : a + window] == ord("N")).mean() < 0.1), 0)
+        probe = torch.as_tensor(seq[first : first + window].astype("int64"))[None]
         with torch.no_grad():
             out = model.net(probe)
         ratios, length = [], probe.shape[1]
