@@ -277,7 +277,7 @@ def plot_curves(path: Path, results: dict, curves: dict[str, list[dict]]) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dnahnet.io.atomic import atomic_path
+    from dnahnet.io.atomic import save_png
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     markov = results["baselines"]["markov"]
@@ -300,8 +300,7 @@ def plot_curves(path: Path, results: dict, curves: dict[str, list[dict]]) -> Non
             ax.set_title("Data efficiency at matched FLOPs per base")
             ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_png(fig, path)
     plt.close(fig)
 
 

@@ -33,7 +33,7 @@ from scipy import stats
 
 from dnahnet.config import DataConfig, ModelConfig, TrainConfig
 from dnahnet.errors import DnahnetInputError
-from dnahnet.io.atomic import atomic_open, atomic_path, check_writable_dir
+from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 
 HNET_FAMILIES = ("hnet-1stage", "hnet-2stage")
 BASELINE_FAMILIES = ("transformer", "mamba2")
@@ -266,8 +266,7 @@ def plot(path: Path, results: dict) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_png(fig, path)
     plt.close(fig)
 
 

@@ -15,7 +15,8 @@ def test_memory_measurement_sees_a_deliberate_allocation():
     # The high-water mark of the child rises by the allocation above what was resident just before it
     # (imports leave a transient peak behind, so peaks of two children are not compared directly).
     grown = big.peak_rss_bytes - big.result["rss_before_bytes"]
-    assert 0.95 * 400 * 2**20 <= grown <= 400 * 2**20 + 64 * 2**20
+    # Lower bound above the ~200 MiB import transient, so an unseen allocation fails; allocator noise allowed above.
+    assert 0.75 * 400 * 2**20 <= grown <= 400 * 2**20 + 256 * 2**20
 
 
 def test_allocation_over_the_cap_is_reported_not_fatal():

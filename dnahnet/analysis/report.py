@@ -42,7 +42,7 @@ from dnahnet.analysis.enrichment import (
     summarise_lengths,
 )
 from dnahnet.errors import DnahnetInputError
-from dnahnet.io.atomic import atomic_open, atomic_path, check_writable_dir
+from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.io.bed import BedGraph, read_bedgraph
 
 PathLike = str | os.PathLike
@@ -272,8 +272,7 @@ def _findings(stage: str, result: dict, summary: dict) -> list[dict]:
 
 def _save(fig: Figure, path: Path) -> None:
     FigureCanvasAgg(fig)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    save_png(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _profile_panels(features: FeatureTable) -> list[tuple[str, list[tuple[str, tuple]]]]:

@@ -66,3 +66,10 @@ def atomic_open(target: str | os.PathLike, mode: str = "w", encoding: str | None
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def save_png(fig, target: str | os.PathLike, dpi: int = 120, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure as PNG atomically (a viewer never sees half an image)."""
+    with atomic_path(target, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", **savefig_kwargs)
+    return Path(target)

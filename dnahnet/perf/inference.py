@@ -29,7 +29,7 @@ import torch
 
 from dnahnet.config import ModelConfig, model_config_from_preset
 from dnahnet.errors import DnahnetInputError
-from dnahnet.io.atomic import atomic_open, atomic_path, check_writable_dir
+from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.nn.flops import count_flops
 from dnahnet.perf.measure import (
     FAILED_TO_FIT,
@@ -288,8 +288,7 @@ def plot(path: Path, results: dict) -> None:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Batch-1 inference, {results['device']} {results['dtype']}", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_png(fig, path)
     plt.close(fig)
 
 
