@@ -25,6 +25,7 @@ from dnahnet.data.genome import Genome
 from dnahnet.infer.fasta_input import InputRecord, parse_region
 from dnahnet.infer.model import AUTO, load, plan_windows
 from dnahnet.infer.scoring import score_to_tsv
+from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.flops import count_flops
 
 
@@ -64,12 +65,7 @@ def main() -> None:
         first = next((a for a in starts if (seq[a : a + window] == ord("N")).mean() < 0.1), 0)
         probe = torch.as_tensor(seq[first : first + window].astype("int64"))[None]
         with torch.no_grad():
-            out = model.net(probe)
-        ratios, length = [], probe.shape[1]
-        for r in out.routing:
-            m = max(int(r.boundary_mask.sum()), 1)
-            ratios.append(length / m)
-            length = m
+            ratios = realised_compression(model.net(probe).routing)
     flops = sum(count_flops(model.config, w.end - w.start, ratios).forward for w in windows)
     peak = matmul_peak_flops()
     print(f"machine: {machine()}")

@@ -92,3 +92,12 @@ def test_ste_is_one_forward_and_identity_backward():
     assert torch.equal(y, torch.ones(2))
     (y * torch.tensor([2.0, 3.0])).sum().backward()
     assert c.grad.tolist() == [2.0, 3.0]
+
+
+def test_realised_compression_is_positions_per_chunk_at_each_stage():
+    from dnahnet.nn.chunking import RoutingOutput, realised_compression
+
+    b1 = torch.tensor([[1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0]], dtype=torch.bool)  # 12 positions -> 3 chunks
+    b2 = torch.tensor([[1, 0, 0]], dtype=torch.bool)  # 3 chunks -> 1
+    outs = [RoutingOutput(b.float(), b, torch.ones_like(b, dtype=torch.float32)) for b in (b1, b2)]
+    assert realised_compression(outs) == [4.0, 3.0]

@@ -6,6 +6,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from dnahnet.config import ModelConfig, model_config_from_preset
+from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.flops import count_flops
 from dnahnet.nn.hnet import HNetLM
 
@@ -15,13 +16,7 @@ def _measured(model: HNetLM, seq_len: int):
     # The math SDPA backend runs attention as visible matmuls (CPU flash kernels are not counted).
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         out = model(ids)
-    ratios = []
-    length = seq_len
-    for routing in out.routing:
-        m = int(routing.boundary_mask.sum())
-        ratios.append(length / m)
-        length = m
-    return counter.get_total_flops(), ratios
+    return counter.get_total_flops(), realised_compression(out.routing)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-2stage", "cpu-small"])

@@ -48,6 +48,15 @@ class RoutingOutput:
         return (b * m).sum().detach(), (p * m).sum(), m.sum()
 
 
+def realised_compression(routing: list[RoutingOutput]) -> list[float]:
+    """L/M per routed stage of one forward pass: valid positions entering the stage per chunk it emits."""
+    ratios = []
+    for out in routing:
+        boundaries, _, valid = out.stats()
+        ratios.append(float(valid) / max(float(boundaries), 1.0))
+    return ratios
+
+
 def ratio_loss(F_frac: torch.Tensor, G_frac: torch.Tensor, target: float) -> torch.Tensor:
     """N/(N-1) * ((N-1) F G + (1-F)(1-G)); F carries no gradient. Minimal (=1) at F = G = 1/N."""
     N = float(target)

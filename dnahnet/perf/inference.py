@@ -30,6 +30,7 @@ import torch
 from dnahnet.config import ModelConfig, model_config_from_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
+from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.flops import count_flops
 from dnahnet.perf.measure import (
     FAILED_TO_FIT,
@@ -118,7 +119,7 @@ def measure_one(config: str, length: int, mode: str = "forward", window: int = 4
         def run() -> None:
             with torch.inference_mode():
                 out = net(ids)
-            ratios[:] = _ratios(out.routing, length)
+            ratios[:] = realised_compression(out.routing)
     elif mode == "score":
         model = DnaModel(net, name=config)
 
@@ -141,15 +142,6 @@ def measure_one(config: str, length: int, mode: str = "forward", window: int = 4
         result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(dev)
         result["peak_memory_over_model_bytes"] = result["peak_memory_bytes"] - base_alloc
     return result
-
-
-def _ratios(routing, length: int) -> list[float]:
-    ratios, current = [], float(length)
-    for r in routing:
-        m = float(r.boundary_mask.sum())
-        ratios.append(current / max(m, 1.0))
-        current = m
-    return ratios
 
 
 @dataclass

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from dnahnet.config import load_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.flops import count_flops
 from dnahnet.perf.inference import check_lengths, parse_configs
 from dnahnet.perf.measure import best_time, machine, matmul_peak_flops, resolve_device, synchronize
@@ -114,7 +115,7 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
                 opt.zero_grad(set_to_none=True)
 
     seconds = best_time(step, repeats=repeats, warmup=1, device=device)
-    ratios = _batch_ratios(model, ids, seq_len, batch)  # realised compression over the batch
+    ratios = _batch_ratios(model, ids)  # realised compression over the batch
     flops_per_base = count_flops(cfg, seq_len, ratios or None).per_base(training=True)
     row = {"config": name, "params": sum(p.numel() for p in model.parameters()), "seq_len": seq_len, "batch": batch,
            "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base,
@@ -128,16 +129,11 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
 
 
 @torch.no_grad()
-def _batch_ratios(model, ids: torch.Tensor, seq_len: int, batch: int) -> list[float]:
+def _batch_ratios(model, ids: torch.Tensor) -> list[float]:
+    """Realised L/M per stage over the batch (no forward pass for isotropic models)."""
     if not model.n_routed:
         return []
-    out = model(ids)
-    ratios, current = [], float(seq_len * batch)
-    for r in out.routing:
-        m = float(r.boundary_mask.sum())
-        ratios.append(current / max(m, 1.0))
-        current = m
-    return ratios
+    return realised_compression(model(ids).routing)
 
 
 def summarise_profile(totals: dict[str, float]) -> dict[str, float]:
