@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
+from shared_paths import SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The project's shared real-data folder (hg19 chr22, U. maydis, Leptospira); skip when absent."""
-    path = Path(os.environ.get("DNAHNET_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    path = SHARED_DATA
     if not path.is_dir():
         pytest.skip(f"shared data folder not found: {path} (set DNAHNET_SHARED_DATA)")
     return path

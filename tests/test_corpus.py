@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +9,9 @@ import pytest
 from dnahnet.config import DataConfig, TrainConfig
 from dnahnet.data.corpus import CorpusSampler, GenomeCorpus, genome_splits, resolve_genomes
 from dnahnet.errors import DnahnetInputError
+from shared_paths import SHARED_DATA
 
-DATA = Path(os.environ.get("DNAHNET_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA = SHARED_DATA
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data folder not found: {DATA} (set DNAHNET_SHARED_DATA)")
 LEPTO = DATA / "leptospira" / "leptospira_kirschneri_H1.gbk.gz"
 UMAYDIS = DATA / "umaydis" / "umaydis.fa.gz"

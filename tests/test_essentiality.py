@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,9 @@ from dnahnet.analysis.annotations import load_annotation
 from dnahnet.data.corpus import open_genome
 from dnahnet.zeroshot.essentiality import CASSETTE, Gene, gene_window, genes_from_annotation, run_essentiality
 from dnahnet.zeroshot.stats import auroc, roc_curve
+from shared_paths import SHARED_DATA
 
-DATA = Path(os.environ.get("DNAHNET_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-LEPTO = DATA / "leptospira" / "leptospira_kirschneri_H1.gbk.gz"
+LEPTO = SHARED_DATA / "leptospira" / "leptospira_kirschneri_H1.gbk.gz"
 pytestmark = pytest.mark.skipif(not LEPTO.exists(), reason=f"shared data not found: {LEPTO} (set DNAHNET_SHARED_DATA)")
 
 
