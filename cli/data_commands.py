@@ -64,7 +64,7 @@ def markov(
     typer.echo(f"{result.split} split, {result.windows} windows of {result.seq_len} bases (N excluded, first base of each window not scored)")
     if json_out is not None:
         with atomic_open(json_out) as fh:
-            json.dump(result.__dict__, fh, indent=2)
+            json.dump(result.summary(), fh, indent=2)
 
 
 def register(app: typer.Typer) -> None:

@@ -216,16 +216,11 @@ def run(cfg: CompareConfig, command: str | None = None) -> dict:
 def classical_baselines(data: DataConfig) -> dict:
     """Markov (best order on the held-out windows) and compressors on the same held-out windows."""
     from dnahnet.data.baseline import markov_baseline
-    from dnahnet.data.genome import Genome
-    from dnahnet.data.intervals import build_splits, eval_windows
 
     markov = markov_baseline(data.genome[0], data, order=None, max_order=10)
-    genome = Genome(data.genome[0])
-    windows = eval_windows(build_splits(genome, data)["valid"], data.eval_windows, data.seq_len, data.seed,
-                           max_n_fraction=data.max_n_fraction)
     parts = []
-    for w in windows:
-        ids = genome.read(w.chrom, w.start, w.end)[0]
+    for w in markov.held_out:
+        ids = markov.genome.read(w.chrom, w.start, w.end)[0]
         parts.append(ids[ids != ord("N")].tobytes())
     seq = b"".join(parts)
     return {"markov": {"order": markov.order, "bits_per_base": markov.bits_per_base, "by_order": markov.by_order},

@@ -33,8 +33,7 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
     from dnahnet.data.baseline import markov_baseline
     from dnahnet.data.demo import demo_annotation_paths, demo_genome_path, demo_manifest
     from dnahnet.data.genome import Genome
-    from dnahnet.data.intervals import Interval, build_splits
-    from dnahnet.data.markov import fit
+    from dnahnet.data.intervals import Interval
     from dnahnet.infer.boundaries import export_boundaries
     from dnahnet.infer.fasta_input import InputRecord
     from dnahnet.infer.model import load
@@ -77,8 +76,7 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
     scores = score_to_tsv(model, [InputRecord(f"{chrom}:{start}-{end}", seq, end - start, chrom, start)],
                           out / "scores.tsv", per_base=out / "scores.per_base.bedGraph")
     score_s = time.perf_counter() - t0
-    splits = build_splits(genome, data_cfg)
-    markov_test = fit(genome, splits["train"].intervals, markov.order).bits_per_base([Interval(chrom, start, end)], genome)
+    markov_test = markov.model.bits_per_base([Interval(chrom, start, end)], genome)
 
     summary = {
         "command": "dnahnet demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else None,

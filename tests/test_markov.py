@@ -58,12 +58,13 @@ def test_lower_orders_are_marginals(write_fasta, data_cache):
 def test_bits_per_base_on_held_out_chr22(demo_genome):
     splits = fraction_splits(demo_genome, 0.05, 0.05)
     valid = eval_windows(splits["valid"], 64, 1024, seed=0)
-    best, scores = markov.best_order(demo_genome, splits["train"].intervals, valid, max_order=8)
+    best, scores, model = markov.best_order(demo_genome, splits["train"].intervals, valid, max_order=8)
     assert list(scores) == list(range(1, 9))
     assert all(1.5 < s < 2.0 for s in scores.values())
     assert scores[1] > scores[5] > scores[best]  # context helps on real DNA
     assert 5 <= best <= 8
     assert scores[best] < 1.9
+    assert model.order == best and model.bits_per_base(valid, demo_genome) == scores[best]
 
 
 def test_order_out_of_range(demo_genome):

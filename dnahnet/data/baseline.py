@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dnahnet.config import DataConfig
 from dnahnet.data.genome import Genome
-from dnahnet.data.intervals import build_splits, eval_windows
-from dnahnet.data.markov import best_order, fit
+from dnahnet.data.intervals import Split, Window, build_splits, eval_windows
+from dnahnet.data.markov import MarkovModel, best_order, fit
 
 
 @dataclass
 class MarkovResult:
+    """The chosen order and its score; the fitted model, splits and windows ride along so callers
+    can score more regions or reuse the held-out windows without refitting or rebuilding them."""
+
     order: int
     bits_per_base: float
     by_order: dict[int, float]
     split: str
     windows: int
     seq_len: int
+    model: MarkovModel | None = field(default=None, repr=False, compare=False)
+    genome: Genome | None = field(default=None, repr=False, compare=False)
+    splits: dict[str, Split] = field(default_factory=dict, repr=False, compare=False)
+    held_out: list[Window] = field(default_factory=list, repr=False, compare=False)
+
+    def summary(self) -> dict:
+        """The reported figures (JSON-ready)."""
+        return {"order": self.order, "bits_per_base": self.bits_per_base, "by_order": self.by_order,
+                "split": self.split, "windows": self.windows, "seq_len": self.seq_len}
 
 
 def markov_baseline(
@@ -32,7 +44,9 @@ def markov_baseline(
     splits = build_splits(genome, data)
     windows = eval_windows(splits[split], data.eval_windows, data.seq_len, data.seed, max_n_fraction=data.max_n_fraction)
     if order is None:
-        best, scores = best_order(genome, splits["train"].intervals, windows, max_order=max_order)
-        return MarkovResult(best, scores[best], scores, split, len(windows), data.seq_len)
-    bpb = fit(genome, splits["train"].intervals, order).bits_per_base(windows, genome)
-    return MarkovResult(order, bpb, {order: bpb}, split, len(windows), data.seq_len)
+        order, scores, model = best_order(genome, splits["train"].intervals, windows, max_order=max_order)
+    else:
+        model = fit(genome, splits["train"].intervals, order)
+        scores = {order: model.bits_per_base(windows, genome)}
+    return MarkovResult(order, scores[order], scores, split, len(windows), data.seq_len,
+                        model=model, genome=genome, splits=splits, held_out=windows)

@@ -135,11 +135,13 @@ def fit(source: WindowSource, intervals: list[Interval], order: int, *, chunk: i
 
 def best_order(
     source: WindowSource, train: list[Interval], valid: list[Window], max_order: int = 8
-) -> tuple[int, dict[int, float]]:
-    """(order with the lowest validation bits per base, {order: bits per base}) for orders 1..max_order.
+) -> tuple[int, dict[int, float], MarkovModel]:
+    """(order with the lowest validation bits per base, {order: bits per base}, that order's model)
+    for orders 1..max_order.
 
     One pass counts order max_order; lower orders are its marginals.
     """
     full = fit(source, train, max_order)
     scores = {k: full.with_order(k).bits_per_base(valid, source) for k in range(1, max_order + 1)}
-    return min(scores, key=scores.get), scores
+    best = min(scores, key=scores.get)
+    return best, scores, full.with_order(best)
