@@ -145,6 +145,12 @@ def test_run_counts_missing_start_codons_and_unknown_labels(circular_record, tmp
     assert summary["auroc"] == auroc(np.array([1, 0, 0]), np.array([scores["PLUS1"], scores["MINUS1"], scores["NOSTART"]]))
     assert (tmp_path / "out" / "roc.png").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["wrapped"] >= 1
+    dist = summary["score_bits"]  # the per-gene distribution, written with or without labels
+    values = np.array(list(scores.values()))
+    assert dist["quantiles"]["0.5"] == pytest.approx(np.median(values), rel=1e-5, abs=1e-6)
+    assert dist["fraction_positive"] == pytest.approx((values > 0).mean())
+    assert dist["min"] <= dist["quantiles"]["0.25"] <= dist["max"]
+    assert (tmp_path / "out" / "scores.png").stat().st_size > 0
     skipped = run_essentiality(model, path, path, tmp_path / "out2", window=512, skip_no_start=True)
     assert skipped["scored"] == 2 and skipped["skipped_no_start"] == 1
 
@@ -160,3 +166,19 @@ def test_auroc_and_roc_equal_scikit_learn():
     mine = roc_curve(y, s)
     assert np.allclose(mine[0], fpr) and np.allclose(mine[1], tpr)
     assert auroc([1, 0, 1, 0], [0.9, 0.1, 0.8, 0.3]) == 1.0
+
+
+def test_proxy_labels_name_annotated_genes(lepto, tmp_path):
+    from pipelines.proxy_essential_labels import main, proxy_labels
+
+    _, genes = lepto
+    rows = proxy_labels(LEPTO)
+    ids = {g.id for g in genes}
+    assert {r[0] for r in rows} <= ids  # every label names a gene the essentiality run scores
+    positives = [r for r in rows if r[1] == 1]
+    assert any("ribosomal protein" in r[2] for r in positives) and all("hypothetical" not in r[2] for r in positives)
+    assert all(r[2] == "hypothetical protein" for r in rows if r[1] == 0)
+    out = tmp_path / "labels.tsv"
+    assert main([str(LEPTO), str(out), "--organism", "Lk"]) == 0
+    assert len(out.read_text().splitlines()) == len(rows) + 1
+    assert main([str(tmp_path / "missing.gbk"), str(out)]) == 2

@@ -30,7 +30,7 @@ import numpy as np
 
 from dnahnet.alphabet import reverse_complement
 from dnahnet.errors import DnahnetInputError
-from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.io.bed import open_text
 from dnahnet.zeroshot.stats import auroc, roc_curve
 
@@ -191,6 +191,7 @@ def run_essentiality(
         "origin_spanning_skipped": spanning, "clipped": sum(w.clipped for w in windows),
         "wrapped": sum(w.wrapped for w in windows), "shifted": sum(w.shifted for w in windows), "window": window,
     }
+    summary["score_bits"] = score_distribution(windows, scores, out)
     if lab:
         summary.update(evaluate_labels(windows, scores, lab, out))
     with atomic_open(out / "summary.json") as fh:
@@ -236,7 +237,41 @@ def evaluate_labels(windows: list[GeneWindow], scores: list[float], lab: dict, o
         ax.set_ylabel("true-positive rate")
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / "roc.png", dpi=120)
+        save_png(fig, out / "roc.png")
+        plt.close(fig)
+    return res
+
+
+def score_distribution(windows: list[GeneWindow], scores: list[float], out: Path | None = None) -> dict:
+    """Quantiles of the per-gene scores (bits), the share above zero (KO less likely than WT), and
+    Spearman's rho against gene length (the confounder the label AUROC is compared with); `scores.png`
+    shows the histogram. Useful without labels: a model that ignores the cassette scores ~0 everywhere."""
+    from scipy import stats
+
+    x = np.asarray(scores, dtype=float)
+    if x.size == 0:
+        return {}
+    qs = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+    lengths = np.array([w.gene.length for w in windows], dtype=float)
+    rho = stats.spearmanr(x, lengths).statistic if x.size > 2 else math.nan
+    res = {"mean": float(x.mean()), "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0, "min": float(x.min()),
+           "max": float(x.max()), "quantiles": {f"{q:g}": float(np.quantile(x, q)) for q in qs},
+           "fraction_positive": float((x > 0).mean()), "spearman_vs_gene_length": float(rho)}
+    if out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.hist(x, bins=min(80, max(10, x.size // 20)), color="#4477aa")
+        ax.axvline(0, color="grey", lw=0.6)
+        ax.axvline(res["quantiles"]["0.5"], color="#cc3311", lw=0.8, label=f"median {res['quantiles']['0.5']:.2f}")
+        ax.set_xlabel("log2 p(WT) - log2 p(KO) (bits, sum over the window)")
+        ax.set_ylabel("genes")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        save_png(fig, out / "scores.png")
         plt.close(fig)
     return res
 
@@ -245,6 +280,12 @@ def format_summary(summary: dict) -> list[str]:
     lines = [f"{summary['scored']} of {summary['genes']} genes scored; {summary['no_start_codon']} without a start codon at the annotated position"
              f"{' (skipped)' if summary['skipped_no_start'] else ' (scored anyway)'}; {summary['clipped']} clipped, "
              f"{summary['wrapped']} wrapped, {summary['shifted']} shifted windows; {summary['origin_spanning_skipped']} origin-spanning skipped"]
+    d = summary.get("score_bits")
+    if d:
+        q = d["quantiles"]
+        lines.append(f"score (bits): median {q['0.5']:.3f}, IQR {q['0.25']:.3f} to {q['0.75']:.3f}, 5-95% {q['0.05']:.3f} to "
+                     f"{q['0.95']:.3f}; {100 * d['fraction_positive']:.1f}% of genes above 0; Spearman vs gene length "
+                     f"{d['spearman_vs_gene_length']:.3f}")
     if "auroc" in summary:
         lines.append(f"{summary['labelled']} labelled genes ({summary['labels_not_in_annotation']} label ids not in the annotation)")
         lines.append(f"AUROC model {summary['auroc']:.4f} (macro over organisms {summary['auroc_macro']:.4f}); "
