@@ -23,6 +23,7 @@ from dnahnet.analysis.enrichment import (
     auroc_auprc,
     chunk_lengths,
     codon_periodicity,
+    conditional_selection_rates,
     edge_auc,
     edge_enrichment,
     read_boundaries,
@@ -202,6 +203,12 @@ def test_chunk_lengths_and_selection_rates_hand_counted():
     assert {k: (v["boundaries"], v["bases"]) for k, v in rates.items()} == {
         "all": (15, 100), "promoter": (1, 10), "start_codon": (1, 3), "CDS": (8, 30), "stop_codon": (0, 3),
         "intergenic": (5, 50)}
+    # stage 2 keeps a subset of the stage-1 starts: dnaHNet's stage-2 rates are shares of stage-1 boundaries
+    upper = selection_rates(boundary_set("stage2", {"c": np.array([0, 20, 50, 52, 54, 80])}, regions), features, regions)
+    kept = conditional_selection_rates(upper, rates)
+    assert {k: (v["boundaries"], v["parents"]) for k, v in kept.items()} == {
+        "all": (6, 15), "promoter": (0, 1), "start_codon": (0, 1), "CDS": (3, 8), "stop_codon": (0, 0), "intergenic": (2, 5)}
+    assert kept["CDS"]["rate"] == 3 / 8 and np.isnan(kept["stop_codon"]["rate"])
     lengths = chunk_lengths(bset, features)
     assert sorted(lengths["CDS"].tolist()) == [1, 1, 1, 1, 1, 5, 10, 10]
     assert lengths["all"].sum() == 100 and sorted(lengths["promoter"].tolist()) == [10]

@@ -452,6 +452,20 @@ def selection_rates(boundaries: BoundarySet, features: FeatureTable, regions: Re
     return out
 
 
+def conditional_selection_rates(upper: dict[str, dict], lower: dict[str, dict]) -> dict[str, dict]:
+    """Per region, the share of stage-s boundaries that stage s+1 keeps (dnaHNet's stage-2 rates).
+
+    A stage-2 chunk starts where a stage-1 chunk starts, so the stage-2 boundaries in a region
+    are a subset of its stage-1 boundaries; `upper`/`lower` are `selection_rates` of the two stages.
+    """
+    out = {}
+    for region, low in lower.items():
+        up = upper.get(region, {"boundaries": 0})
+        out[region] = {"parents": low["boundaries"], "boundaries": up["boundaries"],
+                       "rate": up["boundaries"] / low["boundaries"] if low["boundaries"] else float("nan")}
+    return out
+
+
 # ---------------------------------------------------------------- profiles and p_t
 
 
@@ -589,13 +603,16 @@ def analyse_boundaries(
         grid = grid_boundaries(regions, k, f"{bset.name}_grid{k}")
         stages.append({"name": bset.name, "boundaries": bset.count(), "compression": comp, "grid_k": k, "grid": grid.name})
         sets += [bset, grid]
+    selection = {b.name: selection_rates(b, features, regions) for b in sets}
+    for lower, upper in zip(learned, learned[1:]):  # nested stages: the share of the lower stage's boundaries kept
+        selection[f"{upper.name} of {lower.name}"] = conditional_selection_rates(selection[upper.name], selection[lower.name])
     return {
         "stages": stages,
         "analysed_bases": analysed_bases(regions),
         "enrichment": edge_enrichment(sets, features, regions, window, permutations, seed),
         "codon": {b.name: codon_periodicity(b, features, regions) for b in sets},
         "chunk_lengths": {b.name: chunk_lengths(b, features) for b in sets},
-        "selection": {b.name: selection_rates(b, features, regions) for b in sets},
+        "selection": selection,
         "auc": edge_auc(probs, features, window) if probs is not None and len(probs) else [],
         "sets": {b.name: b for b in sets},
     }
