@@ -65,3 +65,21 @@ def test_bench_presets_are_matched_in_parameters():
         with torch.device("meta"):
             counts.append(sum(p.numel() for p in HNetLM(model_config_from_preset(name)).parameters()))
     assert max(counts) / min(counts) < 1.10
+
+
+def test_best_time_counts_runs_and_keeps_a_long_warmup():
+    from dnahnet.perf.measure import best_time
+
+    calls = []
+    assert best_time(lambda: calls.append(1), repeats=3, warmup=1) >= 0
+    assert len(calls) == 4  # one warm-up, three timed
+    slow = []
+
+    def sleep_once():
+        import time
+
+        slow.append(1)
+        time.sleep(0.05)
+
+    assert best_time(sleep_once, repeats=3, warmup=1, budget_s=0.01) >= 0.05
+    assert len(slow) == 1  # a warm-up longer than the budget is the measurement
