@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     def annotate(
         boundaries: Path = typer.Option(..., help="BED6 from `dnahnet boundaries`"),
         annotation: List[Path] = typer.Option(..., help="GFF3, GTF, BED (3-12 columns) or GenBank; repeat the option for several"),
-        genome: Path = typer.Option(..., help="The FASTA the boundaries were called on (soft-masked repeats are added)"),
+        genome: Path = typer.Option(..., help="The FASTA or GenBank the boundaries were called on (soft-masked repeats are added)"),
         out: Path = typer.Option(..., help="Output folder: enrichment.tsv, summary.json, PNG figures, report.md"),
         probs: Optional[Path] = typer.Option(None, help="Per-base p_t bedGraph from `dnahnet boundaries --probs` (adds AUROC/AUPRC)"),
         window: int = typer.Option(5, help="Edge window: boundaries within ±window bases of a feature start/end"),

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def boundaries(
         checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint folder of a model with routed stages."),
-        genome: Path = typer.Option(..., "--genome", help="Genome FASTA (plain or bgzip; indexed or indexable)."),
+        genome: Path = typer.Option(..., "--genome", help="Genome FASTA (plain or bgzip; indexed or indexable) or GenBank."),
         region: Optional[list[str]] = typer.Option(None, "--region", help="chr or chr:start-end (samtools style, 1-based inclusive); repeatable."),
         bed: Optional[Path] = typer.Option(None, "--bed", help="BED file of regions (0-based half-open)."),
         out: str = typer.Option(..., "--out", help="Output BED6 ('-' = stdout)."),
@@ -33,14 +33,14 @@ def register(app: typer.Typer) -> None:
 
         Example: dnahnet boundaries --checkpoint runs/demo/checkpoint --genome chr22.fa.gz --region chr22:20,000,001-20,100,000 --out chunks.bed --probs p.bedGraph
         """
-        from dnahnet.data.genome import Genome
+        from dnahnet.data.corpus import open_genome
         from dnahnet.infer.boundaries import export_boundaries
         from dnahnet.infer.fasta_input import iter_bed_intervals, parse_region
         from dnahnet.infer.model import load
 
         if region and bed is not None:
             raise DnahnetInputError("give --region or --bed, not both")
-        ref = Genome(genome)
+        ref = open_genome(genome)
         regions = None
         if region:
             regions = [parse_region(r, ref) for r in region]

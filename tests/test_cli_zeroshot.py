@@ -52,3 +52,26 @@ def test_missing_annotation_is_a_one_line_error(checkpoint, shared_data, tmp_pat
                  "--annotation", str(tmp_path / "none.gff3"), "--out", str(tmp_path / "o"), "--device", "cpu"])
     assert code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_boundaries_and_selection_rates_on_a_genbank_genome(shared_data, tmp_path):
+    """dnaHNet's selection-rate table straight from a GenBank genome: both commands read it."""
+    import json
+
+    torch.manual_seed(0)
+    ck = tmp_path / "ck2"
+    save_model(ck, HNetLM(model_config_from_preset("tiny-2stage")))
+    gbk = shared_data / "leptospira" / "leptospira_kirschneri_H1.gbk.gz"
+    bed = tmp_path / "b.bed"
+    assert main(["boundaries", "--checkpoint", str(ck), "--genome", str(gbk), "--region", "NZ_AHMY02000074.1:1-6000",
+                 "--out", str(bed), "--device", "cpu"]) == 0
+    names = {line.split("\t")[3] for line in bed.read_text().splitlines()}
+    assert names == {"stage1", "stage2"}
+    out = tmp_path / "ann"
+    assert main(["annotate", "--boundaries", str(bed), "--annotation", str(gbk), "--genome", str(gbk), "--out", str(out),
+                 "--permutations", "5"]) == 0
+    rates = json.loads((out / "summary.json").read_text())["selection_rates"]
+    kept = rates["stage2 of stage1"]
+    assert {"all", "CDS", "start_codon", "intergenic", "promoter"} <= set(kept)
+    assert kept["all"]["parents"] == rates["stage1"]["all"]["boundaries"]
+    assert kept["all"]["boundaries"] == rates["stage2"]["all"]["boundaries"] <= kept["all"]["parents"]

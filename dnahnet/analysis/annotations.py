@@ -538,21 +538,15 @@ def derive_codon_sites(table: FeatureTable) -> FeatureTable:
 
 
 def softmask_repeats(fasta_path: PathLike, regions: Intervals | None = None, block: int = 8_000_000) -> FeatureTable:
-    """Lower-case (soft-masked) runs of a FASTA as `repeat` features.
+    """Lower-case (soft-masked) runs of a FASTA (or GenBank) as `repeat` features.
 
     Reads one block of at most `block` bases at a time through pysam's faidx
     (plain or bgzip FASTA), so memory stays bounded whatever the chromosome
     size. `regions` (chrom -> [(start, end)]) limits the scan.
     """
-    import pysam
+    from dnahnet.data.corpus import open_faidx
 
-    try:
-        fasta = pysam.FastaFile(str(fasta_path))
-    except (OSError, ValueError) as exc:
-        raise DnahnetInputError(
-            f"cannot open indexed FASTA ({exc}); a .gz FASTA must be bgzip-compressed", file=str(fasta_path)
-        ) from None
-    with fasta:
+    with open_faidx(fasta_path) as fasta:
         lengths = dict(zip(fasta.references, fasta.lengths))
         wanted = regions if regions is not None else {c: [(0, n)] for c, n in lengths.items()}
         rows: list[tuple] = []

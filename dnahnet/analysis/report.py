@@ -107,13 +107,10 @@ def annotate(
 
 
 def _genome_index(genome_fasta: PathLike) -> tuple[list[str], dict[str, int]]:
-    import pysam
+    from dnahnet.data.corpus import open_faidx
 
-    try:
-        with pysam.FastaFile(str(genome_fasta)) as fasta:
-            return list(fasta.references), dict(zip(fasta.references, fasta.lengths))
-    except (OSError, ValueError) as exc:
-        raise DnahnetInputError(f"cannot open indexed FASTA ({exc})", file=str(genome_fasta)) from None
+    with open_faidx(genome_fasta) as fasta:
+        return list(fasta.references), dict(zip(fasta.references, fasta.lengths))
 
 
 def _rename_set(bset: BoundarySet, mapping: dict[str, str]) -> BoundarySet:

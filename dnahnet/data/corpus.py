@@ -136,6 +136,38 @@ class GenBankGenome:
         return covered(np.asarray(ends, dtype=np.int64)) - covered(np.asarray(starts, dtype=np.int64))
 
 
+class _FaidxView:
+    """pysam.FastaFile's read interface (references, lengths, fetch -> str) over a GenBankGenome."""
+
+    def __init__(self, genome: GenBankGenome) -> None:
+        self.genome = genome
+        self.references = tuple(genome.names)
+        self.lengths = tuple(genome.sizes[n] for n in genome.names)
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        return self.genome.fetch(chrom, start, end).decode("ascii")
+
+    def __enter__(self) -> "_FaidxView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def open_faidx(path: str | os.PathLike):
+    """An indexed FASTA (pysam.FastaFile) or a GenBank file behind the same read interface."""
+    import pysam
+
+    path = Path(path)
+    if genome_format(path) == "genbank":
+        return _FaidxView(GenBankGenome(path))
+    try:
+        return pysam.FastaFile(str(path))
+    except (OSError, ValueError) as exc:
+        raise DnahnetInputError(f"cannot open indexed FASTA ({exc}); a .gz FASTA must be bgzip-compressed",
+                                file=str(path)) from None
+
+
 def open_genome(path: str | os.PathLike):
     """A `Genome` (FASTA, lazy) or a `GenBankGenome` (in memory), by file name."""
     from dnahnet.data.genome import Genome

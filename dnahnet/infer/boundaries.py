@@ -190,9 +190,9 @@ def export_boundaries(
     if model.n_routed == 0:
         raise DnahnetInputError("model has no routing stages; it has no boundaries")
     if isinstance(genome, (str, os.PathLike)):
-        from dnahnet.data.genome import Genome
+        from dnahnet.data.corpus import open_genome
 
-        genome = Genome(genome)
+        genome = open_genome(genome)
     plan_windows(window + 1, window, context)  # validate before any output is opened
     region_list, merged = normalise_regions(genome, regions)
     n_stages = model.n_routed
