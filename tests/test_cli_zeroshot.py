@@ -75,3 +75,5 @@ def test_boundaries_and_selection_rates_on_a_genbank_genome(shared_data, tmp_pat
     assert {"all", "CDS", "start_codon", "intergenic", "promoter"} <= set(kept)
     assert kept["all"]["parents"] == rates["stage1"]["all"]["boundaries"]
     assert kept["all"]["boundaries"] == rates["stage2"]["all"]["boundaries"] <= kept["all"]["parents"]
+    report = (out / "report.md").read_text()
+    assert "## Against dnaHNet" in report and "| start_codon |" in report and "CDS codon position 3" in report

@@ -428,6 +428,33 @@ def _selection_table(summary: dict) -> str:
     return _md_table(["region"] + sets, rows)
 
 
+# dnaHNet (Shah et al., arXiv 2602.10603) on B. subtilis: stage-1 rate is a share of bases, stage-2 rate a
+# share of stage-1 boundaries; stage 1 was "about 36% everywhere".
+DNAHNET_BSUBTILIS = {
+    "stage1": {"promoter": 0.36, "start_codon": 0.36, "CDS": 0.36, "stop_codon": 0.36, "intergenic": 0.36},
+    "stage2 of stage1": {"promoter": 0.72, "start_codon": 0.81, "CDS": 0.48, "intergenic": 0.75},
+    "codon": (0.065, 0.426, 0.584),
+}
+
+
+def _dnahnet_table(summary: dict) -> str | None:
+    """This genome's selection rates next to dnaHNet's published B. subtilis figures (2-stage models)."""
+    rates = summary["selection_rates"]
+    if "stage2 of stage1" not in rates or "stage1" not in rates:
+        return None
+    rows = []
+    for region in ("promoter", "start_codon", "CDS", "stop_codon", "intergenic", "all"):
+        ours = [rates[k].get(region, {}).get("rate") for k in ("stage1", "stage2 of stage1")]
+        ref = [DNAHNET_BSUBTILIS[k].get(region) for k in ("stage1", "stage2 of stage1")]
+        rows.append([region, _short(ours[0]), "~0.36" if ref[0] else "-", _short(ours[1]), _short(ref[1]) if ref[1] else "-"])
+    codon = summary.get("codon", {}).get("stage1", {})
+    if codon.get("pieces"):
+        for j, ref in enumerate(DNAHNET_BSUBTILIS["codon"]):
+            rows.append([f"CDS codon position {j + 1}", _short(codon["all"]["rates"][j]), _short(ref), "", ""])
+    return _md_table(["region", "stage 1 (share of bases)", "dnaHNet stage 1", "stage 2 (share of stage-1 boundaries)",
+                      "dnaHNet stage 2"], rows)
+
+
 def _codon_table(summary: dict) -> str:
     rows = []
     for name, c in summary["codon"].items():
@@ -463,6 +490,7 @@ def _write_report(path: Path, summary: dict, figures: list[str]) -> None:
         "\n\n".join(f["text"] for f in summary["findings"]),
         "## Selection rate (fraction of positions that start a chunk)", _selection_table(summary),
         f"Promoter = {p['promoter_window']} bp upstream of each gene start; start/stop codon = first/last 3 coding bases.",
+        *(["## Against dnaHNet (B. subtilis, arXiv 2602.10603)", table] if (table := _dnahnet_table(summary)) else []),
         "## Boundary density around feature edges", "![profiles](boundary_profiles.png)",
         "## Chunk lengths", _length_table(summary), "![chunk lengths](chunk_lengths.png)",
     ]
