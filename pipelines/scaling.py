@@ -242,6 +242,12 @@ def write_outputs(out: Path, results: dict) -> None:
     lines += ["", "| H-Net | baseline | compute multiplier at the largest budget |", "|---|---|---|"]
     for m in results["multipliers"]:
         lines.append(f"| {m['hnet']} | {m['baseline']} | {m['multiplier']:.2f}x at {m['budget']:.3g} FLOPs |")
+    budgets = sorted({p["budget"] for p in results["points"]})
+    lines += ["", "Held-out bits/base of every model at every budget (frontier = best per column within a family):", "",
+              "| model | " + " | ".join(f"{b:.3g}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for model in dict.fromkeys(p["model"] for p in results["points"]):
+        by_budget = {p["budget"]: p["eval_bits_per_base"] for p in results["points"] if p["model"] == model}
+        lines.append(f"| {model} | " + " | ".join(f"{by_budget[b]:.4f}" if b in by_budget else "-" for b in budgets) + " |")
     lines += ["", "![scaling](scaling.png)", ""]
     with atomic_open(out / "report.md") as fh:
         fh.write("\n".join(lines))

@@ -44,3 +44,30 @@ def test_bundled_grids_are_valid():
         for family, sizes in grid.sizes.items():
             for d in sizes:
                 family_config(family, d, grid.depth).validate()
+
+
+def test_tiny_grid_end_to_end_writes_fits_tables_and_resumes(tmp_path):
+    import json
+
+    from dnahnet.data.demo import demo_genome_path
+    from pipelines.scaling import ScalingConfig, run
+
+    grid = Grid(sizes={"hnet-1stage": [32, 64], "transformer": [32]},
+                budgets={"hnet-1stage": [2e8, 4e8, 8e8], "transformer": [2e8, 4e8, 8e8]},
+                seq_len=64, tokens_per_step=256, micro_batch_size=4, warmup_steps=2, eval_windows=4, depth=1)
+    cfg = ScalingConfig(genome=str(demo_genome_path()), out=str(tmp_path / "s"), grid=grid)
+    results = run(cfg, command="test")
+    assert set(results["fits"]) == {"hnet-1stage", "transformer"}
+    assert len(results["points"]) == 3 * 3 and all(p["eval_bits_per_base"] > 0 for p in results["points"])
+    for family, front in results["frontier"].items():
+        assert [p["budget"] for p in front] == [2e8, 4e8, 8e8]
+        for p in front:  # the frontier point is the best model of the family at that budget
+            same = [q["eval_bits_per_base"] for q in results["points"] if q["family"] == family and q["budget"] == p["budget"]]
+            assert p["eval_bits_per_base"] == min(same)
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "| hnet-1stage-d64 |" in report and "compute multiplier" in report
+    assert (tmp_path / "s" / "scaling.png").stat().st_size > 0
+    # a rerun resumes every finished model instead of training it again
+    again = run(cfg, command="test")
+    assert again["points"] == results["points"]
+    assert json.loads((tmp_path / "s" / "results.json").read_text())["command"] == "test"
