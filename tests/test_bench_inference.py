@@ -38,6 +38,11 @@ def test_bench_inference_end_to_end_with_a_length_that_does_not_fit(tmp_path):
     assert rows[("tiny", 262144)]["status"] == FAILED_TO_FIT
     assert res["flops_at_1M"]["tiny"]["per_base"] > 0
     assert (tmp_path / "throughput.png").stat().st_size > 0 and "| tiny |" in (tmp_path / "report.md").read_text()
+    ratio = {(r["length"], r["hnet"], r["baseline"]): r for r in res["speed_ratios"]}
+    r256 = ratio[(256, "tiny", "tiny-transformer")]
+    assert r256["ratio"] == pytest.approx(ok["bases_per_s"] / rows[("tiny-transformer", 256)]["bases_per_s"])
+    assert ratio[(262144, "tiny", "tiny-transformer")]["ratio"] is None  # a length that did not fit has no ratio
+    assert "speed ratio" in (tmp_path / "report.md").read_text()
 
 
 def test_unknown_config_is_an_input_error(tmp_path):

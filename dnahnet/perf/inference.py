@@ -191,7 +191,7 @@ def bench_inference(opts: InferenceBench, command: str | None = None, log=print)
     results = {"command": command, "machine": machine(dev), "device": str(dev),
                "dtype": "bfloat16" if dev.type == "cuda" else "float32", "memory_limit_bytes": limit if dev.type == "cpu" else None,
                "window": opts.window, "date": time.strftime("%Y-%m-%d"), "rows": rows, "flops_at_1M": analytic,
-               "params": {r["config"]: r["params"] for r in rows if r.get("params")}}
+               "params": {r["config"]: r["params"] for r in rows if r.get("params")}, "speed_ratios": speed_ratios(rows)}
     write_outputs(out, results)
     return results
 
@@ -284,6 +284,30 @@ def plot(path: Path, results: dict) -> None:
     plt.close(fig)
 
 
+def speed_ratios(rows: list[dict]) -> list[dict]:
+    """Per (mode, length): each H-Net's bases/s over each isotropic model's (>1 = H-Net faster per base).
+
+    H-Nets are the configs whose measurements report a compression; a pair missing either side
+    (timed out, did not fit) gets no ratio but is listed with its status.
+    """
+    ok = {(r["config"], r["mode"], r["length"]): r for r in rows}
+    hnets = list(dict.fromkeys(r["config"] for r in rows if r.get("compression")))
+    isotropic = list(dict.fromkeys(r["config"] for r in rows if r["status"] == "ok" and not r.get("compression")))
+    out = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        for length in sorted({r["length"] for r in rows if r["mode"] == mode}):
+            for h in hnets:
+                for b in isotropic:
+                    rh, rb = ok.get((h, mode, length)), ok.get((b, mode, length))
+                    if rh is None or rb is None:
+                        continue
+                    both = rh["status"] == "ok" and rb["status"] == "ok"
+                    out.append({"mode": mode, "length": length, "hnet": h, "baseline": b,
+                                "ratio": rh["bases_per_s"] / rb["bases_per_s"] if both else None,
+                                "status": "ok" if both else f"{h}: {rh['status']}, {b}: {rb['status']}"})
+    return out
+
+
 def report_markdown(results: dict) -> str:
     lines = ["# Inference benchmark", ""]
     if results.get("command"):
@@ -300,6 +324,13 @@ def report_markdown(results: dict) -> str:
     lines += ["| " + " | ".join(COLUMNS[:-2]) + " |", "|" + "---|" * (len(COLUMNS) - 2)]
     for row in results["rows"]:
         lines.append("| " + " | ".join(_cells(row)[:-2]) + " |")
+    ratios = speed_ratios(results["rows"])
+    if ratios:
+        lines += ["", "Per-base speed of each H-Net over each isotropic model (bases/s ratio; > 1 = H-Net faster):", "",
+                  "| mode | length | H-Net | baseline | speed ratio |", "|---|---|---|---|---|"]
+        for r in ratios:
+            cell = f"{r['ratio']:.2f}x" if r["ratio"] is not None else r["status"]
+            lines.append(f"| {r['mode']} | {r['length']} | {r['hnet']} | {r['baseline']} | {cell} |")
     lines += ["", "Analytic forward FLOPs of one 1,000,000-base sequence (target compression; full attention is quadratic):", "",
               "| config | params | GFLOP per sequence | MFLOP per base |", "|---|---|---|---|"]
     for name, a in results["flops_at_1M"].items():
