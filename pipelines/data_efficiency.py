@@ -152,8 +152,8 @@ def _train_one(name, model_cfg, train_cfg, data_cfg, out_dir: Path, checkpoints:
     curve_path = out_dir / "curve.jsonl"
     curve = [json.loads(x) for x in curve_path.read_text().splitlines()] if curve_path.exists() else []
     done = {p["step"] for p in curve}
-    if curve and curve[-1]["step"] == checkpoints[-1]:
-        return curve
+    if curve and all(k in done for k in checkpoints):  # finished (or trained further for a larger grid)
+        return [p for p in curve if p["step"] in set(checkpoints)]
 
     def on_step(trainer, metrics):
         k = trainer.step

@@ -54,12 +54,12 @@ class Grid:
     depth: int = 4  # main-network layers; encoders/decoders are m2 (2-stage: m2 / T1m2 ... m2T1 / m2)
 
 
-# Budgets are training FLOPs per model (3 x forward, analytic). cpu: 8 models x 8e12 FLOPs, about
-# 1.3 hours on one core of the 2-core VM (~14 GFLOP/s reached per core in training); a 3-size,
+# Budgets are training FLOPs per model (3 x forward, analytic). cpu: 8 models x 4e12 FLOPs, about
+# 45 minutes on one core of the 2-core VM (~8-17 GFLOP/s reached per core in training); a 3-size,
 # 5e13 grid would take 5-7 hours there. gpu: one H100 for ~a day.
 GRIDS = {
     "cpu": Grid(sizes={f: [64, 128] for f in (*HNET_FAMILIES, *BASELINE_FAMILIES)},
-                budgets={f: [1e12, 2e12, 4e12, 8e12] for f in (*HNET_FAMILIES, *BASELINE_FAMILIES)}),
+                budgets={f: [1e12, 2e12, 4e12] for f in (*HNET_FAMILIES, *BASELINE_FAMILIES)}),
     "gpu": Grid(sizes={f: [256, 384, 512, 768] for f in (*HNET_FAMILIES, *BASELINE_FAMILIES)},
                 budgets={f: [1e16, 3e16, 1e17, 3e17, 1e18] for f in (*HNET_FAMILIES, *BASELINE_FAMILIES)},
                 seq_len=4096, tokens_per_step=262144, micro_batch_size=16, lr=2e-3, warmup_steps=200, eval_windows=128,
