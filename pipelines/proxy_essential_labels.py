@@ -33,6 +33,7 @@ def proxy_labels(genbank: str | Path) -> list[tuple[str, int, str]]:
     """(locus tag, label, product) for every CDS whose product matches one of the two classes."""
     from Bio import SeqIO
 
+    from dnahnet.analysis.annotations import genbank_qualifier
     from dnahnet.io.bed import open_text
 
     rows = []
@@ -41,10 +42,9 @@ def proxy_labels(genbank: str | Path) -> list[tuple[str, int, str]]:
             for feat in record.features:
                 if feat.type != "CDS":
                     continue
-                q = feat.qualifiers
-                # the same id precedence as the GenBank annotation loader, so labels match genes.tsv ids
-                tag = (q.get("locus_tag") or q.get("gene") or q.get("protein_id") or [""])[0]
-                product = (q.get("product") or [""])[0]
+                # the GenBank annotation loader's id precedence, so labels match genes.tsv ids
+                tag = genbank_qualifier(feat, "locus_tag", "gene", "protein_id")
+                product = genbank_qualifier(feat, "product")
                 if not tag:
                     continue
                 if CORE_ESSENTIAL.search(product):

@@ -317,7 +317,8 @@ def _piece_phases(lengths: Sequence[int], first_phase: int) -> list[int]:
     return phases
 
 
-def _qualifier(feature, *names: str) -> str:
+def genbank_qualifier(feature, *names: str) -> str:
+    """The first value of the first of `names` the GenBank feature carries ('' if none)."""
     for name in names:
         values = feature.qualifiers.get(name)
         if values:
@@ -338,13 +339,13 @@ def _genbank_rows(record, keep: frozenset[str]) -> list[tuple]:
             continue
         loc = feat.location
         strand = {1: "+", -1: "-"}.get(loc.strand, ".")
-        locus = _qualifier(feat, "locus_tag", "gene")
-        fid = _qualifier(feat, "locus_tag", "gene", "protein_id") or f"{feat.type}:{chrom}:{n}"
+        locus = genbank_qualifier(feat, "locus_tag", "gene")
+        fid = genbank_qualifier(feat, "locus_tag", "gene", "protein_id") or f"{feat.type}:{chrom}:{n}"
         parent = "" if feat.type == "gene" else locus
         parts = list(loc.parts)
         phase = -1
         if feat.type == "CDS":
-            codon_start = _qualifier(feat, "codon_start") or "1"
+            codon_start = genbank_qualifier(feat, "codon_start") or "1"
             first = int(codon_start) - 1 if codon_start in ("1", "2", "3") else 0
             phase = first if len(parts) == 1 else -1
             if len(parts) > 1:

@@ -431,7 +431,7 @@ def _selection_table(summary: dict) -> str:
 # dnaHNet (Shah et al., arXiv 2602.10603) on B. subtilis: stage-1 rate is a share of bases, stage-2 rate a
 # share of stage-1 boundaries; stage 1 was "about 36% everywhere".
 DNAHNET_BSUBTILIS = {
-    "stage1": {"promoter": 0.36, "start_codon": 0.36, "CDS": 0.36, "stop_codon": 0.36, "intergenic": 0.36},
+    "stage1": 0.36,  # every region
     "stage2 of stage1": {"promoter": 0.72, "start_codon": 0.81, "CDS": 0.48, "intergenic": 0.75},
     "codon": (0.065, 0.426, 0.584),
 }
@@ -445,8 +445,9 @@ def _dnahnet_table(summary: dict) -> str | None:
     rows = []
     for region in ("promoter", "start_codon", "CDS", "stop_codon", "intergenic", "all"):
         ours = [rates[k].get(region, {}).get("rate") for k in ("stage1", "stage2 of stage1")]
-        ref = [DNAHNET_BSUBTILIS[k].get(region) for k in ("stage1", "stage2 of stage1")]
-        rows.append([region, _short(ours[0]), "~0.36" if ref[0] else "-", _short(ours[1]), _short(ref[1]) if ref[1] else "-"])
+        ref2 = DNAHNET_BSUBTILIS["stage2 of stage1"].get(region)
+        ref1 = f"~{_short(DNAHNET_BSUBTILIS['stage1'])}" if region != "all" else "-"
+        rows.append([region, _short(ours[0]), ref1, _short(ours[1]), _short(ref2) if ref2 else "-"])
     codon = summary.get("codon", {}).get("stage1", {})
     if codon.get("pieces"):
         for j, ref in enumerate(DNAHNET_BSUBTILIS["codon"]):
