@@ -13,6 +13,7 @@ import sys
 import typer
 
 from dnahnet.errors import DnahnetInputError
+from dnahnet.perf.allocator import keep_freed_memory
 
 app = typer.Typer(
     name="dnahnet",
@@ -59,4 +60,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    keep_freed_memory()
     sys.exit(main())

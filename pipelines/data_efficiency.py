@@ -34,6 +34,7 @@ import numpy as np
 from dnahnet.config import DataConfig, ModelConfig, TrainConfig, dataclass_from_dict, load_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.perf.allocator import keep_freed_memory
 
 # Which baseline each H-Net is compared with, by the presets' families.
 FLOP_TOLERANCE = 0.05
@@ -355,4 +356,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.perf.allocator import keep_freed_memory
 
 DEMO_BASES = 2_500_000
 
@@ -154,4 +155,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())

@@ -34,6 +34,7 @@ from scipy import stats
 from dnahnet.config import DataConfig, ModelConfig, TrainConfig
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
+from dnahnet.perf.allocator import keep_freed_memory
 
 HNET_FAMILIES = ("hnet-1stage", "hnet-2stage")
 BASELINE_FAMILIES = ("transformer", "mamba2")
@@ -299,4 +300,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())

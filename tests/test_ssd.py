@@ -43,3 +43,33 @@ def test_segsum_is_sum_over_the_half_open_segment_and_minus_inf_above_the_diagon
     assert s[3, 1] == 3.0 + 4.0
     assert s[2, 2] == 0.0
     assert torch.isinf(s[0, 1]) and s[0, 1] < 0
+
+
+@pytest.mark.parametrize("with_initial_state", [False, True])
+def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state):
+    # chunk_size 2 over 301 bases gives 151 chunks: the blocked state pass
+    # (blocks of STATE_PASS_BLOCK, padded last block) must match step by step.
+    from dnahnet.nn.ssd import STATE_PASS_BLOCK
+
+    x, a, B, C = _inputs(2, 301, 4, 3, 2, 5, seed=3)
+    assert 301 // 2 + 2 > 2 * STATE_PASS_BLOCK
+    init = torch.randn(2, 4, 3, 5, dtype=torch.float64) if with_initial_state else None
+    y_fast, final_fast = ssd_chunked(x, a * 0.05, B, C, chunk_size=2, initial_state=init)
+    y_ref, final_ref = ssd_sequential(x, a * 0.05, B, C, initial_state=init)
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(final_fast, final_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_blocked_state_pass_equals_the_dense_one_and_keeps_gradients():
+    from dnahnet.nn.ssd import _linear_recurrence
+
+    gen = torch.Generator().manual_seed(1)
+    u = torch.randn(1, 37, 1, 2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    a = (-torch.rand(1, 1, 2, 37, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()
+    dense = _linear_recurrence(u, a, block=64)
+    blocked = _linear_recurrence(u, a, block=8)
+    torch.testing.assert_close(blocked, dense, rtol=1e-12, atol=1e-12)
+    g_dense = torch.autograd.grad(dense.sum(), (u, a))
+    g_blocked = torch.autograd.grad(blocked.sum(), (u, a))
+    for gd, gb in zip(g_dense, g_blocked):
+        torch.testing.assert_close(gb, gd, rtol=1e-10, atol=1e-10)

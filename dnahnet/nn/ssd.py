@@ -80,14 +80,47 @@ def ssd_chunked(
     else:
         init = initial_state.reshape(b, 1, g, r, p, n).to(x.dtype)
     states = torch.cat([init, states], dim=1)  # (b, c+1, g, r, p, n)
-    chunk_decay = torch.exp(segsum(F.pad(A_cum[..., -1], (1, 0))))  # (b, g, r, c+1, c+1)
-    states = torch.einsum("bgrzc,bcgrpn->bzgrpn", chunk_decay, states)
+    states = _linear_recurrence(states, F.pad(A_cum[..., -1], (1, 0)))
     carried, final = states[:, :-1], states[:, -1]
 
     # 4. Contribution of the carried state to each position.
     y = y + torch.einsum("bclgn,bcgrpn,bgrcl->bclgrp", Cc, carried, torch.exp(A_cum))
     y = y.reshape(b, c * q, h, p)[:, :l]
     return y, final.reshape(b, h, p, n)
+
+
+# Chunk states passed densely in one matmul up to this many; beyond, in blocks.
+STATE_PASS_BLOCK = 64
+
+
+def _linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_BLOCK) -> torch.Tensor:
+    """out[t] = exp(a[t]) * out[t-1] + u[t], out[-1] = 0, over the chunk axis.
+
+    u: (b, T, g, r, p, n); a: (b, g, r, T). The dense form is a (T x T) decay
+    matmul, quadratic in T (the number of chunks): at 65k bases and chunks of 64
+    it costs more than the rest of the scan. Beyond `block` items the dense form
+    runs inside blocks and a short Python loop carries state between blocks, so
+    the cost grows as T * block.
+    """
+    T = u.shape[1]
+    if T <= block:
+        return torch.einsum("bgrzc,bcgrpn->bzgrpn", torch.exp(segsum(a)), u)
+    pad = (-T) % block
+    # Zero input and zero log-decay after the end leave the state unchanged.
+    u = F.pad(u, (0, 0, 0, 0, 0, 0, 0, 0, 0, pad))
+    a = F.pad(a, (0, pad))
+    m = u.shape[1] // block
+    ub = u.reshape(u.shape[0], m, block, *u.shape[2:])  # (b, m, k, g, r, p, n)
+    ab = a.reshape(*a.shape[:3], m, block)  # (b, g, r, m, k)
+    local = torch.einsum("bgrjzc,bjcgrpn->bjzgrpn", torch.exp(segsum(ab)), ub)
+    into_block = torch.exp(ab.cumsum(dim=-1)).permute(0, 3, 4, 1, 2)[..., None, None]  # (b, m, k, g, r, 1, 1)
+    carry = torch.zeros_like(local[:, 0, 0])
+    blocks = []
+    for j in range(m):
+        out_j = local[:, j] + into_block[:, j] * carry[:, None]
+        blocks.append(out_j)
+        carry = out_j[:, -1]
+    return torch.cat(blocks, dim=1)[:, :T]
 
 
 def ssd_sequential(
