@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dnahnet.perf.allocator import keep_freed_memory
+
 RESULT_PREFIX = "DNAHNET_PERF_RESULT "
 FAILED_TO_FIT = "did not fit"
 
@@ -198,5 +200,6 @@ def resolve_device(device: str) -> torch.device:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # measure what the CLI runs: the same allocator settings
     out = _child(json.loads(sys.argv[1]))
     print(RESULT_PREFIX + json.dumps(out), flush=True)
