@@ -220,3 +220,19 @@ def test_interval_subtraction_matches_a_bitmap():
             assert iv.end > iv.start and not got[iv.start : iv.end].any()
             got[iv.start : iv.end] = True
         assert np.array_equal(got, bitmap)
+
+
+def test_range_check_names_the_source_record_position_and_unit():
+    from dnahnet.data.intervals import check_in_sequence
+
+    sizes = {f"c{i}": 100 for i in range(7)}
+    check_in_sequence(sizes, "c1", 0, 100, source="g.fa", kind="FASTA")  # whole record is fine
+    with pytest.raises(DnahnetInputError) as missing:
+        check_in_sequence(sizes, "chrZ", 0, 1, source="g.fa", kind="FASTA")
+    assert "'chrZ' is not in FASTA g.fa (it has: c0, c1, c2, c3, c4, ...)" in missing.value.one_line()
+    with pytest.raises(DnahnetInputError) as outside:
+        check_in_sequence(sizes, "c2", 90, 101, source="t/", kind="text corpus", unit="bytes")
+    line = outside.value.one_line()
+    assert "c2:90-101 is outside c2 (100 bytes" in line and "90" in line
+    with pytest.raises(DnahnetInputError):
+        check_in_sequence(sizes, "c2", 5, 4, source="g.fa", kind="FASTA")  # start after end

@@ -33,7 +33,7 @@ import numpy as np
 
 from dnahnet.alphabet import N_BYTE, normalize_dna
 from dnahnet.errors import DnahnetInputError
-from dnahnet.data.intervals import SPLITS, Interval, Split, Window, WindowSampler
+from dnahnet.data.intervals import SPLITS, Interval, Split, Window, WindowSampler, check_in_sequence
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn")
 GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".genbank")
@@ -93,13 +93,7 @@ class GenBankGenome:
         self._runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def check_range(self, chrom: str, start: int, end: int, *, file: str | None = None) -> None:
-        if chrom not in self.sizes:
-            raise DnahnetInputError(f"no sequence named {chrom!r}", file=file or str(self.path), record=chrom)
-        if not 0 <= start <= end <= self.sizes[chrom]:
-            raise DnahnetInputError(
-                f"range {start}-{end} is outside {chrom} ({self.sizes[chrom]:,} bases)",
-                file=file or str(self.path), record=chrom, position=start,
-            )
+        check_in_sequence(self.sizes, chrom, start, end, source=str(self.path), kind="GenBank", file=file)
 
     def fetch(self, chrom: str, start: int, end: int) -> bytes:
         self.check_range(chrom, start, end)

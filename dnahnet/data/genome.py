@@ -29,6 +29,7 @@ import numpy as np
 import pysam
 
 from dnahnet.alphabet import N_BYTE, normalize_dna
+from dnahnet.data.intervals import check_in_sequence
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open
 
@@ -222,21 +223,7 @@ class Genome:
     # ----- fetching --------------------------------------------------------------
     def check_range(self, chrom: str, start: int, end: int, *, file: str | None = None) -> None:
         """Raise a one-line input error unless `chrom:start-end` lies inside this genome."""
-        if chrom not in self.sizes:
-            shown = ", ".join(self.names[:5]) + (", ..." if len(self.names) > 5 else "")
-            raise DnahnetInputError(
-                f"chromosome {chrom!r} is not in FASTA {self.path} (it has: {shown})",
-                file=file or str(self.path),
-                record=chrom,
-            )
-        size = self.sizes[chrom]
-        if not (0 <= start <= end <= size):
-            raise DnahnetInputError(
-                f"range {chrom}:{start}-{end} is outside {chrom} (length {size:,}; coordinates are 0-based half-open)",
-                file=file or str(self.path),
-                record=chrom,
-                position=start,
-            )
+        check_in_sequence(self.sizes, chrom, start, end, source=str(self.path), kind="FASTA", file=file)
 
     def fetch(self, chrom: str, start: int, end: int) -> bytes:
         """Raw bytes of `chrom[start:end]` as stored (case kept)."""

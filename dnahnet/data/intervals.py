@@ -70,6 +70,27 @@ class WindowSource(Protocol):
 
 
 # ----- interval arithmetic ------------------------------------------------------------
+def check_in_sequence(sizes: dict[str, int], chrom: str, start: int, end: int, *, source: str, kind: str,
+                      unit: str = "bases", file: str | None = None) -> None:
+    """Raise a one-line input error unless `chrom[start:end]` lies inside `sizes`.
+
+    One wording for every window source (FASTA, GenBank, byte corpus): `kind`
+    names the container ("FASTA", "GenBank", "text corpus") and `unit` what a
+    position counts. Coordinates are 0-based half-open.
+    """
+    if chrom not in sizes:
+        names = list(sizes)
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise DnahnetInputError(f"{chrom!r} is not in {kind} {source} (it has: {shown})", file=file or source,
+                                record=chrom)
+    size = sizes[chrom]
+    if not 0 <= start <= end <= size:
+        raise DnahnetInputError(
+            f"range {chrom}:{start}-{end} is outside {chrom} ({size:,} {unit}; coordinates are 0-based half-open)",
+            file=file or source, record=chrom, position=start,
+        )
+
+
 def merge_intervals(intervals: list[Interval], order: list[str] | None = None) -> list[Interval]:
     """Sort (by `order` of sequence names, then start) and merge overlapping or touching intervals."""
     rank = {c: i for i, c in enumerate(order or sorted({iv.chrom for iv in intervals}))}

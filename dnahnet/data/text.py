@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dnahnet.errors import DnahnetInputError
-from dnahnet.data.intervals import SPLITS, Interval, Split
+from dnahnet.data.intervals import SPLITS, Interval, Split, check_in_sequence
 
 
 class ByteCorpus:
@@ -65,15 +65,8 @@ class ByteCorpus:
         return self._maps[name]
 
     def check_range(self, chrom: str, start: int, end: int, *, file: str | None = None) -> None:
-        if chrom not in self.sizes:
-            raise DnahnetInputError(f"no file named {chrom!r} in the corpus", file=file or str(self.path), record=chrom)
-        if not 0 <= start <= end <= self.sizes[chrom]:
-            raise DnahnetInputError(
-                f"byte range {start}-{end} is outside {chrom} ({self.sizes[chrom]:,} bytes)",
-                file=file or str(self.path),
-                record=chrom,
-                position=start,
-            )
+        check_in_sequence(self.sizes, chrom, start, end, source=str(self.path), kind="text corpus", unit="bytes",
+                          file=file)
 
     def read(self, chrom: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         """(bytes as uint8, all-False soft mask) of `chrom[start:end]`."""
