@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from dnahnet_cli.invocation import command_line
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -30,6 +32,7 @@ def register(app: typer.Typer) -> None:
         from dnahnet.analysis.report import headline_table
 
         summary = run_annotate(boundaries, annotation, genome, out, window=window, permutations=permutations,
-                               probs_bedgraph=probs, seed=seed, stage=stage, promoter_window=promoter_window)
+                               probs_bedgraph=probs, seed=seed, stage=stage, promoter_window=promoter_window,
+                               command=command_line())
         typer.echo(headline_table(summary))
         typer.echo(f"\nreport: {out / 'report.md'}")

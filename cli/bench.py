@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import typer
+
+from dnahnet_cli.invocation import command_line
 
 bench_app = typer.Typer(help="Benchmarks: inference throughput/memory by length; training MFU and profile.",
                         no_args_is_help=True)
@@ -35,7 +35,7 @@ def inference(
     opts = InferenceBench(configs=configs, lengths=lengths, out=str(out), device=device,
                           modes=[m.strip() for m in modes.split(",") if m.strip()], window=window, repeats=repeats,
                           memory_limit_gb=memory_limit_gb, timeout_s=timeout_s, threads=threads)
-    bench_inference(opts, command="dnahnet " + shlex.join(sys.argv[1:]), log=typer.echo)
+    bench_inference(opts, command=command_line(), log=typer.echo)
     typer.echo(f"report: {out / 'report.md'}")
 
 
@@ -58,7 +58,7 @@ def train(
 
     opts = TrainBench(configs=configs, out=str(out), device=device, seq_len=seq_len, batch=batch, repeats=repeats,
                       profile=profile)
-    bench_train(opts, command="dnahnet " + shlex.join(sys.argv[1:]), log=typer.echo)
+    bench_train(opts, command=command_line(), log=typer.echo)
     typer.echo(f"report: {out / 'report.md'}")
 
 

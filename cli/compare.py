@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import typer
+
+from dnahnet_cli.invocation import command_line
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         cfg = CompareConfig(genome=str(genome), models=[m.strip() for m in models.split(",") if m.strip()],
                             bases=bases, out=str(out), eval_points=eval_points, seed=seed, seq_len=seq_len,
                             eval_windows=eval_windows, allow_unmatched=allow_unmatched)
-        results = run(cfg, command="dnahnet " + shlex.join(sys.argv[1:]))
+        results = run(cfg, command=command_line())
         for m in results["multipliers"]:
             value = f"{m['multiplier']:.2f}x" if m["reached"] else "not reached"
             typer.echo(f"{m['hnet']} vs {m['baseline']}: {value}")

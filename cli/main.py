@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from dnahnet_cli import invocation
 from dnahnet.errors import DnahnetInputError
 from dnahnet.perf.allocator import keep_freed_memory
 
@@ -49,6 +50,7 @@ for _name in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the app; return the exit code (usage errors exit 2 through Typer itself)."""
+    invocation.record(argv)
     try:
         app(args=argv, prog_name="dnahnet")
     except DnahnetInputError as exc:

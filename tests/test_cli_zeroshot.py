@@ -77,3 +77,5 @@ def test_boundaries_and_selection_rates_on_a_genbank_genome(shared_data, tmp_pat
     assert kept["all"]["boundaries"] == rates["stage2"]["all"]["boundaries"] <= kept["all"]["parents"]
     report = (out / "report.md").read_text()
     assert "## Against dnaHNet" in report and "| start_codon |" in report and "CDS codon position 3" in report
+    # The report names the command line that made it, not the test runner's argv.
+    assert f"Command: `dnahnet annotate --boundaries {bed} " in report and "--permutations 5`" in report

@@ -63,6 +63,7 @@ def annotate(
     seed: int = 0,
     stage: int | str | None = None,
     promoter_window: int = 100,
+    command: str | None = None,
 ) -> dict:
     """Compare chunk boundaries with genome features; write tables, figures and report.md.
 
@@ -70,7 +71,8 @@ def annotate(
     intergenic gaps and promoters (`promoter_window` bases upstream of genes) are
     derived. `probs_bedgraph` (per-base p_t) adds AUROC/AUPRC of p_t for feature
     edges; `stage` (1, 2 or "stage1") limits the analysis to one stage. Returns
-    the summary written to summary.json.
+    the summary written to summary.json. `command` (the command line that ran
+    this) is recorded in the report; without it, the Python call is.
     """
     if permutations < 1 or window < 0 or promoter_window < 0:
         raise DnahnetInputError(
@@ -91,7 +93,7 @@ def annotate(
         "boundaries": str(boundaries_bed), "annotations": [str(p) for p in annotation_paths],
         "genome": str(genome_fasta), "probs": None if probs_bedgraph is None else str(probs_bedgraph),
     }
-    summary["run"] = _run_info(boundaries_bed, annotation_paths, genome_fasta, out_dir, window, permutations,
+    summary["run"] = _run_info(command, boundaries_bed, annotation_paths, genome_fasta, out_dir, window, permutations,
                                probs_bedgraph, seed, stage, promoter_window)
     figures = _write_figures(out, result, features, regions, summary)
     summary["outputs"] = {"tsv": "enrichment.tsv", "json": "summary.json", "report": "report.md", "figures": figures}
@@ -154,12 +156,14 @@ def _read_probs(path: PathLike, genome_names: list[str]) -> BedGraph:
     return BedGraph(chrom, track.start[keep], track.end[keep], track.value[keep])
 
 
-def _run_info(*args) -> dict:
+def _run_info(command: str | None, *args) -> dict:
     names = ("boundaries_bed", "annotation_paths", "genome_fasta", "out_dir", "window", "permutations",
              "probs_bedgraph", "seed", "stage", "promoter_window")
-    call = ", ".join(f"{n}={v!r}" for n, v in zip(names, (str(a) if isinstance(a, Path) else a for a in args)))
+    if command is None:
+        values = ([str(p) for p in a] if isinstance(a, (list, tuple)) else str(a) if isinstance(a, Path) else a for a in args)
+        command = "dnahnet.analysis.annotate(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, values)) + ")"
     return {
-        "call": f"dnahnet.analysis.annotate({call})",
+        "call": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} ({platform.platform()}, {os.cpu_count()} CPUs)",
     }
