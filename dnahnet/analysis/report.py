@@ -467,9 +467,9 @@ def _codon_table(summary: dict) -> str:
             continue
         for strand in ("+", "-", "all"):
             rows.append([name, strand, *[_short(r) for r in c[strand]["rates"]], str(sum(c[strand]["counts"])),
-                         _short(c["chi2_p"]) if strand == "all" else "",
+                         _short(c["rotation_p"]) if strand == "all" else "",
                          _short(c["period3_power_ratio"]) if strand == "all" else ""])
-    return _md_table(["set", "strand", "pos 1", "pos 2", "pos 3", "boundaries", "chi2 p", "period-3 power ratio"], rows)
+    return _md_table(["set", "strand", "pos 1", "pos 2", "pos 3", "boundaries", "p (codon labels rotated per CDS)", "period-3 power ratio"], rows)
 
 
 def _length_table(summary: dict) -> str:
