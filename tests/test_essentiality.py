@@ -116,6 +116,51 @@ def test_cassette_across_the_origin_of_a_circular_replicon(circular_record):
     assert ko_plus[:a] == plus[:a] and ko_plus[a + 15:] == plus[a + 15:]
 
 
+@pytest.mark.parametrize("strand", [1, -1])
+def test_cds_joined_across_the_origin_is_scored_on_its_true_span(circular_record, tmp_path, strand):
+    """join(5951..6000,1..70): 120 bases from 5,950 on, through the origin; the cassette follows the start codon."""
+    from Bio import SeqIO
+    from Bio.Seq import Seq
+    from Bio.SeqFeature import CompoundLocation, FeatureLocation, SeqFeature
+
+    _, seq = circular_record
+    size = len(seq)
+    if strand == 1:  # start codon at 5,950
+        seq = seq[:5950] + "ATG" + seq[5953:]
+        pieces = [FeatureLocation(5950, size, strand=1), FeatureLocation(0, 70, strand=1)]
+    else:  # minus strand: the start codon is the reverse complement at 67..70, after the origin
+        seq = seq[:67] + "CAT" + seq[70:]
+        pieces = [FeatureLocation(0, 70, strand=-1), FeatureLocation(5950, size, strand=-1)]
+    record = next(SeqIO.parse(circular_record[0], "genbank"))
+    record.seq = Seq(seq)
+    record.features = [SeqFeature(CompoundLocation(pieces), type="CDS", qualifiers={"locus_tag": ["ORI1"]})]
+    path = tmp_path / "ori.gbk"
+    SeqIO.write([record], path, "genbank")
+
+    genes, spanning = genes_from_annotation(load_annotation(path))
+    assert spanning == 1 and [(g.id, g.start, g.end, g.length) for g in genes] == [("ORI1", 5950, size + 70, 120)]
+    w = gene_window(open_genome(path), genes[0], 1000, circular=True)
+    doubled = seq + seq
+    ws = (5950 + size + 70) // 2 - 500  # 5,510: the window runs 510 bases past the origin
+    assert w.wrapped and w.start_codon == "ATG"
+    if strand == 1:
+        assert w.wt == doubled[ws:ws + 1000] and w.ko_offset == 5950 + 12 - ws
+        assert w.ko[w.ko_offset:w.ko_offset + 15] == CASSETTE
+    else:
+        assert w.wt == reverse_complement(doubled[ws:ws + 1000])
+        ko_plus = reverse_complement(w.ko)
+        a = size + 70 - 27 - ws  # the cassette's last base is the 27th base before the CDS end
+        assert ko_plus[a:a + 15] == reverse_complement(CASSETTE)
+
+
+def test_span_across_origin_takes_the_complement_of_the_largest_gap():
+    from dnahnet.zeroshot.essentiality import span_across_origin
+
+    assert span_across_origin(np.array([0, 900]), np.array([30, 1000]), 1000) == (900, 1030)
+    assert span_across_origin(np.array([100, 400]), np.array([200, 500]), 1000) == (100, 500)  # no wrap
+    assert span_across_origin(np.array([0, 50, 950]), np.array([20, 80, 1000]), 1000) == (950, 1080)
+
+
 def _tiny_checkpoint(folder: Path) -> Path:
     import torch
 

@@ -14,8 +14,9 @@ align base for base). Windows:
   window then starts 12 bases before the start codon (`shifted`).
 A CDS whose annotated start is not a start codon (NCBI table 11: ATG GTG TTG CTG
 ATT ATC ATA) is counted and flagged (`no_start`), and scored unless skipped.
-Genes spanning the origin of a circular replicon (a join across it) are skipped
-and counted (`origin_spanning`).
+A CDS spanning the origin of a circular replicon (a join across it) is scored
+on its true span: its end is given past the replicon length (end - length =
+where it stops after the origin) and it is counted (`origin_spanning`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class GeneWindow:
 
 
 def genes_from_annotation(table) -> tuple[list[Gene], int]:
-    """(one Gene per CDS, GFF3/GTF pieces grouped by transcript; number of origin-spanning CDSs skipped)."""
+    """(one Gene per CDS, GFF3/GTF pieces grouped by transcript; number of CDSs spanning a circular origin)."""
     cds = table.of_type("CDS")
     parts = table.of_type("CDS_part")
     groups: dict[str, list[int]] = {}
@@ -77,11 +78,28 @@ def genes_from_annotation(table) -> tuple[list[Gene], int]:
         chrom = str(cds.chrom[idx[0]])
         start, end = int(cds.start[idx].min()), int(cds.end[idx].max())
         size = table.sizes.get(chrom)
-        if size and table.topology.get(chrom) == "circular" and start == 0 and end == size and (parts.parent == cds.id[idx[0]]).any():
-            spanning += 1  # a join across the origin: Biopython reports it as the whole replicon
-            continue
+        own = parts.parent == cds.id[idx[0]]
+        if size and table.topology.get(chrom) == "circular" and start == 0 and end == size and own.any():
+            # Biopython reports a join across the origin as the whole replicon; its pieces say where it lies.
+            start, end = span_across_origin(parts.start[own], parts.end[own], size)
+            spanning += end > size
         genes.append(Gene(key, chrom, start, end, str(cds.strand[idx[0]]), str(cds.gene[idx[0]] or "")))
     return genes, spanning
+
+
+def span_across_origin(starts: np.ndarray, ends: np.ndarray, size: int) -> tuple[int, int]:
+    """Smallest arc of a circular replicon covering all pieces: (start, end), end > size when it wraps.
+
+    The arc is the complement of the largest gap between consecutive pieces
+    around the circle.
+    """
+    order = np.argsort(starts)
+    s, e = np.asarray(starts)[order].astype(np.int64), np.asarray(ends)[order].astype(np.int64)
+    gaps = np.append(s[1:] - e[:-1], size - e[-1] + s[0])
+    k = int(np.argmax(gaps))
+    if k == len(s) - 1:  # the largest gap is across the origin: the gene does not wrap
+        return int(s[0]), int(e[-1])
+    return int(s[k + 1]), int(e[k]) + size
 
 
 def _fetch(genome, chrom: str, start: int, end: int, circular: bool) -> tuple[str, bool, bool, int]:
@@ -188,7 +206,7 @@ def run_essentiality(
     summary: dict = {
         "genes": len(genes), "scored": len(windows), "no_start_codon": len(no_start),
         "no_start_examples": [w.gene.id for w in no_start[:10]], "skipped_no_start": len(no_start) if skip_no_start else 0,
-        "origin_spanning_skipped": spanning, "clipped": sum(w.clipped for w in windows),
+        "origin_spanning": spanning, "clipped": sum(w.clipped for w in windows),
         "wrapped": sum(w.wrapped for w in windows), "shifted": sum(w.shifted for w in windows), "window": window,
     }
     summary["score_bits"] = score_distribution(windows, scores, out)
@@ -279,7 +297,7 @@ def score_distribution(windows: list[GeneWindow], scores: list[float], out: Path
 def format_summary(summary: dict) -> list[str]:
     lines = [f"{summary['scored']} of {summary['genes']} genes scored; {summary['no_start_codon']} without a start codon at the annotated position"
              f"{' (skipped)' if summary['skipped_no_start'] else ' (scored anyway)'}; {summary['clipped']} clipped, "
-             f"{summary['wrapped']} wrapped, {summary['shifted']} shifted windows; {summary['origin_spanning_skipped']} origin-spanning skipped"]
+             f"{summary['wrapped']} wrapped, {summary['shifted']} shifted windows; {summary['origin_spanning']} CDS across a circular origin"]
     d = summary.get("score_bits")
     if d:
         q = d["quantiles"]
