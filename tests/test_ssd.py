@@ -73,3 +73,17 @@ def test_blocked_state_pass_equals_the_dense_one_and_keeps_gradients():
     g_blocked = torch.autograd.grad(blocked.sum(), (u, a))
     for gd, gb in zip(g_dense, g_blocked):
         torch.testing.assert_close(gb, gd, rtol=1e-10, atol=1e-10)
+
+
+def test_chunked_ssd_computed_in_slices_of_chunks_equals_the_recurrence(monkeypatch):
+    import dnahnet.nn.ssd as ssd
+
+    x, a, B, C = _inputs(1, 77, 4, 3, 2, 5, seed=4)
+    init = torch.randn(1, 4, 3, 5, dtype=torch.float64)
+    whole = ssd_chunked(x, a, B, C, chunk_size=4, initial_state=init)
+    monkeypatch.setattr(ssd, "INTRA_SLICE_POSITIONS", 12)  # 3 chunks per slice, a short last slice
+    sliced = ssd_chunked(x, a, B, C, chunk_size=4, initial_state=init)
+    y_ref, final_ref = ssd_sequential(x, a, B, C, initial_state=init)
+    torch.testing.assert_close(sliced[0], y_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(sliced[1], final_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(sliced[0], whole[0], rtol=1e-12, atol=1e-12)

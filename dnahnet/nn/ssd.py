@@ -64,17 +64,11 @@ def ssd_chunked(
     A = log_decay.reshape(b, c, q, g, r).permute(0, 3, 4, 1, 2)  # (b, g, r, c, q)
     A_cum = A.cumsum(dim=-1)
 
-    # 1. Inside each chunk: y_t = sum_{s<=t} C_t.B_s * exp(sum_{s<k<=t} a_k) * x_s.
-    CB = torch.einsum("bclgn,bcsgn->bcgls", Cc, Bc)  # (b, c, g, q, q)
-    decay = torch.exp(segsum(A))  # (b, g, r, c, q, q)
-    scores = CB.permute(0, 2, 1, 3, 4).unsqueeze(2) * decay  # (b, g, r, c, l, s)
-    y = torch.einsum("bgrcls,bcsgrp->bclgrp", scores, xc)
-
-    # 2. The state each chunk leaves behind, starting from zero.
+    # 1. The state each chunk leaves behind, starting from zero.
     decay_to_end = torch.exp(A_cum[..., -1:] - A_cum)  # (b, g, r, c, q)
     states = torch.einsum("bclgn,bgrcl,bclgrp->bcgrpn", Bc, decay_to_end, xc)
 
-    # 3. Pass states between chunks (a short recurrence over c+1 chunk states).
+    # 2. Pass states between chunks (a short recurrence over c+1 chunk states).
     if initial_state is None:
         init = torch.zeros(b, 1, g, r, p, n, dtype=x.dtype, device=x.device)
     else:
@@ -83,10 +77,35 @@ def ssd_chunked(
     states = _linear_recurrence(states, F.pad(A_cum[..., -1], (1, 0)))
     carried, final = states[:, :-1], states[:, -1]
 
-    # 4. Contribution of the carried state to each position.
-    y = y + torch.einsum("bclgn,bcgrpn,bgrcl->bclgrp", Cc, carried, torch.exp(A_cum))
-    y = y.reshape(b, c * q, h, p)[:, :l]
+    # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
+    # input never all exist at once (memory and cache grow with the slice, not l).
+    per_slice = max(1, INTRA_SLICE_POSITIONS // q)
+    ys = [
+        _chunk_outputs(xc[:, i:i + per_slice], A[..., i:i + per_slice, :], A_cum[..., i:i + per_slice, :],
+                       Bc[:, i:i + per_slice], Cc[:, i:i + per_slice], carried[:, i:i + per_slice])
+        for i in range(0, c, per_slice)
+    ]
+    y = (ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)).reshape(b, c * q, h, p)[:, :l]
     return y, final.reshape(b, h, p, n)
+
+
+# Positions whose intra-chunk outputs are computed together in `ssd_chunked`.
+INTRA_SLICE_POSITIONS = 16384
+
+
+def _chunk_outputs(xc: torch.Tensor, A: torch.Tensor, A_cum: torch.Tensor, Bc: torch.Tensor, Cc: torch.Tensor,
+                   carried: torch.Tensor) -> torch.Tensor:
+    """y of a run of chunks: the quadratic part inside each chunk plus the state carried into it.
+
+    xc: (b, c, q, g, r, p); A, A_cum: (b, g, r, c, q); Bc, Cc: (b, c, q, g, n);
+    carried: (b, c, g, r, p, n). Returns (b, c, q, g, r, p).
+    """
+    # y_t = sum_{s<=t} C_t.B_s * exp(sum_{s<k<=t} a_k) * x_s  +  C_t . (exp(A_cum_t) * carried)
+    CB = torch.einsum("bclgn,bcsgn->bcgls", Cc, Bc)  # (b, c, g, q, q)
+    decay = torch.exp(segsum(A))  # (b, g, r, c, q, q)
+    scores = CB.permute(0, 2, 1, 3, 4).unsqueeze(2) * decay  # (b, g, r, c, l, s)
+    y = torch.einsum("bgrcls,bcsgrp->bclgrp", scores, xc)
+    return y + torch.einsum("bclgn,bcgrpn,bgrcl->bclgrp", Cc, carried, torch.exp(A_cum))
 
 
 # Chunk states passed densely in one matmul up to this many; beyond, in blocks.
