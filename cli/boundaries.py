@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,6 +10,7 @@ from typing import Optional
 import typer
 
 from dnahnet.errors import DnahnetInputError
+from dnahnet_cli.progress import progress
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +50,8 @@ def register(app: typer.Typer) -> None:
             regions = [(c, s, e) for c, s, e, _, _ in iter_bed_intervals(bed, ref)]
         model = load(checkpoint, device=device, dtype=dtype)
         s = export_boundaries(model, ref, regions, out, probs_bedgraph=probs, window=window, context=context,
-                              track_line=track_line, batch_size=batch_size)
+                              track_line=track_line, batch_size=batch_size,
+                              progress=functools.partial(progress, unit="bases", label="boundaries"))
         chunks = ", ".join(f"stage{k + 1} {c:,}" for k, c in enumerate(s.chunks))
         print(f"dnahnet: {s.regions} regions, {s.bases:,} bases ({s.n_bases:,} N): chunks {chunks}; "
               f"{s.regions_all_n} all-N regions, {s.windows_skipped_all_n} of {s.windows} windows all N (skipped)",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from dnahnet_cli.progress import progress
 
 zeroshot_app = typer.Typer(help="Zero-shot evaluations: gene essentiality (knockout cassette) and variant fitness (HGVS c.).", no_args_is_help=True)
 
@@ -42,7 +45,8 @@ def essentiality(
 
     model = load(checkpoint, device=device, dtype=dtype)
     summary = run_essentiality(model, genome, annotation, out, labels=labels, window=window, skip_no_start=skip_no_start,
-                               batch_size=batch_size, limit=limit)
+                               batch_size=batch_size, limit=limit,
+                               progress=functools.partial(progress, unit="bases", label="essentiality"))
     for line in format_summary(summary):
         typer.echo(line)
 

@@ -43,7 +43,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Callable, Iterable
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from dnahnet.alphabet import N_BYTE
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.model import MAX_BATCH_TOKENS, DnaModel, Window, plan_windows
 from dnahnet.io.atomic import atomic_open
+from dnahnet.progress import ProgressFactory, silent
 
 BOUNDARY_WINDOW = 16384
 BOUNDARY_CONTEXT = 4096
@@ -181,11 +182,13 @@ def export_boundaries(
     context: int = BOUNDARY_CONTEXT,
     track_line: bool = False,
     batch_size: int = 4,
+    progress: ProgressFactory = silent,
 ) -> BoundaryExportSummary:
     """Write BED6 chunks (and p_t bedGraphs) of `regions` (0-based half-open; None = every sequence).
 
     `genome` is a `dnahnet.data.genome.Genome` (or a FASTA path). See the module
-    docstring for coordinates, N handling and windows. Returns a summary.
+    docstring for coordinates, N handling and windows. `progress` is told the
+    bases to export and hears of each window's. Returns a summary.
     """
     if model.n_routed == 0:
         raise DnahnetInputError("model has no routing stages; it has no boundaries")
@@ -210,13 +213,16 @@ def export_boundaries(
                 graphs.append(handle)
                 summary.probs.append(str(path))
         writer = _ChunkWriter(bed, n_stages)
+        advance = stack.enter_context(progress(sum(e - s for _, s, e in region_list)))
         for chrom, start, end in region_list:
-            _export_region(model, genome, chrom, start, end, window, context, batch_size, writer, graphs, summary)
+            _export_region(model, genome, chrom, start, end, window, context, batch_size, writer, graphs, summary,
+                           advance)
         summary.chunks = writer.counts
     return summary
 
 
-def _export_region(model, genome, chrom, start, end, window, context, batch_size, writer, graphs, summary) -> None:
+def _export_region(model, genome, chrom, start, end, window, context, batch_size, writer, graphs, summary,
+                   advance: Callable[[int], None]) -> None:
     length = end - start
     plan = plan_windows(length, window, context, align=model.window_align)
     per_pass = max(1, min(batch_size, MAX_BATCH_TOKENS // max(window, 1)))
@@ -246,6 +252,7 @@ def _export_region(model, genome, chrom, start, end, window, context, batch_size
                     p_pos, p_val = _kept(sb.p_positions, sb.p_values, w, isn)
                     off = start
                     graphs[k].write("".join(f"{chrom}\t{a + off}\t{a + off + 1}\t{v:.6g}\n" for a, v in zip(p_pos.tolist(), p_val.tolist())))
+            advance(w.count_end - w.count_start)
         writer.flush()
     writer.flush(final_end=length)
     summary.bases += length

@@ -33,6 +33,7 @@ from dnahnet.alphabet import reverse_complement
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.io.bed import open_text
+from dnahnet.progress import ProgressFactory, silent
 from dnahnet.zeroshot.stats import auroc, roc_curve
 
 CASSETTE = "TAATAATAATAGTGA"
@@ -174,9 +175,12 @@ def read_labels(path: str | os.PathLike) -> dict[str, tuple[int, str]]:
 def run_essentiality(
     model, genome_path: str | os.PathLike, annotation: str | os.PathLike, out_dir: str | os.PathLike, *,
     labels: str | os.PathLike | None = None, window: int = 8192, skip_no_start: bool = False,
-    batch_size: int = 8, limit: int | None = None,
+    batch_size: int = 8, limit: int | None = None, progress: ProgressFactory = silent,
 ) -> dict:
-    """Score every gene; write `genes.tsv`, `summary.json` (and `roc.png` with labels) into `out_dir`."""
+    """Score every gene; write `genes.tsv`, `summary.json` (and `roc.png` with labels) into `out_dir`.
+
+    `progress` is told the bases to score (wild type and knockout windows) and hears of each block's.
+    """
     from dnahnet.analysis.annotations import load_annotation, reconcile_chrom_names
     from dnahnet.data.corpus import open_genome
 
@@ -193,7 +197,11 @@ def run_essentiality(
     if skip_no_start:
         windows = [w for w in windows if w.start_codon in START_CODONS]
     seqs = [s for w in windows for s in (w.wt, w.ko)]
-    logp = [float(np.nansum(x)) for x in model.score(seqs, batch_size=batch_size, window=None)]
+    logp = np.zeros(len(seqs))
+    with progress(sum(len(x) for x in seqs)) as advance:
+        for block in model.iter_score(seqs, batch_size=batch_size, window=None):
+            logp[block.index] += float(np.nansum(block.values))
+            advance(len(block.values))
     scores = [logp[2 * i] - logp[2 * i + 1] for i in range(len(windows))]
     lab = read_labels(labels) if labels else {}
     with atomic_open(out / "genes.tsv") as fh:
