@@ -88,3 +88,20 @@ def test_best_time_counts_runs_and_keeps_a_long_warmup():
 
     assert best_time(sleep_once, repeats=3, warmup=1, budget_s=0.01) >= 0.05
     assert len(slow) == 1  # a warm-up longer than the budget is the measurement
+
+
+def test_speed_ratios_compare_hnets_with_isotropic_models_only_in_every_mode():
+    from dnahnet.perf.inference import speed_ratios
+
+    def row(config, mode, routed, speed, status="ok"):
+        return {"config": config, "mode": mode, "length": 4096, "routed_stages": routed, "status": status,
+                "bases_per_s": speed, "compression": [3.0] if routed and mode == "forward" else None}
+
+    rows = [row("h1", mode, 1, 30.0) for mode in ("forward", "score")] + \
+           [row("h2", mode, 2, 20.0) for mode in ("forward", "score")] + \
+           [row("iso", mode, 0, 10.0) for mode in ("forward", "score")] + [row("slow", "score", 0, None, "timeout")]
+    pairs = {(r["mode"], r["hnet"], r["baseline"]): r["ratio"] for r in speed_ratios(rows)}
+    # windowed scoring reports no compression: H-Nets must still not be taken for baselines
+    assert set(pairs) == {(m, h, b) for m in ("forward", "score") for h in ("h1", "h2") for b in ("iso",)} | {
+        ("score", "h1", "slow"), ("score", "h2", "slow")}
+    assert pairs[("score", "h1", "iso")] == 3.0 and pairs[("score", "h2", "slow")] is None

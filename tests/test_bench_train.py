@@ -23,6 +23,11 @@ def test_bench_train_end_to_end_with_profile(tmp_path):
     for part in ["encoder", "routing", "chunk", "main", "dechunk", "decoder", "lm_head", "backward_total"]:
         assert two[part] > 0, part
     assert rows["tiny-transformer"]["per_flop_slowdown_vs_best_isotropic"] == pytest.approx(1.0)
+    for name in ("tiny", "tiny-2stage"):  # H-Nets are timed at a compression near their target
+        r = rows[name]
+        assert r["settled"] and 1 <= r["settle_steps"] <= 150, (name, r["compression"], r["settle_steps"])
+        assert all(abs(c / t - 1) <= 0.15 for c, t in zip(r["compression"], r["target_compression"]))
+    assert rows["tiny-transformer"]["settle_steps"] == 0
     assert "backward and the optimiser step are totals" in (tmp_path / "report.md").read_text()
 
 

@@ -179,7 +179,8 @@ def bench_inference(opts: InferenceBench, command: str | None = None, log=print)
         for mode in opts.modes:
             too_big = False
             for length in lengths:
-                row = {"config": name, "length": length, "mode": mode, "device": str(dev)}
+                row = {"config": name, "length": length, "mode": mode, "device": str(dev),
+                       "routed_stages": configs[name].n_routed}
                 if too_big:  # a longer length than one that did not fit cannot fit either
                     row.update(status=FAILED_TO_FIT, error="a shorter length did not fit")
                 else:
@@ -287,12 +288,13 @@ def plot(path: Path, results: dict) -> None:
 def speed_ratios(rows: list[dict]) -> list[dict]:
     """Per (mode, length): each H-Net's bases/s over each isotropic model's (>1 = H-Net faster per base).
 
-    H-Nets are the configs whose measurements report a compression; a pair missing either side
-    (timed out, did not fit) gets no ratio but is listed with its status.
+    H-Nets are the configs with routed stages (in every mode: windowed scoring reports no
+    compression); a pair missing either side (timed out, did not fit) gets no ratio but is
+    listed with its status.
     """
     ok = {(r["config"], r["mode"], r["length"]): r for r in rows}
-    hnets = list(dict.fromkeys(r["config"] for r in rows if r.get("compression")))
-    isotropic = list(dict.fromkeys(r["config"] for r in rows if r["status"] == "ok" and not r.get("compression")))
+    hnets = list(dict.fromkeys(r["config"] for r in rows if r["routed_stages"] > 0))
+    isotropic = list(dict.fromkeys(r["config"] for r in rows if r["routed_stages"] == 0))
     out = []
     for mode in dict.fromkeys(r["mode"] for r in rows):
         for length in sorted({r["length"] for r in rows if r["mode"] == mode}):
