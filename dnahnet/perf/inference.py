@@ -9,6 +9,9 @@ and analytic forward FLOPs per base at the compression the model realised. Modes
 - `score`: `DnaModel.score` of one sequence through overlapping windows of
   `window` bases (context `window // 2`), memory bounded by the window.
 
+H-Nets are measured at their target compression: each is first trained briefly
+on random DNA (`dnahnet.perf.settle`) and its children load those weights.
+
 fp32 on CPU, bf16 on CUDA. A length that does not fit (MemoryError, allocator
 error, a killed child, CUDA OOM) is reported as "did not fit", never crashed on.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +46,8 @@ from dnahnet.perf.measure import (
     synchronize,
     total_memory_bytes,
 )
+from dnahnet.perf.settle import TOLERANCE as SETTLE_TOLERANCE
+from dnahnet.perf.settle import realised_ratios, settle_routing, within_target
 
 MODES = ("forward", "score")
 DEFAULT_CONFIGS = ["bench-transformer", "bench-mamba2", "bench-hnet-1stage", "bench-hnet-2stage"]
@@ -94,8 +100,11 @@ def random_dna(length: int, seed: int = 0) -> np.ndarray:
 
 
 def measure_one(config: str, length: int, mode: str = "forward", window: int = 4096, device: str = "cpu",
-                repeats: int = 3, budget_s: float = 30.0, seed: int = 0) -> dict:
-    """One measurement in this process (the child on CPU). Returns timings, memory and FLOPs."""
+                repeats: int = 3, budget_s: float = 30.0, seed: int = 0, weights: str | None = None) -> dict:
+    """One measurement in this process (the child on CPU). Returns timings, memory and FLOPs.
+
+    `weights`: a state dict saved by `settled_weights` (an H-Net at its target compression).
+    """
     from dnahnet.infer.model import DnaModel
     from dnahnet.infer.model import plan_windows
     from dnahnet.nn.hnet import HNetLM
@@ -104,7 +113,10 @@ def measure_one(config: str, length: int, mode: str = "forward", window: int = 4
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cfg = model_config_from_preset(config)
     torch.manual_seed(seed)
-    net = HNetLM(cfg).to(device=dev, dtype=dtype).eval()
+    net = HNetLM(cfg)
+    if weights:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    net = net.to(device=dev, dtype=dtype).eval()
     seq = random_dna(length, seed)
     ratios: list[float] = []
     if dev.type == "cuda":
@@ -175,31 +187,61 @@ def bench_inference(opts: InferenceBench, command: str | None = None, log=print)
     dev = resolve_device(opts.device)
     limit = int((opts.memory_limit_gb or total_memory_bytes() / 2**30 / 2) * 2**30)
     rows: list[dict] = []
-    for name in configs:
-        for mode in opts.modes:
-            too_big = False
-            for length in lengths:
-                row = {"config": name, "length": length, "mode": mode, "device": str(dev),
-                       "routed_stages": configs[name].n_routed}
-                if too_big:  # a longer length than one that did not fit cannot fit either
-                    row.update(status=FAILED_TO_FIT, error="a shorter length did not fit")
-                else:
-                    row.update(_measure(name, length, mode, dev, opts, limit))
-                    too_big = row["status"] == FAILED_TO_FIT
-                rows.append(row)
-                log(_row_line(row))
+    settled: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="dnahnet-settled-") as scratch:
+        for name in configs:
+            if configs[name].n_routed:
+                settled[name] = settled_weights(name, dev, opts.seed, Path(scratch))
+                log(f"{name:20s} settled to compression {','.join(f'{r:.2f}' for r in settled[name]['compression'])} "
+                    f"(target {','.join(f'{t:g}' for t in configs[name].stage_target_ratios())}) "
+                    f"in {settled[name]['steps']} training steps")
+            for mode in opts.modes:
+                too_big = False
+                for length in lengths:
+                    row = {"config": name, "length": length, "mode": mode, "device": str(dev),
+                           "routed_stages": configs[name].n_routed}
+                    if too_big:  # a longer length than one that did not fit cannot fit either
+                        row.update(status=FAILED_TO_FIT, error="a shorter length did not fit")
+                    else:
+                        row.update(_measure(name, length, mode, dev, opts, limit, settled.get(name, {}).get("path")))
+                        too_big = row["status"] == FAILED_TO_FIT
+                    rows.append(row)
+                    log(_row_line(row))
     analytic = {name: million_base_flops(cfg) for name, cfg in configs.items()}
     results = {"command": command, "machine": machine(dev), "device": str(dev),
                "dtype": "bfloat16" if dev.type == "cuda" else "float32", "memory_limit_bytes": limit if dev.type == "cpu" else None,
                "window": opts.window, "date": time.strftime("%Y-%m-%d"), "rows": rows, "flops_at_1M": analytic,
-               "params": {r["config"]: r["params"] for r in rows if r.get("params")}, "speed_ratios": speed_ratios(rows)}
+               "params": {r["config"]: r["params"] for r in rows if r.get("params")}, "speed_ratios": speed_ratios(rows),
+               "settled": {k: {"steps": v["steps"], "compression": v["compression"], "ok": v["ok"]} for k, v in settled.items()}}
     write_outputs(out, results)
     return results
 
 
-def _measure(name: str, length: int, mode: str, dev: torch.device, opts: InferenceBench, limit: int) -> dict:
+def settled_weights(name: str, dev: torch.device, seed: int, folder: Path, seq_len: int = 1024, batch: int = 8) -> dict:
+    """Build `name` as `measure_one` does (same seed), settle its routing, save the weights in `folder`.
+
+    Returns {"path", "steps", "compression", "ok"}; ok is False when the compression never came
+    within tolerance of the target (the report says so).
+    """
+    from dnahnet.nn.hnet import HNetLM
+
+    cfg = model_config_from_preset(name)
+    torch.manual_seed(seed)
+    net = HNetLM(cfg).to(dev)
+    ids = torch.as_tensor(np.stack([random_dna(seq_len, seed + 1 + i) for i in range(batch)]), device=dev).long()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else None
+    steps = settle_routing(net, cfg.stage_target_ratios(), ids, autocast)
+    ratios = realised_ratios(net, ids)
+    path = folder / f"{name}.pt"
+    torch.save(net.state_dict(), path)
+    return {"path": str(path), "steps": steps, "compression": ratios,
+            "ok": within_target(ratios, cfg.stage_target_ratios())}
+
+
+def _measure(name: str, length: int, mode: str, dev: torch.device, opts: InferenceBench, limit: int,
+             weights: str | None) -> dict:
     kwargs = dict(config=name, length=length, mode=mode, window=opts.window, device=str(dev), repeats=opts.repeats,
-                  seed=opts.seed)
+                  seed=opts.seed, weights=weights)
     if dev.type == "cuda":
         try:
             res = measure_one(**kwargs)
@@ -323,6 +365,11 @@ def report_markdown(results: dict) -> str:
     lines += [f"Machine: {results['machine']}. Device {results['device']}, {results['dtype']}, batch 1. "
               f"Peak memory: {memory}; `score` = windows of {results['window']} bases with "
               f"{results['window'] // 2} of context.", ""]
+    if results.get("settled"):
+        parts = [f"{name} {','.join(f'{r:.2f}' for r in v['compression'])} after {v['steps']} steps"
+                 + ("" if v["ok"] else " (NOT within tolerance of the target)") for name, v in results["settled"].items()]
+        lines += ["H-Nets were trained on random DNA until each stage's compression on 8 x 1,024 bases was within "
+                  f"{SETTLE_TOLERANCE:.0%} of its target, and measured with those weights: " + "; ".join(parts) + ".", ""]
     lines += ["| " + " | ".join(COLUMNS[:-2]) + " |", "|" + "---|" * (len(COLUMNS) - 2)]
     for row in results["rows"]:
         lines.append("| " + " | ".join(_cells(row)[:-2]) + " |")

@@ -7,12 +7,8 @@ run (fp32 on CPU, bf16 autocast on CUDA). "Per-FLOP slowdown" = an isotropic
 model's achieved FLOP/s divided by this model's: the H-Net paper's "about 2x
 slower per FLOP" measured for this implementation.
 
-An H-Net's cost depends on its compression, and a fresh model's routing swings
-far from the target in its first steps (one chunk per window after 5 steps of
-cpu-hnet-transformer, then back), so H-Nets first train until every stage's
-realised compression is within `SETTLE_TOLERANCE` of its target (at most
-`SETTLE_MAX_STEPS`; the ratio loss drives it there), then are timed with the
-learning rate at zero so the timed steps keep that compression.
+H-Nets are first brought to their target compression (`dnahnet.perf.settle`),
+then timed with the learning rate at zero so the timed steps keep it.
 
 The profile runs one more step under `torch.profiler` and attributes forward time
 to the `record_function` labels in `HNet.forward` / `HNetLM.forward` (embedding,
@@ -28,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,18 +33,16 @@ import torch.nn.functional as F
 from dnahnet.config import load_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
-from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.flops import count_flops
 from dnahnet.perf.inference import check_lengths, parse_configs
 from dnahnet.perf.measure import best_time, machine, matmul_peak_flops, resolve_device, synchronize
+from dnahnet.perf.settle import TOLERANCE as SETTLE_TOLERANCE
+from dnahnet.perf.settle import realised_ratios, settle_routing, within_target
 
 DEFAULT_CONFIGS = ["cpu-transformer", "cpu-mamba2", "cpu-hnet-transformer", "cpu-hnet-mamba2"]
 PART_GROUPS = ["embedding", "encoder", "routing", "chunk", "main", "dechunk", "decoder", "lm_head", "ratio_loss"]
 _LABEL = re.compile(r"^(embedding|lm_head|ratio_loss|stage(\d+)\.(encoder|routing|chunk|main|dechunk|decoder))$")
 FLOP_TOLERANCE = 0.05
-SETTLE_TOLERANCE = 0.15
-SETTLE_MAX_STEPS = 150
-SETTLE_LR = 3e-3
 
 
 @dataclass
@@ -126,51 +119,23 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
                 opt.zero_grad(set_to_none=True)
 
     targets = cfg.stage_target_ratios()
-    settle_steps = settle_routing(step, lambda: _batch_ratios(model, ids), targets, opt) if cfg.n_routed else 0
+    settle_steps = settle_routing(model, targets, ids, autocast) if cfg.n_routed else 0
     for group in opt.param_groups:
         group["lr"] = 0.0  # timed steps cost a full AdamW step but leave the compression where it is
     seconds = best_time(step, repeats=repeats, warmup=1, device=device)
-    ratios = _batch_ratios(model, ids)  # realised compression over the batch
+    ratios = realised_ratios(model, ids)  # realised compression over the batch
     flops_per_base = count_flops(cfg, seq_len, ratios or None).per_base(training=True)
     row = {"config": name, "params": sum(p.numel() for p in model.parameters()), "seq_len": seq_len, "batch": batch,
            "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base,
            "target_flops_per_base": count_flops(cfg, seq_len).per_base(training=True), "compression": ratios,
            "routed": cfg.n_routed, "target_compression": cfg.stage_target_ratios() if cfg.n_routed else [],
            "settle_steps": settle_steps,
-           "settled": not cfg.n_routed or _within(ratios, cfg.stage_target_ratios())}
+           "settled": not cfg.n_routed or within_target(ratios, targets)}
     if profile:
         totals = profile_step(step, device)
         row["profile_inclusive_s"] = totals
         row["profile_s"] = summarise_profile(totals)
     return row
-
-
-def _within(ratios: list[float], targets: list[float]) -> bool:
-    return bool(ratios) and all(abs(r / t - 1) <= SETTLE_TOLERANCE for r, t in zip(ratios, targets))
-
-
-def settle_routing(step, measure: Callable[[], list[float]], targets: list[float], opt: torch.optim.Optimizer,
-                   max_steps: int = SETTLE_MAX_STEPS) -> int:
-    """Train (at SETTLE_LR) until `measure()` finds every stage's compression near its target.
-
-    Returns the training steps taken (0: already there); `max_steps` when it never got there
-    (the row says so).
-    """
-    for group in opt.param_groups:
-        group["lr"] = SETTLE_LR
-    for n in range(max_steps):
-        if _within(measure(), targets):
-            return n
-        step()
-    return max_steps
-
-
-@torch.no_grad()
-def _batch_ratios(model, ids: torch.Tensor) -> list[float]:
-    """Realised L/M per stage over the batch (no forward pass for isotropic models)."""
-    if not model.n_routed:
-        return []
-    return realised_compression(model(ids).routing)
 
 
 def summarise_profile(totals: dict[str, float]) -> dict[str, float]:
