@@ -19,6 +19,21 @@ def test_memory_measurement_sees_a_deliberate_allocation():
     assert 0.75 * 400 * 2**20 <= grown <= 400 * 2**20 + 256 * 2**20
 
 
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_child_peak_does_not_inherit_the_parents_resident_set():
+    """Linux carries a pre-exec peak into ru_maxrss; a child's own peak must not include its parent's."""
+    import numpy as np
+
+    from dnahnet.perf.measure import current_rss_bytes
+
+    ballast = np.ones(700 * 2**20, dtype=np.uint8)  # resident in this (parent) process while the child starts
+    parent = current_rss_bytes()
+    small = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 2**20}, 2**31, 120, 1)
+    assert small.ok and parent > 700 * 2**20
+    assert small.peak_rss_bytes < parent - 400 * 2**20, (small.peak_rss_bytes, parent)
+    del ballast
+
+
 def test_allocation_over_the_cap_is_reported_not_fatal():
     res = run_isolated("dnahnet.perf.measure:allocate", {"nbytes": 2 * 2**30}, 256 * 2**20, 120, 1)
     assert not res.ok and res.error.startswith(FAILED_TO_FIT)

@@ -35,7 +35,20 @@ def total_memory_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """High-water resident set of this process so far (Linux reports kB, macOS bytes)."""
+    """High-water resident set of this process so far.
+
+    Linux: VmHWM of /proc/self/status, the peak of this process's own address
+    space. Not `ru_maxrss`: Linux carries the pre-exec address space's peak into
+    it, so a child started by a 500 MiB parent reports at least 500 MiB.
+    Elsewhere `ru_maxrss` (macOS reports bytes, others kB).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
