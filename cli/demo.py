@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dnahnet_cli.invocation import command_line
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -23,6 +25,6 @@ def register(app: typer.Typer) -> None:
 
         reporter = ProgressReporter()
         try:
-            run_demo(out, bases, seed, log=typer.echo, on_step=reporter)
+            run_demo(out, bases, seed, log=typer.echo, on_step=reporter, command=command_line())
         finally:
             reporter.stop()

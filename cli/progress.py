@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
-Advance = Callable[[int], None]  # called with how many more units are done
+from dnahnet.progress import Advance
 
 
 @contextlib.contextmanager

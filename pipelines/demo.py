@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,10 +26,12 @@ from dnahnet.perf.allocator import keep_freed_memory
 DEMO_BASES = 2_500_000
 
 
-def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int = 0, log=print, on_step=None) -> dict:
+def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int = 0, log=print, on_step=None,
+             command: str | None = None) -> dict:
     """Run every step; write summary.json and summary.md into `out`; return the summary.
 
-    `on_step(trainer, metrics)` is called after every training step (progress display).
+    `on_step(trainer, metrics)` is called after every training step (progress display);
+    `command` is the command line recorded in summary.json.
     """
     from dnahnet.analysis.report import annotate, headline_table
     from dnahnet.data.baseline import markov_baseline
@@ -80,7 +83,7 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
     markov_test = markov.model.bits_per_base([Interval(chrom, start, end)], genome)
 
     summary = {
-        "command": "dnahnet demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else None,
+        "command": command,
         "genome": str(genome_path),
         "checkpoint": str(checkpoint),
         "train": {
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     try:
-        run_demo(a.out, a.bases, a.seed)
+        command = "python -m pipelines.demo " + shlex.join(sys.argv[1:] if argv is None else argv)
+        run_demo(a.out, a.bases, a.seed, command=command)
     except DnahnetInputError as exc:
         print(f"demo: error: {exc.one_line()}", file=sys.stderr)
         return 2

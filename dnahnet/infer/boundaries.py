@@ -43,7 +43,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable
+from typing import IO, Iterable
 
 import numpy as np
 
@@ -51,7 +51,7 @@ from dnahnet.alphabet import N_BYTE
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.model import MAX_BATCH_TOKENS, DnaModel, Window, plan_windows
 from dnahnet.io.atomic import atomic_open
-from dnahnet.progress import ProgressFactory, silent
+from dnahnet.progress import Advance, ProgressFactory, silent
 
 BOUNDARY_WINDOW = 16384
 BOUNDARY_CONTEXT = 4096
@@ -222,7 +222,7 @@ def export_boundaries(
 
 
 def _export_region(model, genome, chrom, start, end, window, context, batch_size, writer, graphs, summary,
-                   advance: Callable[[int], None]) -> None:
+                   advance: Advance) -> None:
     length = end - start
     plan = plan_windows(length, window, context, align=model.window_align)
     per_pass = max(1, min(batch_size, MAX_BATCH_TOKENS // max(window, 1)))

@@ -230,12 +230,12 @@ def settled_weights(name: str, dev: torch.device, seed: int, folder: Path, seq_l
     net = HNetLM(cfg).to(dev)
     ids = torch.as_tensor(np.stack([random_dna(seq_len, seed + 1 + i) for i in range(batch)]), device=dev).long()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else None
-    steps = settle_routing(net, cfg.stage_target_ratios(), ids, autocast)
+    targets = cfg.stage_target_ratios()
+    steps = settle_routing(net, targets, ids, autocast)
     ratios = realised_ratios(net, ids)
     path = folder / f"{name}.pt"
     torch.save(net.state_dict(), path)
-    return {"path": str(path), "steps": steps, "compression": ratios,
-            "ok": within_target(ratios, cfg.stage_target_ratios())}
+    return {"path": str(path), "steps": steps, "compression": ratios, "ok": within_target(ratios, targets)}
 
 
 def _measure(name: str, length: int, mode: str, dev: torch.device, opts: InferenceBench, limit: int,
@@ -373,7 +373,7 @@ def report_markdown(results: dict) -> str:
     lines += ["| " + " | ".join(COLUMNS[:-2]) + " |", "|" + "---|" * (len(COLUMNS) - 2)]
     for row in results["rows"]:
         lines.append("| " + " | ".join(_cells(row)[:-2]) + " |")
-    ratios = speed_ratios(results["rows"])
+    ratios = results["speed_ratios"]
     if ratios:
         lines += ["", "Per-base speed of each H-Net over each isotropic model (bases/s ratio; > 1 = H-Net faster):", "",
                   "| mode | length | H-Net | baseline | speed ratio |", "|---|---|---|---|---|"]

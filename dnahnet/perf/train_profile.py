@@ -128,7 +128,7 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
     row = {"config": name, "params": sum(p.numel() for p in model.parameters()), "seq_len": seq_len, "batch": batch,
            "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base,
            "target_flops_per_base": count_flops(cfg, seq_len).per_base(training=True), "compression": ratios,
-           "routed": cfg.n_routed, "target_compression": cfg.stage_target_ratios() if cfg.n_routed else [],
+           "routed": cfg.n_routed, "target_compression": targets if cfg.n_routed else [],
            "settle_steps": settle_steps,
            "settled": not cfg.n_routed or within_target(ratios, targets)}
     if profile:
