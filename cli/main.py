@@ -24,6 +24,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from dnahnet import __version__
+
+        typer.echo(f"dnahnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Tokenizer-free DNA language models with H-Net dynamic chunking."""
+
+
 # Command modules, each with `register(app)`; a module missing here is simply not offered.
 COMMAND_MODULES = [
     "dnahnet_cli.model_commands",
@@ -36,6 +51,9 @@ COMMAND_MODULES = [
     "dnahnet_cli.demo",
     "dnahnet_cli.bench",
     "dnahnet_cli.zeroshot",
+    "dnahnet_cli.view",
+    "dnahnet_cli.embed",
+    "dnahnet_cli.finetune",
 ]
 
 for _name in COMMAND_MODULES:
@@ -62,5 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    from dnahnet.io.atomic import terminate_cleanly
+
     keep_freed_memory()
+    terminate_cleanly()  # SIGTERM unwinds like Ctrl-C: temporaries are removed, final outputs untouched
     sys.exit(main())

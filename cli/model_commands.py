@@ -34,15 +34,18 @@ def register(app: typer.Typer) -> None:
         config: str = typer.Argument(..., help="Preset name, config JSON/YAML, or a checkpoint folder"),
         seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length L"),
         compression: str = typer.Option("", help="Comma-separated L/M per routed stage (default: target ratios)"),
+        attention: str = typer.Option("full", help="Attention score convention: full (the L x L block SDPA computes) or causal (half)"),
     ) -> None:
         """Analytic training FLOPs per base, with a breakdown by part.
 
         Example: dnahnet flops paper-dna-hnet-transformer --seq-len 1024
         """
         from dnahnet.errors import DnahnetInputError
+        from dnahnet.io.options import check_int
         from dnahnet.nn.flops import count_flops
         from dnahnet.train.checkpoint import read_config
 
+        check_int(seq_len, "--seq-len")
         path = Path(config)
         cfg = read_config(path) if path.is_dir() else model_config_from_preset(config)
         ratios = None
@@ -53,7 +56,9 @@ def register(app: typer.Typer) -> None:
                 raise DnahnetInputError(f"--compression: expected numbers separated by commas, got {compression!r}") from None
             if len(ratios) != cfg.n_routed or any(r < 1 for r in ratios):
                 raise DnahnetInputError(f"--compression: expected {cfg.n_routed} values >= 1, got {compression!r}")
-        report = count_flops(cfg, seq_len, ratios)
+        if attention not in ("full", "causal"):
+            raise DnahnetInputError(f"--attention: must be full or causal, got {attention!r}")
+        report = count_flops(cfg, seq_len, ratios, attention=attention)
         typer.echo(f"config {config}: L = {seq_len}, compression {ratios or cfg.stage_target_ratios() if cfg.n_routed else 'n/a'}")
         typer.echo(f"{'part':12s} {'fwd FLOPs/base':>16s} {'share':>7s}")
         for part, value in report.parts.items():
@@ -64,8 +69,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def convert(
         config: Path = typer.Option(..., help="Official H-Net config JSON (e.g. configs/hnet_1stage_L.json)"),
-        weights: Path = typer.Option(..., help="Its state dict (.pt or .safetensors)"),
+        weights: Path = typer.Option(..., help="Its state dict (.safetensors, or .pt read weights-only: tensors and omegaconf configs, no other pickled class)"),
         out: Path = typer.Option(..., help="Checkpoint folder to write"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder (whole)."),
     ) -> None:
         """Import an official H-Net checkpoint (same parameter names) as a dnahnet checkpoint folder.
 
@@ -73,7 +79,12 @@ def register(app: typer.Typer) -> None:
         """
         from dnahnet.train.checkpoint import import_official
 
-        typer.echo(f"checkpoint: {import_official(config, weights, out)}")
+        from dnahnet.io.paths import check_outputs, input_file
+
+        input_file(config, "--config", "config file")
+        input_file(weights, "--weights", "weights file")
+        check_outputs({"--out": [out / "config.json", out / "model.safetensors"]}, {"--config": config, "--weights": weights})
+        typer.echo(f"checkpoint: {import_official(config, weights, out, overwrite=overwrite)}")
 
     @app.command()
     def info(checkpoint: Path = typer.Argument(..., help="Checkpoint folder")) -> None:

@@ -19,16 +19,51 @@ def _note(message: str) -> None:
     print(f"dnahnet: {message}", file=sys.stderr)
 
 
+def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, window, context, reduce, batch_size,
+                  track_line, shard_bases, device, dtype) -> None:
+    """`score --genome`: regions of a genome in shards, on every torchrun process."""
+    import functools
+
+    from dnahnet.data.genome import Genome
+    from dnahnet.infer.model import load
+    from dnahnet.infer.scoring import score_regions
+    from dnahnet.infer.sharding import select_regions
+    from dnahnet.progress import silent
+    from dnahnet.train.distributed import setup, teardown
+    from dnahnet_cli.progress import progress
+
+    ref = Genome(genome)
+    regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
+    env = setup(device)
+    try:
+        model = load(checkpoint, device=env.device, dtype=dtype)
+        show = functools.partial(progress, unit="bases", label="score") if env.is_main else silent
+        s = score_regions(model, ref, regions, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None,
+                          context=context, batch_size=batch_size, track_line=track_line, progress=show,
+                          shard_bases=shard_bases, env=env)
+    finally:
+        teardown()
+    if env.is_main:
+        _note(f"scored {s.records - s.flagged} of {s.records} regions ({s.bases:,} bases, {s.n_bases:,} N), "
+              f"{s.bits_per_position:.4f} bits per base overall; {s.regions_all_n} all-N regions, "
+              f"{s.windows_skipped_all_n} of {s.windows} windows all N (skipped); {s.shards} shards on "
+              f"{env.world_size} process(es), {s.shards_reused} reused from an interrupted run")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def score(
         checkpoint: Path = CHECKPOINT,
         fasta: Optional[Path] = typer.Option(None, "--fasta", help="FASTA (plain or gzip) of sequences to score."),
-        genome: Optional[Path] = typer.Option(None, "--genome", help="Indexed genome FASTA, with --bed."),
-        bed: Optional[Path] = typer.Option(None, "--bed", help="BED intervals of --genome to score (0-based half-open)."),
+        genome: Optional[Path] = typer.Option(None, "--genome", help="Genome FASTA (indexed or indexable): every contig, or --region/--bed/--contigs."),
+        region: Optional[list[str]] = typer.Option(None, "--region", help="With --genome: chr or chr:start-end (1-based inclusive); repeatable."),
+        bed: Optional[Path] = typer.Option(None, "--bed", help="With --genome: BED intervals to score, one row each (0-based half-open)."),
+        contigs: Optional[list[str]] = typer.Option(None, "--contigs", help="With --genome: whole contigs, comma-separated; repeatable."),
         text: Optional[Path] = typer.Option(None, "--text", help="Score a file's raw bytes (bits per byte)."),
-        out: str = typer.Option("-", "--out", help="Output TSV ('-' = stdout)."),
-        per_base: Optional[Path] = typer.Option(None, "--per-base", help="Also write per-position log2 P as bedGraph."),
+        out: str = typer.Option("-", "--out", help="Output TSV ('-' = stdout; .gz = bgzip)."),
+        per_base: Optional[Path] = typer.Option(None, "--per-base", help="Also write per-position log2 P: bedGraph, .bedGraph.gz (bgzip + tabix) or, with --genome, .bw (bigWig)."),
+        track_line: bool = typer.Option(True, "--track-line/--no-track-line", help="Start a plain-text per-base bedGraph with a UCSC track line."),
+        shard_bases: int = typer.Option(1_000_000, "--shard-bases", help="With --genome: bases per shard, the unit of work per process and of restart."),
         rc: bool = typer.Option(False, "--rc", help="Average each position over both strands."),
         window: int = typer.Option(-1, "--window", help="Score longer sequences in windows of this size (-1 = the model's training length, 0 = never)."),
         context: int = typer.Option(-1, "--context", help="Warm-up positions at the start of each later window (-1 = half the window)."),
@@ -40,33 +75,54 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Log-likelihood (bits) of each sequence: TSV with name, length, N count, scored bases, sum, bits per base.
 
-        Position 0 and N positions are never scored (see the TSV header).
+        Position 0 and N positions are never scored (see the TSV header). With --genome the work is cut
+        into shards: `torchrun --nproc-per-node N -m dnahnet_cli score ...` spreads them over processes
+        (same output byte for byte), and an interrupted run restarted with the same command skips
+        finished shards. All-N windows are skipped and counted.
 
         Example: dnahnet score --checkpoint runs/demo/checkpoint --fasta seqs.fa --per-base seqs.bedGraph --out scores.tsv
         """
-        from dnahnet.infer.fasta_input import iter_fasta, iter_genome_intervals, text_record
+        from dnahnet.infer.fasta_input import iter_fasta, text_record
         from dnahnet.infer.model import load
         from dnahnet.infer.scoring import score_to_tsv
 
-        chosen = [fasta is not None, genome is not None or bed is not None, text is not None]
-        if sum(chosen) != 1 or (chosen[1] and (genome is None or bed is None)):
-            raise DnahnetInputError("give exactly one input: --fasta F, --genome G --bed B, or --text FILE")
+        chosen = [fasta is not None, genome is not None, text is not None]
+        if sum(chosen) != 1:
+            raise DnahnetInputError("give exactly one input: --fasta F, --genome G (with --region/--bed/--contigs or none), or --text FILE")
+        if genome is None and (bed is not None or region or contigs):
+            raise DnahnetInputError("--region, --bed and --contigs select parts of --genome; give --genome too")
         if text is not None and rc:
             raise DnahnetInputError("--rc applies to DNA, not to --text")
-        if fasta is not None:
-            records = iter_fasta(fasta, skip_invalid=skip_invalid)
-        elif text is not None:
-            records = iter([text_record(text)])
-        else:
-            from dnahnet.data.genome import Genome
+        from dnahnet.io.paths import check_command
 
-            records = iter_genome_intervals(Genome(genome), bed)
+        check_command({"--out": out, "--per-base": per_base},
+                      {"--checkpoint": checkpoint, "--fasta": fasta, "--genome": genome, "--bed": bed, "--text": text},
+                      {"--batch-size": (batch_size, 1), "--window": (window, -1), "--context": (context, -1),
+                       "--shard-bases": (shard_bases, 1)}, files={"--fasta": fasta, "--text": text, "--bed": bed})
+        if genome is not None:
+            _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, window, context, reduce,
+                          batch_size, track_line, shard_bases, device, dtype)
+            return
+        from functools import partial
+
+        from dnahnet.infer.scoring import fasta_length
+        from dnahnet_cli.progress import progress
+
+        if fasta is not None:
+            from dnahnet.io.fasta_index import unique_names
+
+            records = unique_names(iter_fasta(fasta, skip_invalid=skip_invalid), fasta)
+            total = fasta_length(fasta)
+        else:
+            records = iter([text_record(text)])
+            total = text.stat().st_size
         model = load(checkpoint, device=device, dtype=dtype)
+        unit = "byte" if text is not None else "base"
         summary = score_to_tsv(
             model, records, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None, context=context,
-            batch_size=batch_size, dna=text is None,
+            batch_size=batch_size, dna=text is None, track_line=track_line,
+            progress=partial(progress, unit=f"{unit}s", label="score"), total=total,
         )
-        unit = "byte" if text is not None else "base"
         _note(f"scored {summary.records - summary.flagged} of {summary.records} sequences "
               f"({summary.flagged} flagged), {summary.bits_per_position:.4f} bits per {unit} overall")
 
@@ -90,12 +146,22 @@ def register(app: typer.Typer) -> None:
         from dnahnet.infer.model import load
         from dnahnet.infer.variants import score_variants
 
+        from dnahnet.io.paths import check_command
+
+        check_command({"--out": out}, {"--checkpoint": checkpoint, "--genome": genome, "--vcf": vcf},
+                      {"--batch-size": (batch_size, 1), "--flank": (flank, 1)}, files={"--vcf": vcf})
         ref = Genome(genome)
         model = load(checkpoint, device=device, dtype=dtype)
-        s = score_variants(model, ref, vcf, out, flank=flank, rc=rc, batch_size=batch_size)
+        from functools import partial
+
+        from dnahnet_cli.progress import progress
+
+        s = score_variants(model, ref, vcf, out, flank=flank, rc=rc, batch_size=batch_size,
+                           progress=partial(progress, unit="records", label="variants"))
         missing = ", ".join(f"{c} ({n})" for c, n in list(s.missing_contigs.items())[:5])
         _note(f"{s.alleles} alleles from {s.records} records: {s.scored} scored, {s.ref_mismatch} REF mismatches, "
-              f"{s.unsupported_alt} unsupported ALT, {s.outside_contig} outside contig, {s.contains_n} with N in the window")
+              f"{s.unsupported_alt} unsupported ALT, {s.outside_contig} outside contig, {s.contains_n} with N in the window, "
+              f"{s.ambiguous} not scored for N in REF or unequal N in the windows")
         if s.missing_contigs:
             _note(f"{sum(s.missing_contigs.values())} records skipped on {len(s.missing_contigs)} contigs not in the genome: {missing}")
 

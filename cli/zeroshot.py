@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from dnahnet.io.paths import check_command
 from dnahnet_cli.progress import progress
 
 zeroshot_app = typer.Typer(help="Zero-shot evaluations: gene essentiality (knockout cassette) and variant fitness (HGVS c.).", no_args_is_help=True)
@@ -43,6 +44,9 @@ def essentiality(
     from dnahnet.infer.model import load
     from dnahnet.zeroshot.essentiality import format_summary, run_essentiality
 
+    check_command({"--out": [out / name for name in ("genes.tsv", "summary.json", "roc.png", "scores.png")]},
+                  {"--checkpoint": checkpoint, "--genome": genome, "--annotation": annotation, "--labels": labels},
+                  {"--batch-size": (batch_size, 1), "--limit": (limit, 1)})
     model = load(checkpoint, device=device, dtype=dtype)
     summary = run_essentiality(model, genome, annotation, out, labels=labels, window=window, skip_no_start=skip_no_start,
                                batch_size=batch_size, limit=limit,
@@ -68,6 +72,9 @@ def fitness(
     from dnahnet.infer.model import load
     from dnahnet.zeroshot.fitness import format_summary, run_fitness
 
+    check_command({"--out": [out / name for name in ("variants.tsv", "unsupported.tsv", "summary.json")]},
+                  {"--checkpoint": checkpoint, "--reference": reference, "--variants": variants},
+                  {"--batch-size": (batch_size, 1)})
     model = load(checkpoint, device=device, dtype=dtype)
     summary = run_fitness(model, reference, variants, out, batch_size=batch_size)
     for line in format_summary(summary):

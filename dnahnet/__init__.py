@@ -6,7 +6,12 @@ __version__ = "0.1.0"
 
 
 def load(checkpoint_dir, device=None, dtype=None):
-    """Load a trained checkpoint folder as a scoring/generation model (see dnahnet.infer)."""
+    """Load a checkpoint as a scoring/generation/embedding model (see dnahnet.infer).
+
+    `checkpoint_dir`: a checkpoint folder, a fine-tuned run folder (then `.predict(seqs)`
+    works), or a Hugging Face Hub id `org/name[@revision]` resolved through the HF cache
+    (`HF_HUB_OFFLINE=1`: cache only).
+    """
     from dnahnet.infer.model import load as _load
 
     return _load(checkpoint_dir, device=device, dtype=dtype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from dnahnet.errors import DnahnetInputError
 
 LAYOUT_TOKEN = re.compile(r"([mMtT])(\d+)")
 PRESET_DIR = Path(__file__).parent / "presets"
+OFFICIAL_MLP_MULTIPLE = 128  # the official SwiGLU rounds its hidden width up to a multiple of this
 
 
 def parse_layout_string(layout: str, *, where: str = "arch_layout") -> list[tuple[str, int]]:
@@ -64,6 +66,66 @@ def _per_stage(value: Any, n_stages: int, name: str) -> list:
     return [value] * n_stages
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)  # numpy integers too
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+_SCALAR_CHECKS = {
+    "int": (_is_int, "a whole number"),
+    "float": (_is_number, "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "dict": (lambda v: isinstance(v, dict), "a mapping"),
+}
+
+
+def _type_ok(value: Any, annotation: str) -> tuple[bool, str]:
+    """Whether `value` fits a dataclass field annotation such as 'int', 'list[float] | None'; and its description."""
+    options = [a.strip() for a in annotation.split("|")]
+    descriptions = []
+    for option in options:
+        if option == "None":
+            descriptions.append("null")
+            if value is None:
+                return True, ""
+            continue
+        if option.startswith("list[") and option.endswith("]"):
+            check, what = _SCALAR_CHECKS[option[5:-1]]
+            descriptions.append(f"a list of {what.removeprefix('a ')}s")
+            if isinstance(value, list) and all(check(v) for v in value):
+                return True, ""
+            continue
+        check, what = _SCALAR_CHECKS[option]
+        descriptions.append(what)
+        if check(value):
+            return True, ""
+    return False, " or ".join(descriptions)
+
+
+def check_field_types(obj: Any, what: str) -> None:
+    """Refuse, naming the field, a config value of the wrong type (a string for a number, 2.5 steps, [32.0, 48] widths)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        ok, expected = _type_ok(value, str(f.type))
+        if not ok:
+            raise DnahnetInputError(f"{what} {f.name}: expected {expected}, got {value!r}")
+
+
+def _check_int_entries(mapping: dict, keys: tuple[str, ...], where: str) -> None:
+    """Values of `mapping[key]` (or each of a per-stage list) must be whole numbers."""
+    for key in keys:
+        if key in mapping:
+            value = mapping[key]
+            values = value if isinstance(value, list) else [value]
+            if not all(_is_int(v) for v in values):
+                raise DnahnetInputError(f"{where}.{key}: expected whole numbers, got {value!r}")
+
+
 @dataclass
 class SSMConfig:
     """Mamba-2 settings (shared by all stages, as in the official configs)."""
@@ -95,8 +157,14 @@ class ModelConfig:
     lr_multiplier: list[float] | None = None
     chunking: str = "dynamic"
     k: int | None = None
+    # SwiGLU hidden width = d_intermediate rounded up to a multiple of this, as the official
+    # SwiGLU does (multiple_of=128); 1 builds the widths as written (see `mlp_width`).
+    mlp_multiple_of: int = OFFICIAL_MLP_MULTIPLE
 
     def __post_init__(self) -> None:
+        check_field_types(self, "model config")
+        _check_int_entries(self.ssm_cfg, tuple(f.name for f in dataclasses.fields(SSMConfig)), "ssm_cfg")
+        _check_int_entries(self.attn_cfg, ("num_heads", "rotary_emb_dim", "window_size"), "attn_cfg")
         self.validate()
 
     # ----- derived views -------------------------------------------------
@@ -124,6 +192,13 @@ class ModelConfig:
         for key, value in self.attn_cfg.items():
             cfg[key] = value[stage] if isinstance(value, list) else value
         return cfg
+
+    def mlp_width(self, stage: int) -> int:
+        """Hidden width of the SwiGLU in a stage's upper-case (M/T) layers: d_intermediate rounded
+        up to a multiple of `mlp_multiple_of`, so official configs build the official shapes.
+        0 still builds norm2 and empty fc1/fc2 weights (as officially), adding nothing."""
+        m = self.mlp_multiple_of
+        return -(-self.d_intermediate[stage] // m) * m
 
     def stage_target_ratios(self) -> list[float]:
         if self.target_ratio is not None:
@@ -205,6 +280,8 @@ class ModelConfig:
             raise DnahnetInputError("k: chunking 'every_k' needs a positive integer k")
         if self.ratio_loss_weight < 0:
             raise DnahnetInputError(f"ratio_loss_weight: must be >= 0, got {self.ratio_loss_weight}")
+        if self.mlp_multiple_of < 1:
+            raise DnahnetInputError(f"mlp_multiple_of: must be >= 1, got {self.mlp_multiple_of}")
 
     def _stage_letters(self, stage: int) -> set[str]:
         layout = self.stage_layout(stage)
@@ -222,13 +299,32 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "ModelConfig":
-        return cls.from_dict(read_mapping(path))
+        try:
+            return cls.from_dict(read_mapping(path))
+        except DnahnetInputError as exc:
+            raise in_file(exc, path) from None
+
+    @classmethod
+    def from_checkpoint_json(cls, path: str | Path) -> "ModelConfig":
+        """A checkpoint's config.json. Those written before `mlp_multiple_of` existed (it is always
+        written now) built their MLP widths as written, so they load as `mlp_multiple_of` 1."""
+        data = read_mapping(path)
+        data.setdefault("mlp_multiple_of", 1)
+        return cls.from_dict(data)
 
     def to_dict(self, *, official_only: bool = False) -> dict:
+        """All fields; `official_only`: the official H-Net fields, with the MLP widths as built."""
         d = dataclasses.asdict(self)
         if official_only:
-            for key in ("target_ratio", "ratio_loss_weight", "lr_multiplier", "chunking", "k"):
+            for key in ("target_ratio", "ratio_loss_weight", "lr_multiplier", "chunking", "k", "mlp_multiple_of"):
                 d.pop(key)
+            d["d_intermediate"] = [self.mlp_width(s) for s in range(self.n_stages)]
+            for stage, width in enumerate(d["d_intermediate"]):
+                if width % OFFICIAL_MLP_MULTIPLE and self._stage_letters(stage) & {"M", "T"}:
+                    raise DnahnetInputError(
+                        f"d_intermediate: width {width} at stage {stage} is not a multiple of {OFFICIAL_MLP_MULTIPLE}, "
+                        "so the official H-Net would build a different MLP from this config"
+                    )
         return d
 
     def to_json(self, path: str | Path) -> None:
@@ -265,6 +361,19 @@ class DataConfig:
     eval_windows: int = 64
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_field_types(self, "data config")
+        checks = [
+            (self.seq_len >= 2, "seq_len", "must be at least 2 (the first base of a window is never predicted)"),
+            (self.eval_windows >= 0, "eval_windows", "must be >= 0"),
+            (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1, "valid_fraction", "must be in [0, 1)"),
+            (0 <= self.max_n_fraction <= 1, "max_n_fraction", "must be in [0, 1]"),
+            (0 <= self.rc_prob <= 1, "rc_prob", "must be in [0, 1]"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise DnahnetInputError(f"data config {name}: {message}, got {getattr(self, name)!r}")
+
 
 @dataclass
 class TrainConfig:
@@ -295,7 +404,12 @@ class TrainConfig:
     num_workers: int = 0  # data-loading processes per rank; 0 reads windows in the training process
 
     def __post_init__(self) -> None:
+        check_field_types(self, "train config")
         checks = [
+            (self.steps is None or self.steps >= 1, "steps", "must be positive"),
+            (self.bases is None or self.bases >= 1, "bases", "must be positive"),
+            (self.eval_every >= 0 and self.checkpoint_every >= 0 and self.log_every >= 0, "eval_every",
+             "eval_every, checkpoint_every and log_every must be >= 0"),
             (self.tokens_per_step >= 1, "tokens_per_step", "must be positive"),
             (self.micro_batch_size >= 1, "micro_batch_size", "must be positive"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number"),
@@ -367,5 +481,15 @@ def load_preset(name_or_path: str | Path) -> dict:
     return data
 
 
+def in_file(exc: DnahnetInputError, source: str | Path) -> DnahnetInputError:
+    """`exc` located in the config file (or preset) it came from, unless it already names a file."""
+    if exc.file is not None:
+        return exc
+    return DnahnetInputError(exc.message, file=str(source), record=exc.record, position=exc.position)
+
+
 def model_config_from_preset(name_or_path: str | Path) -> ModelConfig:
-    return ModelConfig.from_dict(load_preset(name_or_path)["model"])
+    try:
+        return ModelConfig.from_dict(load_preset(name_or_path)["model"])
+    except DnahnetInputError as exc:
+        raise in_file(exc, name_or_path) from None

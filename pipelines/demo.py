@@ -5,6 +5,8 @@
 3. export chunk boundaries (BED6 + p_t bedGraph) over the held-out test split;
 4. map them onto the bundled RefSeq genes/exons/TSS/TES, CpG islands and soft-masked repeats;
 5. score the held-out test split (bits per base) next to the Markov model on the same bases.
+Then the tracks go onto real hg19 coordinates (`browser/`: bgzip+tabix chunks, bigWig p_t and bits,
+RefSeq genes) with `browser/view.html`, an offline page over the test split.
 
     python -m pipelines.demo [--out runs/demo] [--bases 2500000]
     dnahnet demo (same options; `make demo`)
@@ -81,6 +83,8 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
                           out / "scores.tsv", per_base=out / "scores.per_base.bedGraph")
     score_s = time.perf_counter() - t0
     markov_test = markov.model.bits_per_base([Interval(chrom, start, end)], genome)
+    browser = _browser_tracks(out, demo_manifest()["sequence"], chrom, start, end, export.probs, demo_annotation_paths())
+    log(f"browser tracks on hg19 coordinates and a page to view them: {browser['view']}")
 
     summary = {
         "command": command,
@@ -101,6 +105,7 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
                        "bases_per_s": export.bases / export_s},
         "scoring": {"seconds": score_s, "bases_per_s": (end - start) / score_s},
         "annotate": str(out / "annotate" / "report.md"),
+        "browser": browser,
         "total_seconds": time.perf_counter() - started,
     }
     with atomic_open(out / "summary.json") as fh:
@@ -110,6 +115,21 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
         fh.write(text)
     log(text)
     return summary
+
+
+HG19_CHR22_LENGTH = 51_304_566  # UCSC hg19 chrom.sizes (= the .fai of the shared hg19 chr22)
+
+
+def _browser_tracks(out: Path, seq: dict, chrom: str, start: int, end: int, probs: list[str], annotation: dict) -> dict:
+    """The demo's tracks moved from the slice onto hg19 (offset from data_manifests/demo.json) and a view page."""
+    from dnahnet.io.viewer import browser_bundle
+
+    hg19, offset = seq["source_chrom"], int(seq["offset"])
+    return browser_bundle(out / "browser", chunks=out / "boundaries.bed", probs=probs,
+                          per_base=out / "scores.per_base.bedGraph",
+                          annotations={k: annotation[k] for k in ("RefSeqGene", "RefSeqExon", "CpGIsland")},
+                          chrom_map={chrom: (hg19, offset)}, sizes={hg19: HG19_CHR22_LENGTH},
+                          region=(hg19, start + offset, end + offset), title="dnahnet demo: held-out test split, hg19")
 
 
 def summary_markdown(s: dict, headline: str) -> str:

@@ -65,7 +65,9 @@ def test_boundaries_and_selection_rates_on_a_genbank_genome(shared_data, tmp_pat
     bed = tmp_path / "b.bed"
     assert main(["boundaries", "--checkpoint", str(ck), "--genome", str(gbk), "--region", "NZ_AHMY02000074.1:1-6000",
                  "--out", str(bed), "--device", "cpu"]) == 0
-    names = {line.split("\t")[3] for line in bed.read_text().splitlines()}
+    from dnahnet.io.bed import read_bed
+
+    names = {record.name for record in read_bed(bed)}
     assert names == {"stage1", "stage2"}
     out = tmp_path / "ann"
     assert main(["annotate", "--boundaries", str(bed), "--annotation", str(gbk), "--genome", str(gbk), "--out", str(out),

@@ -309,10 +309,19 @@ def test_annotate_writes_tables_figures_and_a_report_built_from_the_numbers(tmp_
     assert "![profiles](boundary_profiles.png)" in report and "## Selection rate" in report
     for finding in summary["findings"]:
         assert finding["text"] in report
-        if finding["verdict"] == "agrees" and "fold" in finding:
-            assert finding["fold"] > 1 and finding["p"] < 0.05 and finding["fold"] > finding["grid_fold"]
+        assert "agrees" not in finding["text"]  # no unconditional agreement with published work
+        if finding["verdict"] == "enriched":  # a claim needs the context-matched interval above 1
+            assert finding["context_interval"][0] > 1 and "consistent with" in finding["text"]
+        elif "context_interval" in finding and finding["verdict"] != "not testable":
+            assert "consistent with" not in finding["text"]
     exon_start = [f for f in summary["findings"] if f["stage"] == "stage1" and "intron starts" in f["text"]]
-    assert exon_start and exon_start[0]["verdict"] == "agrees"
+    assert exon_start and exon_start[0]["verdict"] == "enriched"  # planted whatever the sequence
+    stage1 = next(s for s in summary["stages"] if s["name"] == "stage1")
+    assert 1 <= stage1["context_k"] <= stage1["context_k_supported"]
+    assert "## Context predictability" in report and "k=8" in report and "sequence context" in report
+    assert summary["tests"] == sum(np.isfinite(r.get(k, np.nan)) for r in summary["enrichment"] for k in ("shift_q", "grid_q", "context_q")) \
+        + sum(r["p"] is not None and np.isfinite(r["p"]) for c in summary["start_codons"].values() for r in c["strands"].values())
+    assert set(summary["start_codons"]) == {"stage1", "stage2"}
     repeats = next(r for r in summary["enrichment"] if r["stage"] == "stage1" and r["feature"] == "repeat" and r["edge"] == "body")
     assert repeats["bases"] == 8_000
     assert summary["selection_rates"]["stage1"]["start_codon"]["bases"] == 90
@@ -349,3 +358,32 @@ def test_annotate_real_chr22_slice_with_refseq_tracks(tmp_path, shared_data):
         assert rows[("repeat", "body")]["bases"] == sum(c.islower() for c in fasta.fetch("chr22", lo, hi))
     assert {"RefSeqTSS", "RefSeqExon", "RefSeqGene", "CpGIsland", "repeat", "intergenic", "promoter"} <= set(summary["feature_types"])
     assert summary["chromosome_names"][str(tracks[0])]["matched"] == 1
+
+
+def test_annotate_without_features_in_the_boundary_regions_exits_2_with_one_line(tmp_path, write_fasta, capsys):
+    from dnahnet_cli.main import main
+
+    fasta = _write_case(tmp_path, write_fasta, np.random.default_rng(11))
+    far = tmp_path / "far.bed"
+    far.write_text("chrZ\t70000\t71000\tx\t0\t+\n")  # beyond the 60 kb the boundaries cover
+    out = tmp_path / "none"
+    with pytest.raises(DnahnetInputError, match="no annotated feature lies inside the boundary regions"):
+        annotate(tmp_path / "boundaries.bed", [far], fasta, out, permutations=5)
+    code = main(["annotate", "--boundaries", str(tmp_path / "boundaries.bed"), "--annotation", str(far),
+                 "--genome", str(fasta), "--out", str(out), "--permutations", "5"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "no annotated feature lies inside the boundary regions (chrZ:0-60000)" in err[0]
+    assert not (out / "report.md").exists()
+
+
+def test_annotate_context_order_beyond_the_data_is_lowered_with_a_note(tmp_path, write_fasta, capsys):
+    from dnahnet_cli.main import main
+
+    fasta = _write_case(tmp_path, write_fasta, np.random.default_rng(12))
+    code = main(["annotate", "--boundaries", str(tmp_path / "boundaries.bed"), "--annotation", str(tmp_path / "genes.gff3"),
+                 "--genome", str(fasta), "--out", str(tmp_path / "k8"), "--permutations", "10", "--bootstrap", "50",
+                 "--context-k", "8", "--stage", "1"])
+    err = capsys.readouterr().err
+    assert code == 0 and "context order k=8 needs 20 positions per 8-mer" in err and "using k=5" in err  # 60 kb: k <= 5
+    summary = json.loads((tmp_path / "k8" / "summary.json").read_text())
+    assert summary["stages"][0]["context_k"] == 5 and summary["context"]["stage1"]["requested"] == 8

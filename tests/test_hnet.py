@@ -63,7 +63,9 @@ def test_state_dict_matches_the_official_checkpoint_layout():
         "backbone.main_network.encoder.layers.0.mlp.fc1.weight": (256, 64),
         "backbone.main_network.encoder.layers.0.mlp.fc2.weight": (64, 128),
         "backbone.main_network.main_network.pad_dimension": (32,),
-        "backbone.main_network.main_network.main_network.layers.0.mlp.fc1.weight": (384, 96),
+        # d_intermediate 192 -> 256: the official SwiGLU rounds its width up to a multiple of 128
+        "backbone.main_network.main_network.main_network.layers.0.mlp.fc1.weight": (512, 96),
+        "backbone.main_network.main_network.main_network.layers.0.mlp.fc2.weight": (96, 256),
         "backbone.main_network.main_network.main_network.layers.1.mixer.Wqkv.weight": (288, 96),
         "backbone.main_network.main_network.main_network.rmsnorm.weight": (96,),
         "backbone.decoder.layers.1.mixer.in_proj.weight": (161, 32),
@@ -75,6 +77,75 @@ def test_state_dict_matches_the_official_checkpoint_layout():
     assert not any(k.endswith(".bias") and "conv1d" not in k and "residual_proj" not in k for k in shapes)
     # A state dict saved from one model loads strictly into a fresh one.
     HNetLM(cfg).load_state_dict(HNetLM(cfg).state_dict(), strict=True)
+
+
+def _official_mlp_shapes(cfg: ModelConfig) -> dict[str, tuple]:
+    """norm2/mlp names and shapes the official H-Net builds, written from its rules (hnet/modules/block.py,
+    mlp.py): every upper-case layer has norm2 and a SwiGLU of width ceil(d_intermediate / 128) * 128
+    (so d_intermediate 0 gives empty fc1/fc2); lower-case layers have neither."""
+    import re
+
+    shapes = {}
+
+    def stack(prefix: str, layout: str, d: int, d_int: int) -> None:
+        i = 0
+        for letter, count in re.findall(r"([mMtT])(\d+)", layout):
+            for _ in range(int(count)):
+                if letter.isupper():
+                    width = (d_int + 127) // 128 * 128
+                    shapes[f"{prefix}.layers.{i}.norm2.weight"] = (d,)
+                    shapes[f"{prefix}.layers.{i}.mlp.fc1.weight"] = (2 * width, d)
+                    shapes[f"{prefix}.layers.{i}.mlp.fc2.weight"] = (d, width)
+                i += 1
+
+    def level(prefix: str, layout: list, stage: int) -> None:
+        d, d_int = cfg.d_model[stage], cfg.d_intermediate[stage]
+        if len(layout) == 1:
+            stack(f"{prefix}.main_network", layout[0], d, d_int)
+            return
+        stack(f"{prefix}.encoder", layout[0], d, d_int)
+        stack(f"{prefix}.decoder", layout[2], d, d_int)
+        level(f"{prefix}.main_network", layout[1], stage + 1)
+
+    level("backbone", cfg.arch_layout, 0)
+    return shapes
+
+
+@pytest.mark.parametrize("d_intermediate", [[0, 128, 192], [0, 0, 200], [0, 100, 129]])
+def test_official_format_config_builds_the_official_mlp_names_and_shapes(tmp_path, d_intermediate):
+    """Widths that are not multiples of 128 round up, and an M/T layer with d_intermediate 0 still has
+    norm2 and empty fc1/fc2, so an official state dict loads strictly."""
+    official = {"arch_layout": ["m1", ["T1m1", ["M1T2"], "m1T1"], "m1"], "d_model": [32, 64, 96],
+                "d_intermediate": d_intermediate, "vocab_size": 256, "tie_embeddings": False,
+                "ssm_cfg": {"chunk_size": 256, "d_conv": 4, "d_state": 16, "expand": 2},
+                "attn_cfg": {"num_heads": [2, 2, 2], "rotary_emb_dim": [4, 4, 8], "window_size": [-1, 7, -1]}}
+    cfg = ModelConfig.from_dict(official)
+    model = HNetLM(cfg)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    built = {k: v for k, v in shapes.items() if ".norm2." in k or ".mlp." in k}
+    assert built == _official_mlp_shapes(cfg)
+    if d_intermediate[1] == 0:
+        assert shapes["backbone.main_network.encoder.layers.0.mlp.fc1.weight"] == (0, 64)
+        assert shapes["backbone.main_network.decoder.layers.1.mlp.fc2.weight"] == (64, 0)
+    # the empty MLP adds nothing: the stack computes what it computes without it
+    block = model.backbone.main_network.encoder.layers[0]
+    x = torch.randn(1, 5, 64)
+    assert torch.equal(block._mlp(x), x) == (cfg.mlp_width(1) == 0)
+    # exported as an official config it rebuilds the same shapes; its state dict loads strictly
+    again = HNetLM(ModelConfig.from_dict(cfg.to_dict(official_only=True)))
+    again.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_flops_follow_the_built_mlp_width():
+    from dnahnet.nn.flops import count_flops
+
+    base = dict(arch_layout=["T2"], d_model=[64], attn_cfg={"num_heads": 4, "rotary_emb_dim": 16, "window_size": -1})
+    rounded = count_flops(ModelConfig(**base, d_intermediate=[130]), 100).forward
+    assert rounded == count_flops(ModelConfig(**base, d_intermediate=[256]), 100).forward
+    exact = count_flops(ModelConfig(**base, d_intermediate=[130], mlp_multiple_of=1), 100).forward
+    assert exact < rounded
+    with pytest.raises(DnahnetInputError, match="not a multiple of 128"):
+        ModelConfig(**base, d_intermediate=[130], mlp_multiple_of=1).to_dict(official_only=True)
 
 
 @pytest.mark.parametrize("preset", ["hnet_1stage_L", "hnet_2stage_L"])

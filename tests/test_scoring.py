@@ -24,7 +24,9 @@ def read_tsv(path) -> list[dict]:
 
 def read_bedgraph_sums(path) -> dict[str, tuple[float, int]]:
     sums: dict[str, tuple[float, int]] = {}
-    for line in open(path):
+    lines = open(path).readlines()
+    assert lines[0].startswith("track type=bedGraph ")  # plain bedGraphs start with a track line by default
+    for line in lines[1:]:
         chrom, start, end, value = line.split("\t")
         assert int(end) == int(start) + 1
         total, count = sums.get(chrom, (0.0, 0))
@@ -195,7 +197,7 @@ def test_genome_intervals_place_per_base_values_at_genome_coordinates(tiny, smal
     bed = tmp_path / "r.bed"
     bed.write_text("chrC\t1000\t1300\n")
     score_to_tsv(tiny, iter_genome_intervals(small_genome, bed), tmp_path / "g.tsv", per_base=tmp_path / "g.bg")
-    first = open(tmp_path / "g.bg").readline().split("\t")
+    first = open(tmp_path / "g.bg").readlines()[1].split("\t")  # after the track line
     assert first[:3] == ["chrC", "1001", "1002"]  # interval position 0 is not scored
     assert read_tsv(tmp_path / "g.tsv")[0]["name"] == "chrC:1000-1300"
 

@@ -15,6 +15,7 @@ from dnahnet.analysis.annotations import (
     reconcile_chrom_names,
     softmask_repeats,
 )
+from dnahnet.analysis.context_null import ContextModel, SequenceAxis, predictability
 from dnahnet.analysis.enrichment import (
     BoundarySet,
     analyse_boundaries,
@@ -25,14 +26,20 @@ from dnahnet.analysis.enrichment import (
     grid_boundaries,
     read_boundaries,
     selection_rates,
+    sequence_axis,
 )
+from dnahnet.analysis.multiple_testing import bh_qvalues
 from dnahnet.analysis.report import annotate
+from dnahnet.analysis.start_codons import start_codon_control
 
 __all__ = [
     "BoundarySet",
+    "ContextModel",
     "FeatureTable",
+    "SequenceAxis",
     "analyse_boundaries",
     "annotate",
+    "bh_qvalues",
     "chunk_lengths",
     "codon_periodicity",
     "derive_codon_sites",
@@ -44,6 +51,7 @@ __all__ = [
     "feature_role",
     "grid_boundaries",
     "load_annotation",
+    "predictability",
     "read_bed_features",
     "read_boundaries",
     "read_genbank",
@@ -51,5 +59,7 @@ __all__ = [
     "read_gtf",
     "reconcile_chrom_names",
     "selection_rates",
+    "sequence_axis",
     "softmask_repeats",
+    "start_codon_control",
 ]

@@ -6,14 +6,21 @@ Conventions
   at e; its *start* edge is s on + (and unstranded) features and e on - features.
 - Everything is counted inside the analysed regions only (where boundaries could
   be called: the union of the chunks in the boundaries file).
-- Null model: per chromosome, the analysed regions are laid end to end into one
-  coordinate axis and the boundary set is shifted by a random offset along it,
-  wrapping around (a circular shift keeps the spacing of the boundaries, which a
-  uniform shuffle would destroy). Counts for every offset come from one prefix
-  sum, so each permutation costs one lookup per feature interval.
+- Circular-shift null: per chromosome, the analysed regions are laid end to end
+  into one coordinate axis and the boundary set is shifted by a random offset
+  along it, wrapping around (a circular shift keeps the spacing of the boundaries,
+  which a uniform shuffle would destroy). Counts for every offset come from one
+  prefix sum, so each permutation costs one lookup per feature interval.
 - Every learned stage sits next to a fixed-grid control: a boundary every k bases,
   k = the stage's realised compression rounded, which has the same density but no
-  knowledge of the sequence. Learned chunking has to beat that row, not just fold 1.
+  knowledge of the sequence. It is also a null for the stage (expected = the grid's
+  boundaries in the windows, scaled to the stage's boundary count).
+- Sequence-context null (`context_null`): expected = the boundary rate of each
+  position's k-mer (the k bases ending there), fitted outside the windows tested. The two nulls
+  above ignore the sequence, so they call a router that marks a k-mer "enriched"
+  at every feature that carries that k-mer; only this one separates the two.
+- Folds under every null get a 95% bootstrap interval over features (windows that
+  overlap form one unit); q-values are Benjamini-Hochberg over all tests of a report.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import numpy as np
 from sklearn.metrics import auc
 
 from dnahnet.analysis.annotations import FeatureTable, derive_codon_sites, feature_role, merge_intervals
+from dnahnet.analysis.context_null import ContextModel, SequenceAxis, choose_order, predictability
+from dnahnet.analysis.multiple_testing import BOOTSTRAP, MIN_EXPECTED, bh_qvalues, bootstrap_folds, bootstrap_p, empirical_p, interval
+from dnahnet.analysis.start_codons import start_codon_control
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.bed import BedGraph, read_bed_columns
 
@@ -249,20 +259,40 @@ def _draw_offsets(spaces: Mapping[str, _Space], permutations: int, rng: np.rando
     return {c: rng.integers(0, s.size, size=permutations) for c, s in sorted(spaces.items())}
 
 
-def _stats_row(observed: int, null: np.ndarray, bases: int, total: int, n_total: int) -> dict:
-    mean = float(null.mean())
+def _stats_row(observed: int, null: np.ndarray, expected: float, bases: int, total: int, n_total: int) -> dict:
     sd = float(null.std(ddof=1)) if null.size > 1 else 0.0
+    p_up, p_down, p_two = empirical_p(null, observed)
     return {
         "bases": bases,
         "observed": observed,
-        "expected": mean,
-        "fold": observed / mean if mean > 0 else float("nan"),
-        "z": (observed - mean) / sd if sd > 0 else float("nan"),
-        "p_enriched": (1 + int((null >= observed).sum())) / (null.size + 1),
-        "p_depleted": (1 + int((null <= observed).sum())) / (null.size + 1),
+        "expected": expected,
+        "fold": observed / expected if expected > 0 else float("nan"),
+        "z": (observed - float(null.mean())) / sd if sd > 0 else float("nan"),
+        "p_enriched": p_up,
+        "p_depleted": p_down,
+        "shift_p": p_two,
         "rate_in": observed / bases if bases else float("nan"),
         "rate_out": (total - observed) / (n_total - bases) if n_total > bases else float("nan"),
     }
+
+
+def _per_unit(counter: "_ShiftCounter", runs) -> np.ndarray:
+    """Boundaries of `counter`'s set in each run (unit), runs concatenated in chromosome order."""
+    parts = [counter.cum[c][b] - counter.cum[c][a] for c, (a, b) in runs.items()]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
+def _shift_expected(counter: "_ShiftCounter", runs) -> np.ndarray:
+    """Exact circular-shift expectation per run: its length times its chromosome's boundary density."""
+    parts = [(b - a) * (counter.cum[c][-1] / (counter.cum[c].size - 1)) for c, (a, b) in runs.items()]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
+def _null_columns(prefix: str, observed: float, expected: np.ndarray, folds: np.ndarray, p: float) -> dict:
+    total = float(expected.sum())
+    lo, hi = interval(folds) if total >= MIN_EXPECTED else (float("nan"), float("nan"))
+    return {f"{prefix}expected": total, f"{prefix}fold": observed / total if total > 0 else float("nan"),
+            f"{prefix}fold_lo": lo, f"{prefix}fold_hi": hi, f"{prefix}p": p}
 
 
 def edge_enrichment(
@@ -272,18 +302,32 @@ def edge_enrichment(
     window: int = 5,
     permutations: int = 200,
     seed: int = 0,
+    controls: Mapping[str, BoundarySet] | None = None,
+    context: Mapping[str, ContextModel] | None = None,
+    bootstrap: int = BOOTSTRAP,
 ) -> list[dict]:
     """One row per boundary set × feature type × edge (start, end, body).
 
     observed = boundaries within ±`window` of the (strand-aware) edges, or inside
-    the features for `body`; expected, fold, z and empirical p (one-sided, +1
-    corrected) come from `permutations` circular shifts per chromosome.
+    the features for `body`. Under each null, fold = observed / expected with a
+    95% bootstrap interval (features whose windows overlap are merged into one
+    unit, and units are resampled):
+    - circular shift (every set): expected = window bases × the chromosome's boundary
+      density, the exact mean over shifts; z and empirical p (one-sided each way, and
+      `shift_p` two-sided, +1 corrected) from `permutations` shifts per chromosome;
+    - fixed grid (sets with a `controls` entry): expected = the grid's boundaries in the
+      windows scaled to the set's boundary count; p from the bootstrap;
+    - sequence context (sets with a `context` model): expected = the boundary rate of each
+      position's k-mer fitted outside the windows; p from `permutations` draws of that null.
     """
     if permutations < 1 or window < 0:
         raise ValueError("need permutations >= 1 and window >= 0")
+    controls, context = controls or {}, context or {}
     spaces = _spaces(regions)
     n_total = sum(s.size for s in spaces.values())
     rng = np.random.default_rng(seed)
+    rng_boot = np.random.default_rng([seed, 1])
+    rng_ctx = np.random.default_rng([seed, 2])
     masks = {}
     for ftype in features.types():
         table = features.of_type(ftype)
@@ -293,13 +337,37 @@ def edge_enrichment(
     rows = []
     for bset in boundary_sets:
         counter = _ShiftCounter(bset, spaces, _draw_offsets(spaces, permutations, rng))
+        grid = controls.get(bset.name)
+        grid_counter = _ShiftCounter(grid, spaces, {}) if grid is not None else None
+        model = context.get(bset.name)
         for ftype, (n_feat, by_edge) in masks.items():
             for edge, runs in by_edge.items():
-                stats_row = _stats_row(
-                    counter.observed(runs), counter.null(runs, permutations), _bases(runs), counter.total, n_total
-                )
+                obs_units = _per_unit(counter, runs)
+                observed = int(obs_units.sum())
+                shift_units = _shift_expected(counter, runs)
+                expectations = [shift_units]
+                if grid_counter is not None:
+                    scale = counter.total / max(grid_counter.total, 1)
+                    expectations.append(_per_unit(grid_counter, runs) * scale)
+                if model is not None:
+                    pos, unit = model.axis.positions(runs)
+                    prob, cls, rates = model.expected(pos)
+                    expectations.append(np.bincount(unit, weights=prob, minlength=obs_units.size))
+                folds = bootstrap_folds(obs_units, expectations, rng_boot, bootstrap)
+                row = _stats_row(observed, counter.null(runs, permutations), float(shift_units.sum()),
+                                 _bases(runs), counter.total, n_total)
+                lo, hi = interval(folds[0]) if row["expected"] >= MIN_EXPECTED else (float("nan"), float("nan"))
+                row.update({"fold_lo": lo, "fold_hi": hi})
+                if grid_counter is not None:
+                    grid_p = bootstrap_p(folds[1]) if expectations[1].sum() >= MIN_EXPECTED else float("nan")
+                    row.update(_null_columns("grid_", observed, expectations[1], folds[1], grid_p))
+                if model is not None:
+                    null = model.null_counts(cls, rates, permutations, rng_ctx)
+                    row.update(_null_columns("context_", observed, expectations[-1], folds[-1],
+                                             empirical_p(null, observed)[2]))
+                    row["context_k"] = model.k
                 rows.append({"stage": bset.name, "feature": ftype, "edge": edge, "n_features": n_feat,
-                             "window": 0 if edge == "body" else window, **stats_row})
+                             "units": int(obs_units.size), "window": 0 if edge == "body" else window, **row})
     return rows
 
 
@@ -612,6 +680,38 @@ def edge_auc(probs: BedGraph, features: FeatureTable, window: int = 5) -> list[d
 # ---------------------------------------------------------------- everything at once
 
 
+def sequence_axis(genome_fasta, regions: Regions) -> SequenceAxis:
+    """The k-mer context of every analysed position, read from the genome the boundaries were called on."""
+    return SequenceAxis.from_fasta(genome_fasta, _spaces(regions))
+
+
+def context_models(learned: Sequence[BoundarySet], regions: Regions, axis: SequenceAxis, seed: int = 0,
+                   context_k: int | None = None) -> dict[str, dict]:
+    """Per learned stage: held-out predictability (k = 1..8), the chosen order and the fitted context model."""
+    spaces = _spaces(regions)
+    out = {}
+    for bset in learned:
+        flags = axis.flags(bset.starts, spaces)
+        curve = predictability(axis, flags, seed)
+        choice = choose_order(curve, axis.size, context_k)
+        out[bset.name] = {"curve": curve, "choice": choice, "flags": flags,
+                          "model": ContextModel.fit(axis, flags, choice.k)}
+    return out
+
+
+def assign_qvalues(rows: list[dict], extra: Sequence[dict] = ()) -> int:
+    """Benjamini-Hochberg q over every p of the report (each null of each row, plus `extra` rows' `p`); returns the test count.
+
+    Writes `<null>_q` next to each `<null>_p` (shift, grid, context) and `q` into the extra rows.
+    """
+    slots = [(row, key) for row in rows for key in ("shift_p", "grid_p", "context_p") if key in row]
+    slots += [(row, "p") for row in extra if "p" in row]
+    q = bh_qvalues([row[key] for row, key in slots])
+    for (row, key), value in zip(slots, q):
+        row[key[:-1] + "q"] = float(value)
+    return int(np.isfinite(q).sum())
+
+
 def analyse_boundaries(
     boundary_sets: Iterable[BoundarySet],
     features: FeatureTable,
@@ -620,31 +720,56 @@ def analyse_boundaries(
     permutations: int = 200,
     seed: int = 0,
     probs: BedGraph | None = None,
+    sequence: SequenceAxis | None = None,
+    context_k: int | None = None,
+    bootstrap: int = BOOTSTRAP,
 ) -> dict:
     """All statistics for learned stages and their fixed-grid controls.
 
     Returns {"stages": [{name, boundaries, compression, grid_k, grid}], "enrichment":
     rows, "codon": {set: ...}, "chunk_lengths": {set: {type: lengths}},
-    "selection": {set: ...}, "auc": rows}; grid sets are named `<stage>_grid<k>`.
+    "selection": {set: ...}, "auc": rows, "context": {stage: ...}, "start_codons":
+    {stage: ...}, "tests": n}; grid sets are named `<stage>_grid<k>`. With `sequence`
+    (the analysed regions' bases) every learned stage gets the sequence-context null,
+    its predictability curve and the start-ATG control; `context_k` asks for an order.
     """
     learned = list(boundary_sets)
-    stages, sets = [], []
+    stages, sets, controls = [], [], {}
     for bset in learned:
         comp = realised_compression(bset, regions)
         k = max(1, int(round(comp)))
         grid = grid_boundaries(regions, k, f"{bset.name}_grid{k}")
         stages.append({"name": bset.name, "boundaries": bset.count(), "compression": comp, "grid_k": k, "grid": grid.name})
         sets += [bset, grid]
+        controls[bset.name] = grid
     selection = {b.name: selection_rates(b, features, regions) for b in sets}
     for lower, upper in zip(learned, learned[1:]):  # nested stages: the share of the lower stage's boundaries kept
         selection[f"{upper.name} of {lower.name}"] = conditional_selection_rates(selection[upper.name], selection[lower.name])
+    context = context_models(learned, regions, sequence, seed, context_k) if sequence is not None else {}
+    for stage in stages:
+        if stage["name"] in context:
+            choice = context[stage["name"]]["choice"]
+            stage.update({"context_k": choice.k, "context_k_supported": choice.supported, "context_note": choice.note})
+    enrichment = edge_enrichment(sets, features, regions, window, permutations, seed, controls,
+                                 {name: c["model"] for name, c in context.items()}, bootstrap)
+    starts = {}
+    if sequence is not None and len(derive_codon_sites(features).of_type("start_codon")):
+        spaces = _spaces(regions)
+        starts = {name: start_codon_control(c["flags"], features, sequence, spaces, seed, bootstrap)
+                  for name, c in context.items()}
+    tests = assign_qvalues(enrichment, [row for s in starts.values() for row in s["strands"].values()])
     return {
         "stages": stages,
         "analysed_bases": analysed_bases(regions),
-        "enrichment": edge_enrichment(sets, features, regions, window, permutations, seed),
+        "enrichment": enrichment,
         "codon": {b.name: codon_periodicity(b, features, regions, seed=seed) for b in sets},
         "chunk_lengths": {b.name: chunk_lengths(b, features) for b in sets},
         "selection": selection,
         "auc": edge_auc(probs, features, window) if probs is not None and len(probs) else [],
+        "context": {name: {"curve": c["curve"], "k": c["choice"].k, "supported": c["choice"].supported,
+                           "requested": c["choice"].requested, "note": c["choice"].note} for name, c in context.items()},
+        "start_codons": starts,
+        "tests": tests,
+        "bootstrap": bootstrap,
         "sets": {b.name: b for b in sets},
     }

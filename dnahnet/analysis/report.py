@@ -4,7 +4,8 @@ Outputs in `out_dir` (all written atomically): `enrichment.tsv` (one row per
 stage × feature × edge, fixed-grid controls included), `summary.json`,
 `boundary_profiles.png`, `chunk_lengths.png`, `cds_phase.png` (when CDS are
 annotated) and `report.md`, whose text about published findings is built from
-the numbers of this run.
+the numbers of this run: an association is claimed only where the fold's 95%
+interval under the sequence-context null excludes 1.
 """
 
 from __future__ import annotations
@@ -35,19 +36,26 @@ from dnahnet.analysis.annotations import (
 from dnahnet.analysis.enrichment import (
     BoundarySet,
     Regions,
+    _n_overlapping,
+    _spaces,
     analyse_boundaries,
     edge_anchors,
     edge_profile,
     read_boundaries,
+    sequence_axis,
     summarise_lengths,
 )
+from dnahnet.analysis.multiple_testing import BOOTSTRAP, MIN_EXPECTED, MIN_UNITS, two_sided_floor
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.io.bed import BedGraph, read_bedgraph
 
 PathLike = str | os.PathLike
-TSV_COLUMNS = ("stage", "feature", "edge", "window", "n_features", "bases", "observed", "expected", "fold", "z",
-               "p_enriched", "p_depleted", "rate_in", "rate_out")
+TSV_COLUMNS = ("stage", "feature", "edge", "window", "n_features", "units", "bases", "observed",
+               "expected", "fold", "fold_lo", "fold_hi", "z", "p_enriched", "p_depleted", "shift_p", "shift_q",
+               "grid_expected", "grid_fold", "grid_fold_lo", "grid_fold_hi", "grid_p", "grid_q",
+               "context_k", "context_expected", "context_fold", "context_fold_lo", "context_fold_hi", "context_p",
+               "context_q", "rate_in", "rate_out")
 PROFILE_FLANK = 100
 ALPHA = 0.05
 
@@ -58,12 +66,14 @@ def annotate(
     genome_fasta: PathLike,
     out_dir: PathLike,
     window: int = 5,
-    permutations: int = 200,
+    permutations: int = 1000,
     probs_bedgraph: PathLike | None = None,
     seed: int = 0,
     stage: int | str | None = None,
     promoter_window: int = 100,
     command: str | None = None,
+    context_k: int | None = None,
+    bootstrap: int = BOOTSTRAP,
 ) -> dict:
     """Compare chunk boundaries with genome features; write tables, figures and report.md.
 
@@ -73,10 +83,19 @@ def annotate(
     edges; `stage` (1, 2 or "stage1") limits the analysis to one stage. Returns
     the summary written to summary.json. `command` (the command line that ran
     this) is recorded in the report; without it, the Python call is.
+
+    Every fold is read against three nulls (circular shift, fixed grid, the
+    sequence context of `context_k` bases, chosen by held-out log-loss when None),
+    with `bootstrap` resamples of the features for its interval and
+    Benjamini-Hochberg q over all tests of the report. A `context_k` the data
+    cannot support is lowered, with a note in `summary["notes"]`.
     """
-    if permutations < 1 or window < 0 or promoter_window < 0:
+    if permutations < 1 or window < 0 or promoter_window < 0 or bootstrap < 1:
         raise DnahnetInputError(
-            f"need permutations >= 1, window >= 0 and promoter_window >= 0 (got {permutations}, {window}, {promoter_window})")
+            f"need permutations >= 1, window >= 0, promoter_window >= 0 and bootstrap >= 1 "
+            f"(got {permutations}, {window}, {promoter_window}, {bootstrap})")
+    if context_k is not None and not 1 <= context_k <= 8:
+        raise DnahnetInputError(f"context order must be 1 to 8 (got {context_k})")
     out = check_writable_dir(out_dir)
     genome_names, sizes = _genome_index(genome_fasta)
     sets, regions = read_boundaries(boundaries_bed)
@@ -86,15 +105,17 @@ def annotate(
     sets = _select_stage(sets, stage, boundaries_bed)
     features, name_reports = _load_features(annotation_paths, genome_fasta, genome_names, sizes, regions, promoter_window)
     probs = _read_probs(probs_bedgraph, genome_names) if probs_bedgraph is not None else None
-    result = analyse_boundaries(sets.values(), features, regions, window, permutations, seed, probs)
+    result = analyse_boundaries(sets.values(), features, regions, window, permutations, seed, probs,
+                                sequence=sequence_axis(genome_fasta, regions), context_k=context_k, bootstrap=bootstrap)
 
     summary = _summary(result, features, name_reports, window, permutations, seed, promoter_window)
+    summary["parameters"].update({"bootstrap": bootstrap, "context_k": context_k})
     summary["inputs"] = {
         "boundaries": str(boundaries_bed), "annotations": [str(p) for p in annotation_paths],
         "genome": str(genome_fasta), "probs": None if probs_bedgraph is None else str(probs_bedgraph),
     }
     summary["run"] = _run_info(command, boundaries_bed, annotation_paths, genome_fasta, out_dir, window, permutations,
-                               probs_bedgraph, seed, stage, promoter_window)
+                               probs_bedgraph, seed, stage, promoter_window, context_k, bootstrap)
     figures = _write_figures(out, result, features, regions, summary)
     summary["outputs"] = {"tsv": "enrichment.tsv", "json": "summary.json", "report": "report.md", "figures": figures}
     _write_tsv(out / "enrichment.tsv", result["enrichment"])
@@ -140,6 +161,12 @@ def _load_features(
         mapping, reports[str(path)] = reconcile_chrom_names(dict.fromkeys(table.chrom.tolist()), genome_names, file=str(path))
         tables.append(table.rename_chroms(mapping))
     features = FeatureTable.concat(tables)
+    spaces = _spaces(regions)
+    if _n_overlapping(features, spaces) == 0:
+        where = ", ".join(f"{c}:{int(sp.starts[0])}-{int(sp.ends[-1])}" for c, sp in list(spaces.items())[:3])
+        raise DnahnetInputError(f"no annotated feature lies inside the boundary regions ({where}); "
+                                "check that the annotation and the boundaries are on the same genome and coordinates",
+                                file=", ".join(str(p) for p in paths))
     derived = [softmask_repeats(genome_fasta, {c: list(zip(s.tolist(), e.tolist())) for c, (s, e) in regions.items()})]
     if "intergenic" not in features.types():
         derived.append(derive_intergenic(features, sizes))
@@ -158,7 +185,7 @@ def _read_probs(path: PathLike, genome_names: list[str]) -> BedGraph:
 
 def _run_info(command: str | None, *args) -> dict:
     names = ("boundaries_bed", "annotation_paths", "genome_fasta", "out_dir", "window", "permutations",
-             "probs_bedgraph", "seed", "stage", "promoter_window")
+             "probs_bedgraph", "seed", "stage", "promoter_window", "context_k", "bootstrap")
     if command is None:
         values = ([str(p) for p in a] if isinstance(a, (list, tuple)) else str(a) if isinstance(a, Path) else a for a in args)
         command = "dnahnet.analysis.annotate(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, values)) + ")"
@@ -189,7 +216,12 @@ def _summary(result: dict, features: FeatureTable, name_reports: dict, window: i
         "codon": result["codon"],
         "chunk_lengths": lengths,
         "auc": result["auc"],
+        "context": result["context"],
+        "start_codons": result["start_codons"],
+        "tests": result["tests"],
+        "notes": [f"{name}: {c['note']}" for name, c in result["context"].items() if c["note"]],
     }
+    summary["parameters"]["bootstrap"] = result["bootstrap"]
     summary["findings"] = [f for stage in learned for f in _findings(stage, result, summary)]
     return summary
 
@@ -202,48 +234,101 @@ def _types_with_role(summary: dict, role: str) -> list[str]:
     return [t for t in summary["feature_types"] if feature_role(t) == role]
 
 
-def _grid_of(stage: str, summary: dict) -> str:
-    return next(s["grid"] for s in summary["stages"] if s["name"] == stage)
+def _interval(row: dict, prefix: str) -> str:
+    return f"{_dec(row[prefix + 'fold'])} [{_dec(row[prefix + 'fold_lo'])}, {_dec(row[prefix + 'fold_hi'])}]"
+
+
+def _context_verdict(row: dict | None) -> str | None:
+    """'enriched' / 'depleted' where the context-matched interval excludes 1, else 'no detectable difference'."""
+    if row is None or "context_fold_lo" not in row or not math.isfinite(row["context_fold_lo"]):
+        return None
+    if row["context_fold_lo"] > 1:
+        return "enriched"
+    if row["context_fold_hi"] < 1:
+        return "depleted"
+    return "no detectable difference"
 
 
 def _edge_finding(stage: str, summary: dict, feature: str, edge: str, what: str, source: str, claim: str) -> dict:
-    rows, grid = summary["enrichment"], _grid_of(stage, summary)
-    obs, ctl = _row(rows, stage, feature, edge), _row(rows, grid, feature, edge)
+    """A published claim about boundaries at feature edges, judged by the sequence-context null only."""
+    rows = summary["enrichment"]
+    obs = _row(rows, stage, feature, edge)
     w = summary["parameters"]["window"]
+    base = {"stage": stage, "source": source, "claim": claim}
     if obs is None or not obs["expected"] > 0:
         where = "are annotated" if not feature else "lie in the analysed regions"
-        return {"stage": stage, "source": source, "claim": claim, "verdict": "not testable",
-                "text": f"No {what} {where}, so {source}'s {claim} cannot be checked."}
-    agrees = obs["fold"] > 1 and obs["p_enriched"] < ALPHA and (ctl is None or obs["fold"] > ctl["fold"])
-    grid_text = f"; fixed-grid control {ctl['fold']:.2f}x" if ctl else ""
-    direction = "enriched" if obs["fold"] > 1 else "depleted"
-    text = (f"{stage} boundaries are {obs['fold']:.2f}x {direction} within ±{w} bp of {what} "
-            f"({obs['observed']} observed vs {obs['expected']:.1f} expected, z = {obs['z']:.1f}, "
-            f"p = {obs['p_enriched']:.3g} from {summary['parameters']['permutations']} circular shifts{grid_text}): "
-            + (f"this agrees with {source}'s {claim}." if agrees else f"this does not reproduce {source}'s {claim}."))
-    return {"stage": stage, "source": source, "claim": claim, "verdict": "agrees" if agrees else "does not reproduce",
-            "fold": obs["fold"], "p": obs["p_enriched"], "grid_fold": ctl["fold"] if ctl else None, "text": text}
+        return {**base, "verdict": "not testable", "text": f"No {what} {where}, so {source}'s {claim} cannot be checked."}
+    if obs["units"] < MIN_UNITS or obs.get("context_expected", MIN_EXPECTED) < MIN_EXPECTED:
+        return {**base, "verdict": "not testable",
+                "text": f"Only {obs['units']} {what} ({_short(obs.get('context_expected', obs['expected']))} boundaries "
+                        f"expected) lie in the analysed regions, fewer than the {MIN_UNITS} features and {MIN_EXPECTED:g} "
+                        f"expected boundaries an interval needs, so {source}'s {claim} cannot be checked."}
+    verdict = _context_verdict(obs)
+    shift = f"circular shift {_interval(obs, '')}"
+    grid = f", fixed grid {_interval(obs, 'grid_')}" if "grid_fold" in obs else ""
+    lead = f"{stage}, ±{w} bp of {what} ({obs['observed']} boundaries, {obs['units']} units): "
+    if verdict is None:
+        text = (lead + f"fold {shift}{grid}. Without a sequence-context null no association is claimed, so "
+                f"{source}'s {claim} is not assessed.")
+        verdict = "not assessed"
+    else:
+        q = obs["context_q"]
+        caution = (f" After Benjamini-Hochberg over the report's {summary['tests']} tests q = {_short(q)}, so this is "
+                   "tentative." if not q < ALPHA else "")
+        folds = (f"fold {_interval(obs, 'context_')} against the sequence context (k={obs['context_k']}, "
+                 f"q = {_short(q)}); {_interval(obs, '')} against a circular shift"
+                 + (f", {_interval(obs, 'grid_')} against the fixed grid" if "grid_fold" in obs else ""))
+        if verdict == "enriched":
+            text = (lead + f"more boundaries than the sequence context predicts: {folds}. The association is "
+                    f"consistent with {source}'s {claim}." + caution)
+        elif verdict == "depleted":
+            text = (lead + f"fewer boundaries than the sequence context predicts: {folds}. This does not support "
+                    f"{source}'s {claim}." + caution)
+        else:
+            explained = (" The circular-shift enrichment is what the k-mers at these edges predict."
+                         if obs["fold_lo"] > 1 else "")
+            text = (lead + f"no detectable difference from the sequence-context expectation ({folds})."
+                    + explained + f" This run does not support {source}'s {claim}.")
+    return {**base, "verdict": verdict, "fold": obs["fold"], "context_fold": obs.get("context_fold"),
+            "context_interval": [obs.get("context_fold_lo"), obs.get("context_fold_hi")],
+            "grid_fold": obs.get("grid_fold"), "text": text}
 
 
 def _length_finding(stage: str, result: dict, summary: dict, feature: str, what: str, shorter: bool, claim: str) -> dict:
+    """A published claim about chunk lengths; beyond Mann-Whitney, the body's context-null fold must agree."""
     lengths = result["chunk_lengths"][stage]
+    base = {"stage": stage, "source": "DNAChunker", "claim": claim}
     if not feature:
-        return {"stage": stage, "source": "DNAChunker", "claim": claim, "verdict": "not testable",
-                "text": f"No {what} are annotated, so DNAChunker's {claim} cannot be checked."}
+        return {**base, "verdict": "not testable", "text": f"No {what} are annotated, so DNAChunker's {claim} cannot be checked."}
     if feature not in lengths or lengths[feature].size < 2:
-        return {"stage": stage, "source": "DNAChunker", "claim": claim, "verdict": "not testable",
+        return {**base, "verdict": "not testable",
                 "text": f"No {stage} chunks start in {what}, so DNAChunker's {claim} cannot be checked."}
     inside, everything = lengths[feature], lengths["all"]
     alternative = "less" if shorter else "greater"
     p = float(stats.mannwhitneyu(inside, everything, alternative=alternative).pvalue)
     ratio = inside.mean() / everything.mean()
-    agrees = (ratio < 1) == shorter and p < ALPHA
     word = "shorter" if ratio < 1 else "longer"
     text = (f"{stage} chunks starting in {what} are {word} than average (mean {inside.mean():.2f} vs "
-            f"{everything.mean():.2f} bp, ratio {ratio:.2f}, one-sided Mann-Whitney p = {p:.3g}, n = {inside.size}): "
-            + (f"this agrees with DNAChunker's {claim}." if agrees else f"this does not reproduce DNAChunker's {claim}."))
-    return {"stage": stage, "source": "DNAChunker", "claim": claim, "verdict": "agrees" if agrees else "does not reproduce",
-            "ratio": float(ratio), "p": p, "text": text}
+            f"{everything.mean():.2f} bp, ratio {ratio:.2f}, one-sided Mann-Whitney p = {p:.3g}, n = {inside.size})")
+    body = _row(summary["enrichment"], stage, feature, "body")
+    verdict = _context_verdict(body)
+    wanted = "enriched" if shorter else "depleted"  # shorter chunks = denser boundaries
+    if not ((ratio < 1) == shorter and p < ALPHA):
+        text += f": this does not reproduce DNAChunker's {claim}."
+        verdict = "does not reproduce"
+    elif verdict is None:
+        text += f"; without a sequence-context null, DNAChunker's {claim} is not assessed."
+        verdict = "not assessed"
+    elif verdict == wanted:
+        text += (f", and the boundary density inside them departs from the sequence-context expectation "
+                 f"(body fold {_interval(body, 'context_')}, k={body['context_k']}): consistent with DNAChunker's {claim}.")
+        verdict = "association"
+    else:
+        text += (f", but the boundary density inside them shows no detectable difference from the sequence-context "
+                 f"expectation in that direction (body fold {_interval(body, 'context_')}, k={body['context_k']}): "
+                 f"the difference follows the sequence composition, which does not support DNAChunker's {claim}.")
+        verdict = "no detectable difference"
+    return {**base, "verdict": verdict, "ratio": float(ratio), "p": p, "text": text}
 
 
 def _findings(stage: str, result: dict, summary: dict) -> list[dict]:
@@ -382,7 +467,7 @@ def _write_tsv(path: Path, rows: list[dict]) -> None:
     with atomic_open(path, "w") as fh:
         fh.write("\t".join(TSV_COLUMNS) + "\n")
         for row in rows:
-            fh.write("\t".join(_fmt(row[c]) for c in TSV_COLUMNS) + "\n")
+            fh.write("\t".join(_fmt(row.get(c)) for c in TSV_COLUMNS) + "\n")
 
 
 def _jsonable(value):
@@ -404,25 +489,69 @@ def _md_table(header: Sequence[str], rows: list[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def _fold_cell(row: dict | None) -> str:
-    return "NA" if row is None else f"{_short(row['fold'])} (p {_short(row['p_enriched'])})"
+def _null_cell(row: dict | None, prefix: str) -> str:
+    """'fold [lo, hi] q' for one null, NA where that null was not run."""
+    if row is None or f"{prefix}fold" not in row:
+        return "NA"
+    q = row.get(f"{'shift_' if prefix == '' else prefix}q")
+    return f"{_dec(row[prefix + 'fold'])} [{_dec(row[prefix + 'fold_lo'])}, {_dec(row[prefix + 'fold_hi'])}] q {_short(q)}"
+
+
+def _dec(value) -> str:
+    """Folds and their bounds to 3 decimals, more where that would print a value just off 1 as 1.000."""
+    if value is None or not math.isfinite(value):
+        return "NA"
+    digits = 3
+    while digits < 6 and value != 1 and float(f"{value:.{digits}f}") == 1:
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def headline_table(summary: dict) -> str:
-    """The headline enrichment table (markdown), as report.md shows it."""
+    """The headline enrichment table (markdown), as report.md shows it: learned stages under all three nulls."""
     rows = summary["enrichment"]
     out = []
     for stage in summary["stages"]:
-        name, grid = stage["name"], stage["grid"]
+        name = stage["name"]
         for ftype in summary["feature_types"]:
-            body = _row(rows, name, ftype, "body")
-            if body is None:
-                continue
-            out.append([name, ftype, str(body["n_features"]), _fold_cell(_row(rows, name, ftype, "start")),
-                        _fold_cell(_row(rows, grid, ftype, "start")), _fold_cell(_row(rows, name, ftype, "end")),
-                        f"{_short(body['rate_in'])} / {_short(body['rate_out'])}"])
-    return _md_table(["stage", "feature", "n", "start fold (p)", "grid start fold (p)", "end fold (p)",
-                      "rate in / out"], out)
+            for edge in ("start", "end"):
+                row = _row(rows, name, ftype, edge)
+                if row is None:
+                    continue
+                out.append([name, ftype, edge, str(row["n_features"]), str(row["observed"]), _null_cell(row, ""),
+                            _null_cell(row, "grid_"), _null_cell(row, "context_"),
+                            _headline_verdict(row)])
+    ks = ", ".join(f"{s['name']} k={s['context_k']}" for s in summary["stages"] if "context_k" in s)
+    return _md_table(["stage", "feature", "edge", "n", "observed", "circular shift: fold [95% CI] q",
+                      "fixed grid: fold [95% CI] q", f"sequence context ({ks or 'not run'}): fold [95% CI] q",
+                      "vs sequence context"], out)
+
+
+def _headline_verdict(row: dict) -> str:
+    if row["units"] < MIN_UNITS:
+        return "too few features"
+    if row.get("context_expected", MIN_EXPECTED) < MIN_EXPECTED:
+        return "too few boundaries expected"
+    return _context_verdict(row) or "not assessed"
+
+
+def _floor_note(summary: dict) -> str:
+    """Which p-values sit at the floor their number of draws allows (so the true p may be smaller)."""
+    p = summary["parameters"]
+    floor_perm, floor_boot = two_sided_floor(p["permutations"]), two_sided_floor(p["bootstrap"])
+    rows = summary["enrichment"]
+    at = {"circular shift": sum(math.isclose(r["shift_p"], floor_perm) for r in rows),
+          "sequence context": sum(math.isclose(r.get("context_p", 2.0), floor_perm) for r in rows),
+          "fixed grid": sum(math.isclose(r.get("grid_p", 2.0), floor_boot) for r in rows)}
+    reached = ", ".join(f"{n} {name}" for name, n in at.items() if n)
+    text = (f"P-values are two-sided: circular shift from {p['permutations']} shifts, sequence context from "
+            f"{p['permutations']} draws of its null (two-sided floor 2/({p['permutations']}+1) = {_short(floor_perm)}, "
+            f"one-sided 1/({p['permutations']}+1)), fixed grid "
+            f"from the {p['bootstrap']} bootstrap resamples (floor {_short(floor_boot)}). q = Benjamini-Hochberg over "
+            f"all {summary['tests']} tests of this report (every null of every row, grid controls and start-codon "
+            "controls included). ")
+    return text + (f"P-values at their floor ({reached} tests): the true p may be smaller; more draws would resolve it."
+                   if reached else "No p-value reached its floor.")
 
 
 def _selection_table(summary: dict) -> str:
@@ -432,10 +561,11 @@ def _selection_table(summary: dict) -> str:
     return _md_table(["region"] + sets, rows)
 
 
-# dnaHNet (Shah et al., arXiv 2602.10603) on B. subtilis: stage-1 rate is a share of bases, stage-2 rate a
-# share of stage-1 boundaries; stage 1 was "about 36% everywhere".
+# dnaHNet (arXiv 2602.10603) on B. subtilis: stage-1 rate = share of bases, stage-2 rate = share of stage-1
+# boundaries, as published. Stage 1 is flat: start codon 35.1% against 35.8% genome-wide.
 DNAHNET_BSUBTILIS = {
-    "stage1": 0.36,  # every region
+    "stage1": {"promoter": 0.356, "start_codon": 0.351, "CDS": 0.358, "stop_codon": 0.345, "intergenic": 0.353,
+               "all": 0.358},
     "stage2 of stage1": {"promoter": 0.72, "start_codon": 0.81, "CDS": 0.48, "intergenic": 0.75},
     "codon": (0.065, 0.426, 0.584),
 }
@@ -449,15 +579,80 @@ def _dnahnet_table(summary: dict) -> str | None:
     rows = []
     for region in ("promoter", "start_codon", "CDS", "stop_codon", "intergenic", "all"):
         ours = [rates[k].get(region, {}).get("rate") for k in ("stage1", "stage2 of stage1")]
+        ref1 = DNAHNET_BSUBTILIS["stage1"].get(region)
         ref2 = DNAHNET_BSUBTILIS["stage2 of stage1"].get(region)
-        ref1 = f"~{_short(DNAHNET_BSUBTILIS['stage1'])}" if region != "all" else "-"
-        rows.append([region, _short(ours[0]), ref1, _short(ours[1]), _short(ref2) if ref2 else "-"])
+        rows.append([region, _short(ours[0]), _short(ref1) if ref1 else "-", _short(ours[1]), _short(ref2) if ref2 else "-"])
     codon = summary.get("codon", {}).get("stage1", {})
     if codon.get("pieces"):
         for j, ref in enumerate(DNAHNET_BSUBTILIS["codon"]):
             rows.append([f"CDS codon position {j + 1}", _short(codon["all"]["rates"][j]), _short(ref), "", ""])
-    return _md_table(["region", "stage 1 (share of bases)", "dnaHNet stage 1", "stage 2 (share of stage-1 boundaries)",
-                      "dnaHNet stage 2"], rows)
+    table = _md_table(["region", "stage 1 (share of bases)", "dnaHNet stage 1", "stage 2 (share of stage-1 boundaries)",
+                       "dnaHNet stage 2"], rows)
+    ref = DNAHNET_BSUBTILIS["stage1"]
+    text = (f"dnaHNet's stage 1 is flat across regions ({min(ref.values()):.1%} to {max(ref.values()):.1%}; start codon "
+            f"{ref['start_codon']:.1%} against {ref['all']:.1%} genome-wide, ratio {ref['start_codon'] / ref['all']:.2f}).")
+    ours_start, ours_all = rates["stage1"].get("start_codon", {}).get("rate"), rates["stage1"]["all"]["rate"]
+    if ours_start is not None and ours_all:
+        text += (f" Here stage 1 selects {ours_start:.1%} of start-codon bases against {ours_all:.1%} overall "
+                 f"(ratio {ours_start / ours_all:.2f}); a ratio away from 1 is a difference from dnaHNet's stage 1, "
+                 "not an agreement with it.")
+    return table + "\n\n" + text
+
+
+def _context_section(summary: dict) -> list[str]:
+    """How much of each stage's routing a k-mer lookup explains, and the order its context null uses."""
+    if not summary["context"]:
+        return []
+    ks = [r["k"] for r in next(iter(summary["context"].values()))["curve"]]
+    rows = []
+    for name, c in summary["context"].items():
+        by_k = {r["k"]: r for r in c["curve"]}
+        rows.append([name, "AUROC", *[_short(by_k[k]["auroc"]) + ("*" if k > c["supported"] else "") for k in ks]])
+        rows.append([name, "log-loss (bits)", *[_short(by_k[k]["log_loss"] / math.log(2)) for k in ks]])
+    held = next(iter(summary["context"].values()))["curve"][0]["held_out"]
+    text = []
+    for name, c in summary["context"].items():
+        by_k = {r["k"]: r for r in c["curve"]}
+        how = (f"requested k={c['requested']}" if c["requested"] is not None else "chosen by held-out log-loss")
+        bases = f"{c['k']} base ending at a position predicts" if c["k"] == 1 else f"{c['k']} bases ending at a position predict"
+        text.append(f"{name}: the {bases} a boundary there with held-out AUROC "
+                    f"{_short(by_k.get(c['k'], {}).get('auroc', float('nan')))} (k=1: {_short(by_k[ks[0]]['auroc'])}; "
+                    f"k={ks[-1]}: {_short(by_k[ks[-1]]['auroc'])}); the context null uses k={c['k']} ({how}; the data "
+                    f"support k <= {c['supported']})." + (f" Note: {c['note']}." if c["note"] else ""))
+    return ["## Context predictability (k-mer lookup)",
+            f"A k-mer model (boundary rate of each k-mer, the k bases ending at the position, shrunk towards its "
+            f"(k-1)-mer suffix) is fitted on half of the analysed positions (random blocks of 1,000) and scored on "
+            f"the other {held:,}. AUROC 0.5 = no information, 1 = a k-mer lookup explains the routing. * = fewer "
+            f"than 20 positions per k-mer on average.",
+            _md_table(["stage", "held-out", *[f"k={k}" for k in ks]], rows), "\n".join(text)]
+
+
+def _start_codon_section(summary: dict) -> list[str]:
+    if not summary["start_codons"]:
+        return []
+    rows, text = [], []
+    for name, c in summary["start_codons"].items():
+        for strand, r in c["strands"].items():
+            rows.append([name, strand, str(r["annotated"]), _short(r["rate_annotated"]), str(r["other"]),
+                         _short(r["rate_other"]), f"{_short(r['ratio'])} [{_short(r['ratio_lo'])}, {_short(r['ratio_hi'])}]",
+                         _short(r["p"]), _short(r.get("q"))])
+        both = c["strands"]["both"]
+        if not math.isfinite(both["ratio_lo"]):
+            text.append(f"{name}: too few annotated start ATGs in the analysed regions for the control.")
+        elif both["ratio_lo"] > 1 or both["ratio_hi"] < 1:
+            text.append(f"{name}: annotated start ATGs are selected {both['ratio']:.2f}x as often as other ATGs "
+                        f"[{both['ratio_lo']:.2f}, {both['ratio_hi']:.2f}], q = {_short(both.get('q'))}.")
+        else:
+            text.append(f"{name}: no detectable difference between annotated start ATGs and other ATGs (ratio "
+                        f"{both['ratio']:.2f} [{both['ratio_lo']:.2f}, {both['ratio_hi']:.2f}]): the start-codon rate is "
+                        "what any ATG gets.")
+    not_atg = next(iter(summary["start_codons"].values()))["not_atg"]
+    return ["## Start codons against other ATGs",
+            "Boundary rate over the three codon bases at annotated start codons that read ATG, against every other ATG "
+            "(CAT on the reverse strand) in the analysed regions; 95% bootstrap interval over codons, two-sided "
+            f"Mann-Whitney p. {not_atg} annotated start codons do not read ATG and are left out.",
+            _md_table(["stage", "strand", "annotated ATG", "rate", "other ATG", "rate", "ratio [95% CI]", "p", "q"], rows),
+            "\n".join(text)]
 
 
 def _codon_table(summary: dict) -> str:
@@ -488,14 +683,24 @@ def _write_report(path: Path, summary: dict, figures: list[str]) -> None:
     parts = [
         "# Chunk boundaries vs genome annotation",
         f"Command: `{summary['run']['call']}`  \nMachine: {summary['run']['machine']}  \nDate: {summary['run']['date']}",
-        f"Analysed bases: {summary['analysed_bases']}. {stages}. Edge window ±{p['window']} bp; null = "
-        f"{p['permutations']} circular shifts per chromosome (seed {p['seed']}); p-values are one-sided, +1 corrected.",
-        "## Headline", headline_table(summary),
-        "## Published findings",
+        f"Analysed bases: {summary['analysed_bases']}. {stages}. Edge window ±{p['window']} bp (seed {p['seed']}).",
+        "## Headline",
+        "Fold = observed / expected boundaries in the windows under three nulls: a circular shift of the boundaries "
+        "along the analysed regions (keeps their spacing, ignores the sequence), a fixed grid with the stage's "
+        "density (ignores the sequence), and the sequence context (each position's boundary rate given its k "
+        "preceding bases, fitted outside the windows tested). Only the sequence-context null separates \"the router "
+        "marks these features\" from \"the router marks k-mers that these features carry\". 95% intervals from "
+        f"{p['bootstrap']} bootstrap resamples of the features (features with overlapping windows form one unit).",
+        headline_table(summary), _floor_note(summary),
+        *_context_section(summary),
+        "## Published findings, judged against the sequence-context null",
+        "An association is claimed only where the sequence-context interval excludes 1.",
         "\n\n".join(f["text"] for f in summary["findings"]),
+        *_start_codon_section(summary),
         "## Selection rate (fraction of positions that start a chunk)", _selection_table(summary),
         f"Promoter = {p['promoter_window']} bp upstream of each gene start; start/stop codon = first/last 3 coding bases.",
-        *(["## Against dnaHNet (B. subtilis, arXiv 2602.10603)", table] if (table := _dnahnet_table(summary)) else []),
+        *(["## Against dnaHNet (B. subtilis, arXiv 2602.10603; rates as published)", table]
+          if (table := _dnahnet_table(summary)) else []),
         "## Boundary density around feature edges", "![profiles](boundary_profiles.png)",
         "## Chunk lengths", _length_table(summary), "![chunk lengths](chunk_lengths.png)",
     ]

@@ -84,6 +84,12 @@ def to_bgzip(src: Path, target: Path) -> Path:
     return target
 
 
+def _check_total(genome: Genome, expected: int | None, where: str, hint: str = "(check the URL or the manifest)") -> None:
+    total = sum(genome.sizes.values())
+    if expected is not None and total != expected:
+        raise DnahnetInputError(f"{total:,} bases in the FASTA, the manifest expects {expected:,} {hint}", file=where)
+
+
 def fetch_genome(
     name: str | dict,
     dest_dir: str | os.PathLike,
@@ -91,6 +97,7 @@ def fetch_genome(
     *,
     bed_url_override: str | None = None,
     progress: Progress | None = None,
+    source: str | os.PathLike | None = None,
 ) -> Path:
     """Download genome `name` (or a manifest dict) into `dest_dir`; return its indexed bgzip FASTA.
 
@@ -99,16 +106,20 @@ def fetch_genome(
     the index. The split BED (`splits.bed_url`) is saved as `splits.bed_filename`.
     """
     manifest = load_manifest(name) if isinstance(name, str) else name
+    where = str(source) if source is not None else f"manifest {name if isinstance(name, str) else manifest.get('name', '?')}"
+    if not isinstance(manifest, dict):
+        raise DnahnetInputError("a manifest must be a mapping of fields", file=where)
+    if url_override is None and not manifest.get("url"):
+        raise DnahnetInputError("the manifest has no 'url' field (add one, or give --url)", file=where)
     label = manifest.get("name", "genome")
     dest = check_writable_dir(dest_dir)
     final = dest / manifest.get("filename", f"{label}.fa.gz")
+    expected = manifest.get("total_bases")
     if not final.exists():
+        url = url_override or manifest["url"]
         raw = dest / f".{final.name}.download"
         staged = dest / f".{final.name}.staged"
-        download(
-            url_override or manifest["url"], raw,
-            size=manifest.get("size_bytes"), sha256=manifest.get("sha256"), progress=progress,
-        )
+        download(url, raw, size=manifest.get("size_bytes"), sha256=manifest.get("sha256"), progress=progress)
         try:
             with open(raw, "rb") as fh:
                 head = fh.read(18)
@@ -116,20 +127,26 @@ def fetch_genome(
                 os.replace(raw, staged)  # already bgzip
             else:
                 to_bgzip(raw, staged)
-            sniff_fasta(staged)  # an HTML error page or a GenBank file stops here, before the final name exists
+            try:  # an HTML error page or a GenBank file stops here, before the final name exists
+                sniff_fasta(staged)
+            except DnahnetInputError as exc:
+                raise DnahnetInputError(exc.message, file=url) from None
             staged.chmod(0o644)
+            # index and count the bases while the file is still staged: a rejected genome never gets the final name
+            staged_genome = Genome(staged)
+            index_files = [staged_genome.index_path] + ([staged_genome.gzi_path] if staged_genome.gzi_path else [])
+            staged_genome.close()
+            _check_total(staged_genome, expected, url)
+            for path in index_files:  # built beside the staged file (the folder is writable): they move with it
+                os.replace(path, dest / (final.name + path.name[len(staged.name):]))
             os.replace(staged, final)
         finally:
             raw.unlink(missing_ok=True)
             staged.unlink(missing_ok=True)
+            for suffix in (".fai", ".gzi"):
+                Path(str(staged) + suffix).unlink(missing_ok=True)
     genome = Genome(final)
-    expected = manifest.get("total_bases")
-    if expected is not None and sum(genome.sizes.values()) != expected:
-        raise DnahnetInputError(
-            f"{sum(genome.sizes.values()):,} bases in the FASTA, the manifest expects {expected:,} "
-            "(delete it and fetch again, or check the URL)",
-            file=str(final),
-        )
+    _check_total(genome, expected, str(final), hint="(delete it and fetch again, or check the URL)")
     splits = manifest.get("splits") or {}
     if splits.get("bed_url"):
         bed = dest / splits.get("bed_filename", f"{label}-splits.bed")

@@ -32,6 +32,7 @@ from dnahnet.alphabet import N_BYTE, normalize_dna
 from dnahnet.data.intervals import check_in_sequence
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open
+from dnahnet.io.fasta_index import duplicate_header_lines, index_problem
 
 SCAN_CHUNK = 8_000_000  # bases per read when scanning a chromosome for N runs
 _FIX_GZIP = (
@@ -130,6 +131,14 @@ def _build_index(path: Path, kind: str, folder: Path) -> tuple[Path, Path | None
             if "line length" in detail:
                 detail += " (faidx needs every line of a record but the last to have the same length; rewrap it)"
             raise DnahnetInputError(f"cannot index FASTA: {detail}", file=str(path))
+        duplicate = next((m.split('"')[1] for m in messages if "duplicate sequence" in m and m.count('"') >= 2), None)
+        if duplicate is not None:  # faidx keeps the first record of a name and silently drops the others
+            lines = duplicate_header_lines(path, duplicate, kind)
+            where = " and ".join(str(n) for n in lines[:2]) if len(lines) > 1 else "several lines"
+            raise DnahnetInputError(
+                f"record name {duplicate!r} appears more than once (header lines {where}); "
+                "every record needs its own name (rename or remove one)",
+                file=str(path), record=duplicate)
         for s in suffixes:
             os.replace(str(link) + s, folder / (path.name + s))
     return folder / (path.name + ".fai"), (folder / (path.name + ".gzi")) if kind == "bgzip" else None
@@ -163,10 +172,18 @@ class Genome:
     def _find_or_build_index(self) -> tuple[Path, Path | None]:
         mtime = self.path.stat().st_mtime
 
+        stale: list[str] = []
+
         def fresh(folder: Path) -> bool:
             needed = [".fai"] + ([".gzi"] if self.kind == "bgzip" else [])
             files = [folder / (self.path.name + s) for s in needed]
-            return all(f.exists() and f.stat().st_mtime >= mtime for f in files)
+            if not all(f.exists() and f.stat().st_mtime >= mtime for f in files):
+                return False
+            # a newer index may still be another file's (cp -p, rsync -a, tar x): check it against this file
+            problem = index_problem(self.path, files[0], files[1] if len(files) > 1 else None)
+            if problem is not None:
+                stale.append(f"{files[0]}: {problem}")
+            return problem is None
 
         for folder in (self.path.parent, self._cache):
             if fresh(folder):
@@ -178,8 +195,9 @@ class Genome:
         try:
             return _build_index(self.path, self.kind, self._cache)
         except PermissionError:
+            why = f"the index does not describe this file ({stale[0]})" if stale else "no index"
             raise DnahnetInputError(
-                f"no index, and neither the FASTA's folder nor the cache folder {self.cache_dir} is writable "
+                f"{why}, and neither the FASTA's folder nor the cache folder {self.cache_dir} is writable to rebuild it "
                 "(set DNAHNET_CACHE to a writable folder, or run `samtools faidx` on it)",
                 file=str(self.path),
             ) from None

@@ -12,6 +12,10 @@ Scoring follows the language models' convention: N targets are not scored, and
 a position with fewer than K ACGT bases before it in its window (window start,
 or an N) backs off to the longest context it has; lower-order tables are the
 order-K counts summed over their oldest base.
+
+Both strands (`both_strands=True`): the reverse complement of every interval is
+counted as well, so the model is strand-symmetric; `score_intervals` scores long
+intervals in chunks (context carried over chunk edges) on one or both strands.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ for _i, _b in enumerate(b"ACGT"):
 def base_codes(seq: np.ndarray | bytes | str) -> np.ndarray:
     """0..3 for A C G T (any case), -1 for everything else."""
     return _CODE[normalize_dna(as_bytes_array(seq))[0]]
+
+
+def reverse_complement_codes(codes: np.ndarray) -> np.ndarray:
+    """Codes of the reverse complement (A<->T is 0<->3, C<->G is 1<->2; -1 stays -1)."""
+    rc = codes[::-1]
+    return np.where(rc >= 0, 3 - rc, -1)
 
 
 def count_kmers(codes: np.ndarray, order: int, first_target: int = 0) -> np.ndarray:
@@ -80,7 +90,10 @@ class MarkovModel:
 
     def log2_probs(self, seq: np.ndarray | bytes | str) -> np.ndarray:
         """log2 P(base_t | up to K preceding ACGT bases in `seq`) per position; NaN where the base is N."""
-        codes = base_codes(seq)
+        return self.log2_probs_codes(base_codes(seq))
+
+    def log2_probs_codes(self, codes: np.ndarray) -> np.ndarray:
+        """`log2_probs` of base codes (0..3, -1 for N), e.g. a reverse complement from `reverse_complement_codes`."""
         n = len(codes)
         pos = np.arange(n)
         invalid_at = np.where(codes < 0, pos, -1)
@@ -119,8 +132,12 @@ class MarkovModel:
         return total / count
 
 
-def fit(source: WindowSource, intervals: list[Interval], order: int, *, chunk: int = CHUNK) -> MarkovModel:
-    """Count order-`order` transitions over `intervals`, streamed `chunk` bases at a time."""
+def fit(source: WindowSource, intervals: list[Interval], order: int, *, chunk: int = CHUNK,
+        both_strands: bool = False) -> MarkovModel:
+    """Count order-`order` transitions over `intervals`, streamed `chunk` bases at a time.
+
+    With `both_strands`, each interval's reverse complement is counted too (every target once per strand).
+    """
     if not 0 <= order <= MAX_ORDER:
         raise DnahnetInputError(f"Markov order must be in 0..{MAX_ORDER}, got {order}")
     counts = np.zeros((4**order, 4), dtype=np.int64)
@@ -130,7 +147,44 @@ def fit(source: WindowSource, intervals: list[Interval], order: int, *, chunk: i
             lo = max(iv.start, a - order)  # context reaches back into the previous chunk, not past the interval
             ids, _ = source.read(iv.chrom, lo, b)
             counts += count_kmers(base_codes(ids), order, first_target=a - lo)
+            if both_strands:  # targets a..b-1 on the minus strand take their context from the bases after them
+                hi = min(iv.end, b + order)
+                rc = reverse_complement_codes(base_codes(source.read(iv.chrom, a, hi)[0]))
+                counts += count_kmers(rc, order, first_target=hi - b)
     return MarkovModel(counts)
+
+
+def score_intervals(model: MarkovModel, source: WindowSource, intervals: Iterable[Interval], *,
+                    both_strands: bool = False, skip_first: bool = True, chunk: int = 1_000_000) -> tuple[float, int]:
+    """(total bits, positions scored) of −log2 P over the ACGT targets of whole intervals, read in chunks.
+
+    Each chunk carries the K bases before it as context, so the result equals scoring each interval at once.
+    N targets are not scored; with `skip_first` (the language models' convention) the first base of each
+    interval on each strand is not a target. With `both_strands`, the minus strand (read 5'->3') is scored as
+    well and both strands' positions are counted.
+    """
+    k = model.order
+    total, count = 0.0, 0
+
+    def add(lp: np.ndarray) -> None:
+        nonlocal total, count
+        lp = lp[~np.isnan(lp)]
+        total -= float(lp.sum())
+        count += len(lp)
+
+    for iv in intervals:
+        for a in range(iv.start, iv.end, chunk):
+            b = min(a + chunk, iv.end)
+            lo = max(iv.start, a - k)
+            lp = model.log2_probs_codes(base_codes(source.read(iv.chrom, lo, b)[0]))[a - lo :]
+            add(lp[1:] if skip_first and a == iv.start else lp)
+        if both_strands:
+            for b in range(iv.end, iv.start, -chunk):
+                a = max(iv.start, b - chunk)
+                hi = min(iv.end, b + k)
+                lp = model.log2_probs_codes(reverse_complement_codes(base_codes(source.read(iv.chrom, a, hi)[0])))[hi - b :]
+                add(lp[1:] if skip_first and b == iv.end else lp)
+    return total, count
 
 
 def best_order(
@@ -141,6 +195,8 @@ def best_order(
 
     One pass counts order max_order; lower orders are its marginals.
     """
+    if not 1 <= max_order <= MAX_ORDER:
+        raise DnahnetInputError(f"--max-order: the largest Markov order tried must be in 1..{MAX_ORDER}, got {max_order}")
     full = fit(source, train, max_order)
     scores = {k: full.with_order(k).bits_per_base(valid, source) for k in range(1, max_order + 1)}
     best = min(scores, key=scores.get)

@@ -135,12 +135,23 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def load(checkpoint_dir: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "DnaModel":
-    """Load a checkpoint folder for inference (device auto: CUDA if available; fp32 unless asked)."""
+    """Load a checkpoint folder, fine-tuned run folder or Hub id `org/name[@rev]` for inference.
+
+    Device auto: CUDA if available; fp32 unless asked.
+    """
+    from dnahnet.hub import resolve_checkpoint
     from dnahnet.train.checkpoint import load_model
 
+    name = str(checkpoint_dir)
+    checkpoint_dir = resolve_checkpoint(checkpoint_dir)  # a local folder, or a Hub id through the HF cache
     dev = resolve_device(device)
     net = load_model(checkpoint_dir, device=dev, dtype=resolve_dtype(dtype, dev))
-    return DnaModel(net, name=str(checkpoint_dir), train_seq_len=training_length(checkpoint_dir))
+    model = DnaModel(net, name=name, train_seq_len=training_length(checkpoint_dir))
+    if (Path(checkpoint_dir) / "finetune.json").exists():  # a fine-tuned run folder carries a prediction head
+        from dnahnet.finetune.run import load_head
+
+        model.head = load_head(checkpoint_dir)
+    return model
 
 
 def training_length(checkpoint_dir: str | Path) -> int | None:
@@ -160,6 +171,20 @@ def _mean_of_strands(forward: np.ndarray, rc_mirrored: np.ndarray) -> np.ndarray
     return np.where(both, (forward + rc_mirrored) * np.float32(0.5), np.float32(np.nan)).astype(np.float32)
 
 
+def pad_batch(rows: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+    """Right-pad byte rows with N into one (B, width) batch; the validity mask only when lengths differ."""
+    lengths = [len(r) for r in rows]
+    width = max(lengths)
+    ids = np.full((len(rows), width), N_BYTE, dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+    ids_t = torch.from_numpy(ids).to(device)
+    mask = None
+    if min(lengths) != width:
+        mask = torch.arange(width, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+    return ids_t, mask, lengths
+
+
 class DnaModel:
     """An `HNetLM` in eval mode with DNA-aware scoring, boundaries and generation."""
 
@@ -171,6 +196,7 @@ class DnaModel:
         param = next(net.parameters())
         self.device = param.device
         self.dtype = param.dtype
+        self.head = None  # a `dnahnet.finetune.run.Head` when loaded from a fine-tuned run folder
 
     @property
     def n_routed(self) -> int:
@@ -207,15 +233,7 @@ class DnaModel:
     @torch.inference_mode()
     def _forward(self, rows: Sequence[np.ndarray]) -> tuple[HNetOutput, torch.Tensor, list[int]]:
         """Right-pad rows into one batch and run it (mask only when lengths differ)."""
-        lengths = [len(r) for r in rows]
-        width = max(lengths)
-        ids = np.full((len(rows), width), N_BYTE, dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = r
-        ids_t = torch.from_numpy(ids).to(self.device)
-        mask = None
-        if min(lengths) != width:
-            mask = torch.arange(width, device=self.device)[None, :] < torch.tensor(lengths, device=self.device)[:, None]
+        ids_t, mask, lengths = pad_batch(rows, self.device)
         return self.net(ids_t, mask=mask), ids_t, lengths
 
     @torch.inference_mode()
@@ -388,6 +406,33 @@ class DnaModel:
             lo, hi = max(w.count_start, a), min(w.count_end, b)
             out[lo - a : hi - a] = lp[lo - w.start : hi - w.start]
         return out
+
+    # ----- embeddings and predictions ----------------------------------------------------
+    def embed(
+        self,
+        seqs: Iterable[str | bytes | np.ndarray],
+        layer: str = "final",
+        stage: int = 0,
+        pool: str = "mean",
+        rc: bool = False,
+        window: int | None = AUTO,
+        context: int = AUTO,
+        batch_size: int = 16,
+    ):
+        """Hidden-state embeddings: pool "mean" -> float32 (n, d); "none" -> list of (L, d); "chunks" -> list of Chunks.
+
+        `dnahnet.infer.embed` documents exactly which tensor each layer/stage/pool returns.
+        """
+        from dnahnet.infer.embed import embed
+
+        return embed(self, seqs, layer=layer, stage=stage, pool=pool, rc=rc, window=window, context=context, batch_size=batch_size)
+
+    def predict(self, seqs: Iterable[str | bytes | np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """Predictions of a fine-tuned run folder: P(label 1) for classification, the value for regression."""
+        if self.head is None:
+            raise DnahnetInputError(f"{self.name} is a pretrained checkpoint, not a fine-tuned run (no finetune.json); "
+                                    "make one with `dnahnet finetune`")
+        return self.head.predict(self, seqs, batch_size=batch_size)
 
     # ----- boundaries -----------------------------------------------------------------
     def boundaries(self, seq: str | bytes | np.ndarray) -> list[StageBoundaries]:

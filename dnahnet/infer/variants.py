@@ -11,7 +11,11 @@ Identical windows are scored once, so ALT == REF gives exactly 0.
 
 Rows that are not scored are still written, with delta NaN and a note:
 `ref_mismatch` (VCF REF differs from the genome: counted, never scored),
-`outside_contig`, `unsupported_alt` (symbolic, breakend, `*`, missing).
+`outside_contig` (also POS 0), `unsupported_alt` (symbolic, breakend, `*`, missing,
+or any base other than ACGT: an ambiguous `N` or `R` would drop a scored position
+and look like the best change at the site), `ref_in_N` (the genome's REF bases
+include N) and `unequal_N` (the REF and ALT windows hold different numbers of N,
+so their sums cover different numbers of scored positions).
 Records on contigs absent from the genome are matched by name (chr1 <-> 1,
 chrM <-> MT); unmatched ones are skipped and counted per contig in the summary.
 Nothing matching at all is an input error.
@@ -33,6 +37,7 @@ from dnahnet.alphabet import N_BYTE, invalid_dna_positions, normalize_dna
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.model import DnaModel
 from dnahnet.io.atomic import atomic_open
+from dnahnet.progress import ProgressFactory, silent
 
 DEFAULT_FLANK = 256
 COLUMNS = ["chrom", "pos", "id", "ref", "alt", "ref_match", "contains_N", "delta_bits", "logL_ref", "logL_alt", "note"]
@@ -48,6 +53,7 @@ class VariantSummary:
     outside_contig: int = 0
     unsupported_alt: int = 0
     contains_n: int = 0
+    ambiguous: int = 0  # rows with N in the REF allele or unequal N counts in the two windows: not scored
     missing_contigs: dict[str, int] = field(default_factory=dict)  # VCF contig -> records skipped
     renamed_contigs: dict[str, str] = field(default_factory=dict)  # VCF contig -> genome name
 
@@ -76,7 +82,8 @@ def variant_windows(genome, chrom: str, pos0: int, ref: str, alt: str, flank: in
 
 
 def _supported(alt: str | None) -> bool:
-    return bool(alt) and alt not in ("*", ".") and not alt.startswith("<") and len(invalid_dna_positions(alt)) == 0
+    """A concrete ALT allele of A, C, G and T only (no symbolic allele, no IUPAC ambiguity code, no N)."""
+    return bool(alt) and alt not in ("*", ".") and not alt.startswith("<") and set(alt.upper()) <= set("ACGT")
 
 
 @contextlib.contextmanager
@@ -89,9 +96,32 @@ def _quiet_htslib():
         pysam.set_verbosity(previous)
 
 
+def _header_lines(path: Path) -> int:
+    """Number of `#` lines at the top of a VCF (plain or bgzip), to give a record's line number."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    n = 0
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        for line in fh:
+            if not line.startswith(b"#"):
+                break
+            n += 1
+    return n
+
+
 def _open_vcf(path: Path) -> pysam.VariantFile:
     if not path.is_file():
         raise DnahnetInputError("VCF file not found", file=str(path))
+    from dnahnet.data.genome import is_bgzip_header
+
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+    if head[:2] == b"\x1f\x8b" and not is_bgzip_header(head):
+        raise DnahnetInputError(
+            "compressed with plain gzip, which htslib cannot read as VCF; recompress it with bgzip "
+            "(`gunzip -c in.vcf.gz | bgzip -c > out.vcf.gz`) or give it uncompressed", file=str(path))
     try:
         return pysam.VariantFile(str(path))
     except (ValueError, OSError) as exc:
@@ -106,8 +136,12 @@ def score_variants(
     flank: int = DEFAULT_FLANK,
     rc: bool = False,
     batch_size: int = 32,
+    progress: ProgressFactory = silent,
 ) -> VariantSummary:
-    """Write one TSV row per (record, ALT) of `vcf` on contigs the genome has; return the counts."""
+    """Write one TSV row per (record, ALT) of `vcf` on contigs the genome has; return the counts.
+
+    `progress` is told the number of records (one quick pass over the VCF) and hears of each one read.
+    """
     if flank < 1:
         raise DnahnetInputError(f"flank must be at least 1, got {flank}")
     if isinstance(genome, (str, os.PathLike)):
@@ -117,7 +151,8 @@ def score_variants(
     path = Path(vcf)
     names = set(genome.names)
     summary = VariantSummary()
-    with _quiet_htslib(), _open_vcf(path) as vf, atomic_open(out) as table:
+    total = _count_records(path) if progress is not silent else 0
+    with _quiet_htslib(), _open_vcf(path) as vf, atomic_open(out) as table, progress(total) as advance:
         declared = list(vf.header.contigs)
         if declared and not any(match_contig(c, names) for c in declared):
             raise DnahnetInputError(
@@ -131,6 +166,7 @@ def score_variants(
         try:
             for rec in vf:
                 summary.records += 1
+                advance(1)
                 chrom = match_contig(rec.chrom, names)
                 if chrom is None:
                     summary.missing_contigs[rec.chrom] = summary.missing_contigs.get(rec.chrom, 0) + 1
@@ -144,7 +180,8 @@ def score_variants(
                     _flush(model, pending, table, rc, batch_size, summary)
                     pending = []
         except (ValueError, OSError) as exc:
-            raise DnahnetInputError(f"malformed VCF after record {summary.records} ({exc})", file=str(path)) from None
+            line = _header_lines(path) + summary.records + 1
+            raise DnahnetInputError(f"malformed VCF record ({exc})", file=str(path), position=f"line {line}") from None
         _flush(model, pending, table, rc, batch_size, summary)
         if summary.records and not matched:
             raise DnahnetInputError(
@@ -153,6 +190,15 @@ def score_variants(
                 file=str(path),
             )
     return summary
+
+
+def _count_records(path: Path) -> int:
+    """Records in the VCF, for progress (0 when it does not parse: the scoring pass then says where)."""
+    try:
+        with _quiet_htslib(), _open_vcf(path) as vf:
+            return sum(1 for _ in vf)
+    except (ValueError, OSError, DnahnetInputError):
+        return 0
 
 
 def _write_header(table: IO[str], model: DnaModel, flank: int, rc: bool) -> None:
@@ -172,7 +218,7 @@ def _prepare_row(genome, rec, chrom: str, alt: str | None, flank: int, summary: 
     row = {"chrom": rec.chrom, "pos": rec.pos, "id": rec.id or ".", "ref": ref, "alt": alt or ".", "ref_match": 0,
            "contains_N": 0, "note": "ok", "windows": None}
     pos0 = rec.pos - 1
-    if pos0 + len(ref) > genome.sizes[chrom] or not ref:
+    if pos0 < 0 or pos0 + len(ref) > genome.sizes[chrom] or not ref:
         summary.outside_contig += 1
         row["note"] = "outside_contig"
         return row
@@ -182,6 +228,10 @@ def _prepare_row(genome, rec, chrom: str, alt: str | None, flank: int, summary: 
         row["note"] = "ref_mismatch"
         return row
     row["ref_match"] = 1
+    if (genome_ref == N_BYTE).any():
+        summary.ambiguous += 1
+        row["note"] = "ref_in_N"
+        return row
     if not _supported(alt):
         summary.unsupported_alt += 1
         row["note"] = "unsupported_alt"
@@ -189,6 +239,10 @@ def _prepare_row(genome, rec, chrom: str, alt: str | None, flank: int, summary: 
     ref_w, alt_w = variant_windows(genome, chrom, pos0, ref, alt, flank)
     row["contains_N"] = int(bool((ref_w == N_BYTE).any() or (alt_w == N_BYTE).any()))
     summary.contains_n += row["contains_N"]
+    if int((ref_w == N_BYTE).sum()) != int((alt_w == N_BYTE).sum()):
+        summary.ambiguous += 1
+        row["note"] = "unequal_N"
+        return row
     row["windows"] = (ref_w, alt_w)
     return row
 

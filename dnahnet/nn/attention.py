@@ -50,6 +50,33 @@ def window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.
     return allowed
 
 
+def sliding_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
+    """Causal attention where each query sees itself and the `window` keys before it.
+
+    q, k, v: (B, H, L, Dh). Queries run in blocks of S = max(window, 1) positions and
+    each block attends only to its own block and the one before (2S keys), so time
+    and memory grow as L * window, not L^2: the point of a window at long lengths.
+    Equal to masked full attention (`window_mask`) up to summation order.
+    """
+    bsz, heads, seqlen, dh = q.shape
+    S = max(window, 1)
+    nb = -(-seqlen // S)
+    tail = nb * S - seqlen
+
+    def blocks(t: torch.Tensor, front: int) -> torch.Tensor:
+        return F.pad(t, (0, 0, front, tail)).reshape(bsz, heads, -1, S, dh)
+
+    qb = blocks(q, 0)  # (B, H, nb, S, Dh)
+    kb, vb = blocks(k, S), blocks(v, S)  # (B, H, nb + 1, S, Dh): one block of padding in front
+    k2 = torch.cat([kb[:, :, :-1], kb[:, :, 1:]], dim=3)  # block j-1 and block j: (B, H, nb, 2S, Dh)
+    v2 = torch.cat([vb[:, :, :-1], vb[:, :, 1:]], dim=3)
+    q_pos = torch.arange(nb * S, device=q.device).reshape(nb, S, 1)
+    k_pos = (torch.arange(nb, device=q.device)[:, None] * S - S + torch.arange(2 * S, device=q.device)).reshape(nb, 1, 2 * S)
+    allowed = (k_pos <= q_pos) & (k_pos >= q_pos - window) & (k_pos >= 0)  # (nb, S, 2S)
+    out = F.scaled_dot_product_attention(qb, k2, v2, attn_mask=allowed)
+    return out.reshape(bsz, heads, nb * S, dh)[:, :, :seqlen]
+
+
 class CausalMHA(nn.Module):
     def __init__(
         self,
@@ -93,8 +120,7 @@ class CausalMHA(nn.Module):
             cache.lengths.copy_(torch.full_like(cache.lengths, seqlen) if mask is None else mask.sum(-1))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
         if self.window_size >= 0 and self.window_size < seqlen - 1:
-            mask = window_mask(pos, pos, self.window_size)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = sliding_window_attention(q, k, v, self.window_size)
         else:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.out_proj(out.transpose(1, 2).reshape(bsz, seqlen, self.d_model))

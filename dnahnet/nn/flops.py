@@ -6,6 +6,8 @@ counted). Encoder and decoder run at the input length L, each main network at
 L divided by the compression of the stages above it; attention scores cover
 min(L, window + 1) keys per query as computed by SDPA (the full L x L block for
 global attention, which is what dense SDPA executes). Training = 3 x forward.
+`attention="causal"` counts half of the global L x L score block instead (the
+causal-half convention of papers that skip the masked half); comparisons report both.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ def mamba2_flops(d: int, length: float, config: ModelConfig) -> float:
     return proj + conv + scan
 
 
-def attention_flops(d: int, length: float, window: int) -> float:
+ATTENTION_CONVENTIONS = ("full", "causal")
+
+
+def attention_flops(d: int, length: float, window: int, attention: str = "full") -> float:
+    if attention not in ATTENTION_CONVENTIONS:
+        raise ValueError(f"attention convention must be one of {ATTENTION_CONVENTIONS}, got {attention!r}")
     keys = length if window < 0 else min(length, window + 1)
+    if attention == "causal" and window < 0:
+        keys = (length + 1) / 2  # query i attends to i + 1 keys: mean (L + 1) / 2
     return 2 * length * d * 3 * d + 2 * length * d * d + 4 * length * keys * d
 
 
@@ -60,19 +69,23 @@ def mlp_flops(d: int, d_intermediate: int, length: float) -> float:
     return 2 * length * d * 2 * d_intermediate + 2 * length * d_intermediate * d
 
 
-def stack_flops(config: ModelConfig, stage: int, layout: str, length: float) -> float:
+def stack_flops(config: ModelConfig, stage: int, layout: str, length: float, attention: str = "full") -> float:
     d = config.d_model[stage]
     total = 0.0
     for letter, count in parse_layout_string(layout):
-        per_layer = mamba2_flops(d, length, config) if letter in "mM" else attention_flops(d, length, config.attn(stage)["window_size"])
-        if letter.isupper() and config.d_intermediate[stage] > 0:
-            per_layer += mlp_flops(d, config.d_intermediate[stage], length)
+        per_layer = (mamba2_flops(d, length, config) if letter in "mM"
+                     else attention_flops(d, length, config.attn(stage)["window_size"], attention))
+        if letter.isupper():  # the built (rounded) width; 0 adds nothing
+            per_layer += mlp_flops(d, config.mlp_width(stage), length)
         total += count * per_layer
     return total
 
 
-def count_flops(config: ModelConfig, seq_len: int, compression: list[float] | None = None) -> FlopsReport:
-    """Forward FLOPs of one sequence; `compression` = L/M per routed stage (default: the target ratios)."""
+def count_flops(
+    config: ModelConfig, seq_len: int, compression: list[float] | None = None, attention: str = "full"
+) -> FlopsReport:
+    """Forward FLOPs of one sequence; `compression` = L/M per routed stage (default: the target ratios);
+    `attention`: "full" (the L x L block SDPA computes) or "causal" (half of it)."""
     ratios = compression if compression is not None else config.stage_target_ratios()
     if config.chunking == "every_k" and compression is None:
         ratios = [float(config.k)] * config.n_routed
@@ -82,10 +95,10 @@ def count_flops(config: ModelConfig, seq_len: int, compression: list[float] | No
         layout = config.stage_layout(stage)
         d = config.d_model[stage]
         if len(layout) == 1:
-            report.add("main" if config.n_routed else "backbone", stack_flops(config, stage, layout[0], length))
+            report.add("main" if config.n_routed else "backbone", stack_flops(config, stage, layout[0], length, attention))
             break
-        report.add(f"encoder{stage}", stack_flops(config, stage, layout[0], length))
-        report.add(f"decoder{stage}", stack_flops(config, stage, layout[2], length))
+        report.add(f"encoder{stage}", stack_flops(config, stage, layout[0], length, attention))
+        report.add(f"decoder{stage}", stack_flops(config, stage, layout[2], length, attention))
         routing = 2 * 2 * length * d * d if config.chunking == "dynamic" else 0.0
         report.add(f"routing{stage}", routing + 2 * length * d * d)  # q/k projections + residual_proj
         inner = length / ratios[stage]

@@ -1,13 +1,16 @@
 """A stack of pre-norm residual blocks built from a layout string ("m4", "T8", "T1m4").
 
-Letters: m/M Mamba-2, t/T attention; upper case adds a SwiGLU MLP of width
-d_intermediate (0 = no MLP). The residual stream is kept in fp32 and the stack
-ends with an RMSNorm, as in the official H-Net (`layers.{i}.norm1/mixer/norm2/mlp`,
-`rmsnorm`), so its state-dict keys match released checkpoints.
+Letters: m/M Mamba-2, t/T attention; upper case adds norm2 and a SwiGLU MLP whose
+width is d_intermediate rounded up as the official SwiGLU does (`ModelConfig.mlp_width`);
+a width of 0 keeps the official empty fc1/fc2 weights and adds nothing. The residual
+stream is kept in fp32 and the stack ends with an RMSNorm, as in the official H-Net
+(`layers.{i}.norm1/mixer/norm2/mlp`, `rmsnorm`), so its state-dict keys and shapes
+match released checkpoints.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +24,15 @@ from dnahnet.nn.norm import RMSNorm
 
 
 class SwiGLU(nn.Module):
-    """fc1 stacks (value, gate); out = fc2(value * silu(gate))."""
+    """fc1 stacks (value, gate); out = fc2(value * silu(gate)). `width` is the built hidden width."""
 
-    def __init__(self, d_model: int, d_intermediate: int) -> None:
+    def __init__(self, d_model: int, width: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(d_model, 2 * d_intermediate, bias=False)
-        self.fc2 = nn.Linear(d_intermediate, d_model, bias=False)
+        self.width = width
+        with warnings.catch_warnings():  # width 0: the official empty weights; their init is a no-op
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
+            self.fc1 = nn.Linear(d_model, 2 * width, bias=False)
+            self.fc2 = nn.Linear(width, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.fc1(x).chunk(2, dim=-1)
@@ -34,21 +40,26 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    """x + mixer(norm1(x)), then x + mlp(norm2(x)) when the layer has an MLP."""
+    """x + mixer(norm1(x)), then x + mlp(norm2(x)) when the layer has an MLP of non-zero width."""
 
-    def __init__(self, mixer: nn.Module, d_model: int, d_intermediate: int) -> None:
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_width: int | None) -> None:
+        """`mlp_width` None: no norm2/mlp (lower-case layer); 0: the official empty MLP (upper case, d_intermediate 0)."""
         super().__init__()
         self.norm1 = RMSNorm(d_model)
         self.mixer = mixer
-        if d_intermediate > 0:
+        if mlp_width is not None:
             self.norm2 = RMSNorm(d_model)
-            self.mlp = SwiGLU(d_model, d_intermediate)
+            self.mlp = SwiGLU(d_model, mlp_width)
         else:
             self.norm2 = None
             self.mlp = None
 
+    @property
+    def has_mlp(self) -> bool:
+        return self.mlp is not None and self.mlp.width > 0
+
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mlp is not None:
+        if self.has_mlp:  # an empty MLP outputs zeros: skipping it is exact
             x = x + self.mlp(self.norm2(x)).to(x.dtype)
         return x
 
@@ -87,11 +98,11 @@ class Isotropic(nn.Module):
         self.stage = stage
         self.d_model = config.d_model[stage]
         self.layout = layout
-        d_int = config.d_intermediate[stage]
+        mlp_width = config.mlp_width(stage)
         blocks = []
         for letter, count in parse_layout_string(layout, where=f"arch_layout stage {stage}"):
             for _ in range(count):
-                width = d_int if letter.isupper() else 0
+                width = mlp_width if letter.isupper() else None
                 blocks.append(Block(build_mixer(letter, self.d_model, config, stage), self.d_model, width))
         self.layers = nn.ModuleList(blocks)
         self.rmsnorm = RMSNorm(self.d_model)
@@ -99,7 +110,7 @@ class Isotropic(nn.Module):
     @property
     def height(self) -> int:
         """Residual branches on this stack's path (mixers and MLPs), for init scaling."""
-        return sum(1 + (layer.mlp is not None) for layer in self.layers)
+        return sum(1 + layer.has_mlp for layer in self.layers)
 
     def forward(
         self, x: torch.Tensor, cache: IsotropicCache | None = None, mask: torch.Tensor | None = None

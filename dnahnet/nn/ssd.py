@@ -45,6 +45,10 @@ def ssd_chunked(
     x: (b, l, h, p), already scaled by dt; log_decay: (b, l, h), dt*A <= 0;
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n).
     Returns y (b, l, h, p) and the final state (b, h, p, n).
+
+    Internally every tensor is laid out chunk-major with the position axis
+    next to last, (b, c, g, r, q, .), so each einsum of the textbook form is
+    one batched matmul over contiguous blocks.
     """
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
@@ -56,17 +60,16 @@ def ssd_chunked(
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
-    c = x.shape[1] // chunk_size
     q = chunk_size
-    xc = x.reshape(b, c, q, g, r, p)
-    Bc = B.reshape(b, c, q, g, n)
-    Cc = C.reshape(b, c, q, g, n)
-    A = log_decay.reshape(b, c, q, g, r).permute(0, 3, 4, 1, 2)  # (b, g, r, c, q)
-    A_cum = A.cumsum(dim=-1)
+    c = x.shape[1] // q
+    xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, q, p)
+    Bc = B.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, 1, q, n)
+    Cc = C.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)
+    A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1)  # (b, c, g, r, q)
 
-    # 1. The state each chunk leaves behind, starting from zero.
-    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum)  # (b, g, r, c, q)
-    states = torch.einsum("bclgn,bgrcl,bclgrp->bcgrpn", Bc, decay_to_end, xc)
+    # 1. The state each chunk leaves behind, starting from zero: sum_s decay(s->end) x_s B_s^T.
+    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum)
+    states = (xc * decay_to_end[..., None]).mT @ Bc  # (b, c, g, r, p, n)
 
     # 2. Pass states between chunks (a short recurrence over c+1 chunk states).
     if initial_state is None:
@@ -74,18 +77,21 @@ def ssd_chunked(
     else:
         init = initial_state.reshape(b, 1, g, r, p, n).to(x.dtype)
     states = torch.cat([init, states], dim=1)  # (b, c+1, g, r, p, n)
-    states = _linear_recurrence(states, F.pad(A_cum[..., -1], (1, 0)))
+    chunk_log_decay = F.pad(A_cum[..., -1].permute(0, 2, 3, 1), (1, 0))  # (b, g, r, c+1)
+    states = _linear_recurrence(states, chunk_log_decay)
     carried, final = states[:, :-1], states[:, -1]
 
     # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
     # input never all exist at once (memory and cache grow with the slice, not l).
     per_slice = max(1, INTRA_SLICE_POSITIONS // q)
-    ys = [
-        _chunk_outputs(xc[:, i:i + per_slice], A[..., i:i + per_slice, :], A_cum[..., i:i + per_slice, :],
-                       Bc[:, i:i + per_slice], Cc[:, i:i + per_slice], carried[:, i:i + per_slice])
-        for i in range(0, c, per_slice)
-    ]
-    y = (ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)).reshape(b, c * q, h, p)[:, :l]
+    ys = []
+    for i in range(0, c, per_slice):
+        s = slice(i, i + per_slice)
+        y_in = _IntraChunk.apply(Cc[:, s], Bc[:, s], A_cum[:, s], xc[:, s])
+        y_carried = (Cc[:, s] @ carried[:, s].mT) * torch.exp(A_cum[:, s])[..., None]
+        ys.append(y_in + y_carried)
+    y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, c, g, r, q, p)
+    y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, c * q, h, p)[:, :l]
     return y, final.reshape(b, h, p, n)
 
 
@@ -93,19 +99,52 @@ def ssd_chunked(
 INTRA_SLICE_POSITIONS = 16384
 
 
-def _chunk_outputs(xc: torch.Tensor, A: torch.Tensor, A_cum: torch.Tensor, Bc: torch.Tensor, Cc: torch.Tensor,
-                   carried: torch.Tensor) -> torch.Tensor:
-    """y of a run of chunks: the quadratic part inside each chunk plus the state carried into it.
+def _decay_matrix(A_cum: torch.Tensor) -> torch.Tensor:
+    """exp(A_cum[l] - A_cum[s]) for l >= s, 0 above the diagonal: (..., q) -> (..., q, q).
 
-    xc: (b, c, q, g, r, p); A, A_cum: (b, g, r, c, q); Bc, Cc: (b, c, q, g, n);
-    carried: (b, c, g, r, p, n). Returns (b, c, q, g, r, p).
+    One broadcast difference of the cumulative sum (as mamba_ssm's kernels do)
+    instead of the masked cumulative sum of `segsum`: a chunk is short, so the
+    difference loses at most |A_cum| * eps in the exponent. Masked to -inf before
+    the exponential so nothing above the diagonal overflows.
     """
-    # y_t = sum_{s<=t} C_t.B_s * exp(sum_{s<k<=t} a_k) * x_s  +  C_t . (exp(A_cum_t) * carried)
-    CB = torch.einsum("bclgn,bcsgn->bcgls", Cc, Bc)  # (b, c, g, q, q)
-    decay = torch.exp(segsum(A))  # (b, g, r, c, q, q)
-    scores = CB.permute(0, 2, 1, 3, 4).unsqueeze(2) * decay  # (b, g, r, c, l, s)
-    y = torch.einsum("bgrcls,bcsgrp->bclgrp", scores, xc)
-    return y + torch.einsum("bclgn,bcgrpn,bgrcl->bclgrp", Cc, carried, torch.exp(A_cum))
+    q = A_cum.shape[-1]
+    upper = torch.ones(q, q, dtype=torch.bool, device=A_cum.device).triu_(1)
+    return (A_cum[..., :, None] - A_cum[..., None, :]).masked_fill_(upper, float("-inf")).exp_()
+
+
+class _IntraChunk(torch.autograd.Function):
+    """y = ((C B^T) * decay) x inside each chunk, with a hand-written backward.
+
+    C, B: (..., g, 1, q, n) with a singleton head axis; A_cum: (..., g, r, q);
+    x: (..., g, r, q, p). Autograd through the same expression keeps three
+    (q x q) blocks per chunk and head (decay, C B^T and their product) and
+    recomputes nothing cleverly; this keeps two and fuses the gradient of the
+    decay into one pass.
+    """
+
+    @staticmethod
+    def forward(ctx, C, B, A_cum, x):
+        decay = _decay_matrix(A_cum)
+        CB = C @ B.mT
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(C, B, decay, CB, x)
+        return (decay * CB) @ x
+
+    @staticmethod
+    def backward(ctx, dy):
+        C, B, decay, CB, x = ctx.saved_tensors
+        # Under autocast the forward matmuls ran in low precision, but backward runs
+        # outside autocast: work in the inputs' dtype throughout.
+        dy, CB = dy.to(x.dtype), CB.to(x.dtype)
+        scores = decay * CB
+        dx = scores.mT @ dy
+        dscores = dy @ x.mT
+        dCB = dscores * decay
+        if dCB.shape[-3] > 1:
+            dCB = dCB.sum(dim=-3, keepdim=True)  # heads sharing B/C add up
+        dseg = dscores.mul_(scores)  # d/d(A_cum[l] - A_cum[s]); zero above the diagonal
+        dA_cum = dseg.sum(-1) - dseg.sum(-2)
+        return dCB @ B, dCB.mT @ C, dA_cum, dx
 
 
 # Chunk states passed densely in one matmul up to this many; beyond, in blocks.
@@ -124,6 +163,10 @@ def _linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS
     T = u.shape[1]
     if T <= block:
         return torch.einsum("bgrzc,bcgrpn->bzgrpn", torch.exp(segsum(a)), u)
+    # As few blocks as `block` allows, evened out so the last one is not mostly padding
+    # (65 chunk states run as 2 blocks of 33, not 2 of 64).
+    n_blocks = -(-T // block)
+    block = -(-T // n_blocks)
     pad = (-T) % block
     # Zero input and zero log-decay after the end leave the state unchanged.
     u = F.pad(u, (0, 0, 0, 0, 0, 0, 0, 0, 0, pad))

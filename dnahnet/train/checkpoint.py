@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from dnahnet.config import ModelConfig
 from dnahnet.errors import DnahnetInputError
-from dnahnet.io.atomic import atomic_open, atomic_path, check_writable_dir
+from dnahnet.io.atomic import atomic_open, atomic_path, check_writable_dir, staged_folder
+from dnahnet.io.torch_state import read_torch_state
+from dnahnet.io.weights import load_weights, save_weights
+from dnahnet.io.jsonfile import dumps
 from dnahnet.nn.hnet import HNetLM
 
 CONFIG = "config.json"
@@ -51,7 +53,7 @@ def _write_weights(path: Path, state: dict[str, torch.Tensor], tie_embeddings: b
         state.pop("lm_head.weight", None)
     with atomic_path(path) as tmp:
         mode = tmp.stat().st_mode  # safetensors recreates the file private (0600); keep the usual permissions
-        save_file(state, str(tmp), metadata={"format": "pt", "dnahnet": "1"})
+        save_weights(tmp, state, metadata={"format": "pt", "dnahnet": "1"})
         tmp.chmod(mode)
 
 
@@ -79,12 +81,14 @@ def mark_complete(directory: str | Path) -> None:
 
 def read_config(directory: str | Path) -> ModelConfig:
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise DnahnetInputError("expected a checkpoint folder, got a file", file=str(directory))
     if not directory.is_dir():
         raise DnahnetInputError("checkpoint folder not found", file=str(directory))
     path = directory / CONFIG
     if not path.exists():
         raise DnahnetInputError(f"not a dnahnet checkpoint: {CONFIG} is missing", file=str(directory))
-    return ModelConfig.from_json(path)
+    return ModelConfig.from_checkpoint_json(path)
 
 
 def read_weights(directory: str | Path, config: ModelConfig) -> dict[str, torch.Tensor]:
@@ -95,10 +99,7 @@ def read_weights(directory: str | Path, config: ModelConfig) -> dict[str, torch.
         raise DnahnetInputError(f"checkpoint has no {WEIGHTS}", file=str(directory))
     if (directory / TRAINER).exists() and not (directory / COMPLETE).exists():
         raise DnahnetInputError("checkpoint was not completely written (no COMPLETE marker); use an earlier one", file=str(directory))
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise DnahnetInputError(f"weights file is truncated or corrupted ({exc})", file=str(weights)) from None
+    state = load_weights(weights)  # refuses a truncated file or one whose recorded checksum does not match
     if config.tie_embeddings:
         state.setdefault("lm_head.weight", state.get("embeddings.weight"))
     for name, tensor in state.items():
@@ -166,14 +167,21 @@ def write_checkpoint(
     final, partial, old = out_dir / name, out_dir / f".{name}.partial", out_dir / f".{name}.old"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    config.to_json(partial / CONFIG)
-    _write_json(partial / TRAIN, train_info)
-    with atomic_open(partial / METRICS) as fh:
-        fh.writelines(json.dumps(m) + "\n" for m in metrics)
-    with atomic_path(partial / TRAINER) as tmp:
-        torch.save(trainer_state, tmp)
-    _write_weights(partial / WEIGHTS, model_state, config.tie_embeddings)
-    mark_complete(partial)
+    try:
+        config.to_json(partial / CONFIG)
+        _write_json(partial / TRAIN, train_info)
+        with atomic_open(partial / METRICS) as fh:
+            fh.writelines(dumps(m) + "\n" for m in metrics)
+        with atomic_path(partial / TRAINER) as tmp:
+            torch.save(trainer_state, tmp)
+        _write_weights(partial / WEIGHTS, model_state, config.tie_embeddings)
+        mark_complete(partial)
+    except BaseException as exc:  # a full disk or a signal: the previous checkpoint stays, nothing half-written remains
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, DnahnetInputError) and exc.message.startswith("no space left on device"):
+            kept = "the previous one is kept" if final.exists() else "none was written"
+            raise DnahnetInputError(f"no space left on device writing this checkpoint; {kept}", file=str(final)) from None
+        raise
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
@@ -217,7 +225,20 @@ def read_checkpoint(directory: str | Path) -> TrainingCheckpoint:
     return TrainingCheckpoint(directory, config, model_state, trainer_state, train_info, metrics)
 
 
-def import_official(config_json: str | Path, weights: str | Path, out_dir: str | Path) -> Path:
+def replace_folder(out_dir: str | Path, write, *, overwrite: bool = False) -> Path:
+    """Write a checkpoint folder whole with `write(staging_folder)`, then swap it in.
+
+    A non-empty `out_dir` is refused unless `overwrite`; then it is replaced whole
+    (no file of the old checkpoint survives). An interrupted write leaves `out_dir`
+    as it was.
+    """
+    with staged_folder(out_dir, overwrite=overwrite) as partial:
+        write(partial)
+        mark_complete(partial)
+    return Path(out_dir)
+
+
+def import_official(config_json: str | Path, weights: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Turn an official H-Net release (config JSON + torch state dict, .pt or .safetensors) into a checkpoint folder.
 
     The state dict must load with strict=True: same names and shapes as the
@@ -227,15 +248,19 @@ def import_official(config_json: str | Path, weights: str | Path, out_dir: str |
     weights = Path(weights)
     if not weights.exists():
         raise DnahnetInputError("weights file not found", file=str(weights))
-    try:
-        if weights.suffix == ".safetensors":
+    if weights.suffix == ".safetensors":
+        try:
             state = load_file(str(weights))
-        else:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise DnahnetInputError(f"cannot read weights ({first_line(exc)})", file=str(weights)) from None
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
+            raise DnahnetInputError(f"cannot read weights ({first_line(exc)})", file=str(weights)) from None
+    else:  # a pickle: tensors and the omegaconf configs official releases carry, nothing else
+        state = read_torch_state(weights)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DnahnetInputError(
+            f"expected a state dict (parameter name -> tensor), got {type(state).__name__}", file=str(weights))
     model = HNetLM(config)
     load_state_strict(model, state, file=str(weights), against="the config")
-    return save_model(out_dir, model, train_info={"imported_from": {"config": str(config_json), "weights": str(weights)}})
+    info = {"imported_from": {"config": str(config_json), "weights": str(weights)}}
+    return replace_folder(out_dir, lambda folder: save_model(folder, model, train_info=info), overwrite=overwrite)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import random
@@ -39,9 +40,11 @@ import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 import dnahnet
-from dnahnet.config import DataConfig, ModelConfig, TrainConfig, dataclass_from_dict, load_preset
+from dnahnet.config import DataConfig, ModelConfig, TrainConfig, dataclass_from_dict, in_file, load_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.jsonfile import dumps
+from dnahnet.io.runlock import LOCK, run_lock
 from dnahnet.nn.chunking import ratio_loss
 from dnahnet.nn.hnet import HNetLM, parameter_groups
 from dnahnet.train import checkpoint as ckpt
@@ -270,11 +273,41 @@ class Trainer:
         ratios = [float(ratio_loss(b[s] / n[s], p[s] / n[s], self.targets[s])) for s in range(len(totals))]
         return ratios, (n / b.clamp_min(1)).tolist()
 
-    def _diverged(self, step: int, loss: float, grad_norm: float) -> None:
+    @torch.no_grad()
+    def _check_savable(self, step: int, metrics: dict, *, evaluated: bool) -> None:
+        """A checkpoint is written only from finite weights with a finite held-out loss.
+
+        The divergence guard in `train_step` sees the loss from before the update; an
+        update that blows the weights up shows only afterwards. Without a full
+        evaluation at this step, the first held-out batch stands in for it.
+        """
+        finite = torch.ones((), device=self.device)
+        for p in self.raw_model.parameters():
+            local = p.to_local() if hasattr(p, "to_local") else p
+            finite = finite * torch.isfinite(local).all().float()
+        if float(all_reduce_sum(finite)) < self.env.world_size:
+            self._diverged(step, metrics["loss"], metrics["grad_norm"], held_out="non-finite weights")
+        if evaluated or not self.eval_batches:
+            return
+        model = self.model if self.config.distributed == "fsdp" else self.raw_model
+        batch = self.eval_batches[0]
+        ids, mask = batch["input_ids"].to(self.device), batch["loss_mask"].to(self.device)
+        self.raw_model.eval()
+        try:
+            with self._autocast():
+                out = model(ids)
+            ce, w = weighted_ce(out.logits, ids, mask)
+        finally:
+            self.raw_model.train()
+        if float(w) > 0 and not math.isfinite(float(ce)):
+            self._diverged(step, metrics["loss"], metrics["grad_norm"], held_out=float(ce))
+
+    def _diverged(self, step: int, loss: float, grad_norm: float, held_out: float | str | None = None) -> None:
         last = ckpt.find_checkpoint(self.out_dir) if self.out_dir is not None else None
         kept = f"the last good checkpoint is {last} (step {self._checkpoint_step(last)})" if last else "no checkpoint was written before it"
+        after = "" if held_out is None else f" after the update (held-out {held_out}; not checkpointed)"
         raise TrainingDiverged(
-            f"training diverged at step {step}: loss {loss}, gradient norm {grad_norm}; {kept}. "
+            f"training diverged at step {step}{after}: loss {loss}, gradient norm {grad_norm}; {kept}. "
             "Lower the learning rate (--lr) or lengthen the warmup, then resume or restart"
         )
 
@@ -336,12 +369,15 @@ class Trainer:
                 metrics.update(self.evaluate())
             if k % max(cfg.log_every, 1) == 0 or evaluate or k == end:
                 self._log(metrics)
+            if evaluate and not math.isfinite(metrics["eval_bits_per_base"]):
+                self._diverged(k, metrics["loss"], metrics["grad_norm"], held_out=metrics["eval_bits_per_base"])
             if self.out_dir is not None:
                 names = [ckpt.LATEST] if (cfg.checkpoint_every > 0 and k % cfg.checkpoint_every == 0) or k == end else []
                 if evaluate and cfg.keep_best and (self.best is None or metrics["eval_bits_per_base"] < self.best):
                     self.best = metrics["eval_bits_per_base"]
                     names.append(ckpt.BEST)
                 if names:
+                    self._check_savable(k, metrics, evaluated=evaluate)
                     self.save(names)
             if self.on_step is not None:  # on every rank, so a callback may evaluate or save (collectives)
                 self.on_step(self, metrics)
@@ -351,8 +387,13 @@ class Trainer:
         self.history.append(dict(metrics))
         self._window = [0, 0.0]
         if self.out_dir is not None and self.env.is_main:
-            with open(self.out_dir / ckpt.METRICS, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(metrics) + "\n")
+            try:
+                with open(self.out_dir / ckpt.METRICS, "a", encoding="utf-8") as fh:
+                    fh.write(dumps(metrics) + "\n")
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise DnahnetInputError("no space left on device writing this file", file=str(self.out_dir / ckpt.METRICS)) from None
 
     # ----- checkpoints ----------------------------------------------------------------------------------
     def train_info(self) -> dict:
@@ -416,7 +457,7 @@ class Trainer:
         self.history = [m for m in saved.metrics if m.get("step", 0) <= self.step]
         if self.out_dir is not None and self.env.is_main:  # drop log lines written after that checkpoint
             with atomic_open(self.out_dir / ckpt.METRICS) as fh:
-                fh.writelines(json.dumps(m) + "\n" for m in self.history)
+                fh.writelines(dumps(m) + "\n" for m in self.history)
 
 
 # ----- a whole run from configs -------------------------------------------------------------------------
@@ -509,15 +550,30 @@ def run_configs(
             base_train, base_data = info["train"], info["data"]
         except (OSError, ValueError, KeyError):
             raise DnahnetInputError("train.json is missing or unreadable; cannot resume", file=str(info_path)) from None
+        saved_len = base_data.get("seq_len")
+        if (data or {}).get("seq_len") not in (None, saved_len):
+            raise DnahnetInputError(
+                f"--seq-len {data['seq_len']}: this run was trained with seq_len {saved_len}, and --resume continues it "
+                "unchanged; leave out --seq-len (or start a new run)", file=str(info_path))
+        source = str(info_path)
     else:
+        source = str(config or "cpu-small")
         preset = load_preset(config or "cpu-small")
-        model_cfg = ModelConfig.from_dict(preset["model"])
+        try:
+            model_cfg = ModelConfig.from_dict(preset["model"])
+        except DnahnetInputError as exc:
+            raise in_file(exc, source) from None
         base_train, base_data = preset.get("train", {}), preset.get("data", {})
     train_over = {k: v for k, v in (train or {}).items() if v is not None}
     if "steps" in train_over or "bases" in train_over:  # a budget given here replaces the base one
         base_train = {**base_train, "steps": None, "bases": None}
-    train_cfg = dataclass_from_dict(TrainConfig, {**base_train, **train_over}, what="train config")
-    data_cfg = dataclass_from_dict(DataConfig, {**base_data, **{k: v for k, v in (data or {}).items() if v is not None}}, what="data config")
+    data_over = {k: v for k, v in (data or {}).items() if v is not None}
+    try:
+        train_cfg = dataclass_from_dict(TrainConfig, {**base_train, **train_over}, what="train config")
+        data_cfg = dataclass_from_dict(DataConfig, {**base_data, **data_over}, what="data config")
+    except DnahnetInputError as exc:  # name the file unless the bad value came from a command-line option
+        given = {**train_over, **data_over}
+        raise (exc if any(f" {k}:" in exc.message for k in given) else in_file(exc, source)) from None
     if data_cfg.text:
         data_cfg.mode = "text"
     if data_cfg.mode == "dna" and not data_cfg.genome:
@@ -545,8 +601,13 @@ def pretrain(
     `out_dir/latest`; an existing run is never overwritten unless `overwrite`.
     """
     env = setup(train_config.device)
+    lock = contextlib.ExitStack()
+    created, owned = not Path(out_dir).exists(), False
     try:
         out = check_writable_dir(out_dir)
+        if env.is_main:  # a second run into this folder is refused, naming this one
+            lock.enter_context(run_lock(out))
+            owned = True
         existing = ckpt.find_checkpoint(out)
         if resume and existing is None:
             raise DnahnetInputError("nothing to resume: no checkpoint in this folder (leave out --resume to start)", file=str(out))
@@ -570,4 +631,7 @@ def pretrain(
         trainer.train()
         return trainer
     finally:
+        if created and owned and {p.name for p in Path(out_dir).iterdir()} <= {LOCK}:
+            shutil.rmtree(out_dir, ignore_errors=True)  # stopped before anything was written: leave no empty folder
+        lock.close()
         teardown()

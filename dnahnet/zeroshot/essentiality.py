@@ -21,7 +21,6 @@ where it stops after the origin) and it is counted (`origin_spanning`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from dnahnet.alphabet import reverse_complement
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.io.bed import open_text
+from dnahnet.io.jsonfile import write_json
+from dnahnet.io.options import check_int
 from dnahnet.progress import ProgressFactory, silent
 from dnahnet.zeroshot.stats import auroc, roc_curve
 
@@ -184,6 +185,10 @@ def run_essentiality(
     from dnahnet.analysis.annotations import load_annotation, reconcile_chrom_names
     from dnahnet.data.corpus import open_genome
 
+    check_int(window, "--window", minimum=KO_OFFSET + len(CASSETTE), what="room for the start codon and the knockout cassette")
+    check_int(batch_size, "--batch-size")
+    check_int(limit, "--limit")
+    lab = read_labels(labels) if labels else {}  # a bad labels file fails now, not after every gene is scored
     out = check_writable_dir(out_dir)
     genome = open_genome(genome_path)
     table = load_annotation(annotation)
@@ -191,6 +196,13 @@ def run_essentiality(
     table = table.rename_chroms(mapping)
     topology = {**getattr(genome, "topology", {}), **table.topology}
     genes, spanning = genes_from_annotation(table)
+    if not genes:
+        raise DnahnetInputError("no CDS feature on a sequence of the genome: nothing to score", file=str(annotation))
+    for g in genes:
+        size = genome.sizes.get(g.chrom)
+        if size is not None and g.end > size and topology.get(g.chrom) != "circular":
+            raise DnahnetInputError(f"CDS {g.id} ends at {g.end:,}, past the end of {g.chrom} ({size:,} bases)",
+                                    file=str(annotation), record=g.chrom)
     genes = genes[:limit] if limit else genes
     windows: list[GeneWindow] = [gene_window(genome, g, window, topology.get(g.chrom) == "circular") for g in genes]
     no_start = [w for w in windows if w.start_codon not in START_CODONS]
@@ -203,7 +215,6 @@ def run_essentiality(
             logp[block.index] += float(np.nansum(block.values))
             advance(len(block.values))
     scores = [logp[2 * i] - logp[2 * i + 1] for i in range(len(windows))]
-    lab = read_labels(labels) if labels else {}
     with atomic_open(out / "genes.tsv") as fh:
         fh.write("gene_id\tchrom\tstart\tend\tstrand\tlength\tstart_codon\tscore_bits\twindow_length\tclipped\twrapped\tshifted\tessential\n")
         for w, s in zip(windows, scores):
@@ -220,9 +231,7 @@ def run_essentiality(
     summary["score_bits"] = score_distribution(windows, scores, out)
     if lab:
         summary.update(evaluate_labels(windows, scores, lab, out))
-    with atomic_open(out / "summary.json") as fh:
-        json.dump(summary, fh, indent=2)
-        fh.write("\n")
+    write_json(out / "summary.json", summary)
     return summary
 
 

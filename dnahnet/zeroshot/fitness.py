@@ -21,7 +21,6 @@ Spearman correlation of the model score with fitness given the better baseline
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ import numpy as np
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.jsonfile import write_json
+from dnahnet.io.options import check_int
 from dnahnet.io.bed import open_text
 from dnahnet.zeroshot.hgvs import HgvsError, mutate
 from dnahnet.zeroshot.stats import partial_spearman, spearman
@@ -195,6 +196,7 @@ def _fmt(x: float) -> str:
 
 def run_fitness(model, reference: str | os.PathLike, variants: str | os.PathLike, out_dir: str | os.PathLike, batch_size: int = 16) -> dict:
     """Score every variant; write `variants.tsv`, `unsupported.tsv` and `summary.json` into `out_dir`."""
+    check_int(batch_size, "--batch-size")
     out = check_writable_dir(out_dir)
     references = read_cds_fasta(reference)
     rows = read_variants(variants, references)
@@ -213,9 +215,7 @@ def run_fitness(model, reference: str | os.PathLike, variants: str | os.PathLike
             fh.write(f"{r.assay}\t{r.hgvs}\t{r.error}\n")
     summary = {"variants": len(rows), "scored": len(rows) - len(bad), "unsupported": len(bad),
                "unsupported_examples": [f"{r.hgvs}: {r.error}" for r in bad[:10]], "stats": summarize(rows)}
-    with atomic_open(out / "summary.json") as fh:
-        json.dump(summary, fh, indent=2, default=lambda x: None)
-        fh.write("\n")
+    write_json(out / "summary.json", summary)
     return summary
 
 

@@ -1,50 +1,54 @@
-"""Small, dependency-light statistics for zero-shot evaluation (checked against scikit-learn/scipy in tests)."""
+"""Zero-shot evaluation statistics: scikit-learn's ROC and scipy's Spearman, with the NaN rules reports need.
+
+Non-finite scores are dropped pair-wise; a statistic that is undefined (one class,
+fewer than three pairs, a constant input) is NaN instead of a warning.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve as _sk_roc_curve
+
+
+def _finite_labelled(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Labels and scores where the score is finite, and whether both classes remain."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    keep = np.isfinite(s)
+    y, s = y[keep], s[keep]
+    return y, s, bool(y.any() and not y.all())
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); NaN without both classes."""
-    y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    keep = np.isfinite(s)
-    y, s = y[keep], s[keep]
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    """Area under the ROC curve (ties count one half); NaN without both classes."""
+    y, s, both = _finite_labelled(labels, scores)
+    return float(roc_auc_score(y, s)) if both else float("nan")
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false-positive rates, true-positive rates), thresholds from high to low, ties taken together."""
-    y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=np.float64)
-    keep = np.isfinite(s)
-    y, s = y[keep], s[keep]
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1] if len(s) else np.zeros(0, int)
-    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
-    tpr = np.r_[0.0, tp / max(int(y.sum()), 1)]
-    fpr = np.r_[0.0, fp / max(int((~y).sum()), 1)]
+    """(false-positive rates, true-positive rates) from (0, 0), thresholds from high to low, ties taken
+    together; NaN without both classes."""
+    y, s, both = _finite_labelled(labels, scores)
+    if not both:
+        return np.array([np.nan]), np.array([np.nan])
+    fpr, tpr, _ = _sk_roc_curve(y, s, drop_intermediate=False)
     return fpr, tpr
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho (Pearson correlation of average ranks) over pairs where both are finite."""
+    """Spearman's rho over pairs where both are finite; NaN with fewer than 3 pairs or a constant side."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     if keep.sum() < 3:
         return float("nan")
-    rx, ry = rankdata(x[keep]), rankdata(y[keep])
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
+    with warnings.catch_warnings():  # a constant input: scipy warns and returns NaN, which is the answer
+        warnings.simplefilter("ignore")
+        return float(spearmanr(x[keep], y[keep]).statistic)
 
 
 def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:

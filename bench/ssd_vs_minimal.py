@@ -1,0 +1,117 @@
+"""SSD scan forward+backward: dnahnet's `ssd_chunked` against the minimal einsum formulation.
+
+The minimal formulation is the textbook chunked SSD (Dao & Gu 2024, the form of
+mamba_ssm's `ssd_minimal_discrete`): a masked-cumsum segment sum per chunk, four
+einsums, every head with its own B/C. It is written out here from the maths so
+the benchmark needs no CUDA package. Both run in this process, interleaved
+(A B A B ...), and the script prints best and median times and the median of the
+paired ratios, for per-head B/C (g = h) and for the shared B/C (g = 1) that
+dnahnet's Mamba-2 uses.
+
+    python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from dnahnet.nn.ssd import ssd_chunked
+from dnahnet.perf.measure import machine
+
+
+def _minimal_segsum(a: torch.Tensor) -> torch.Tensor:
+    T = a.size(-1)
+    a = a[..., None].expand(*a.shape, T)
+    a = a.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool), -1), 0.0).cumsum(dim=-2)
+    return a.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool), 0), float("-inf"))
+
+
+def minimal_ssd(x: torch.Tensor, a: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int):
+    """x (b,l,h,p), a (b,l,h), B/C (b,l,h,n); l a multiple of q. Returns y and the final state."""
+    b, l, h, p = x.shape
+    c = l // q
+    x, B, C = (t.reshape(b, c, q, *t.shape[2:]) for t in (x, B, C))
+    a = a.reshape(b, c, q, h).permute(0, 3, 1, 2)  # (b, h, c, q)
+    a_cum = a.cumsum(-1)
+    L = torch.exp(_minimal_segsum(a))
+    y_diag = torch.einsum("bclhn,bcshn,bhcls,bcshp->bclhp", C, B, L, x)
+    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", B, torch.exp(a_cum[..., -1:] - a_cum), x)
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
+    decay_chunk = torch.exp(_minimal_segsum(F.pad(a_cum[..., -1], (1, 0))))
+    new = torch.einsum("bhzc,bchpn->bzhpn", decay_chunk, states)
+    states, final = new[:, :-1], new[:, -1]
+    y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", C, states, torch.exp(a_cum))
+    return (y_diag + y_off).reshape(b, l, h, p), final
+
+
+def _inputs(length: int, h: int, p: int, n: int, g: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, length, h, p, generator=gen).requires_grad_()
+    a = (-torch.rand(1, length, h, generator=gen) * 0.2).requires_grad_()
+    B = torch.randn(1, length, g, n, generator=gen).requires_grad_()
+    C = torch.randn(1, length, g, n, generator=gen).requires_grad_()
+    return x, a, B, C
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int) -> dict:
+    """Interleaved timings of both paths on the same inputs; checks they agree first."""
+    x, a, B, C = _inputs(length, h, p, n, g)
+    Bh, Ch = (t.repeat_interleave(h // g, dim=2) for t in (B, C))
+
+    def ours():
+        y, s = ssd_chunked(x, a, B, C, q)
+        (y.sum() + s.sum()).backward()
+
+    def reference():
+        y, s = minimal_ssd(x, a, Bh, Ch, q)
+        (y.sum() + s.sum()).backward()
+
+    with torch.no_grad():
+        y1, s1 = ssd_chunked(x, a, B, C, q)
+        y2, s2 = minimal_ssd(x, a, Bh, Ch, q)
+        rel = float((y1 - y2).abs().max() / y2.abs().max())
+    ours(), reference()  # warm-up
+    t_ours, t_ref = [], []
+    for _ in range(repeats):
+        t_ours.append(_timed(ours))
+        t_ref.append(_timed(reference))
+    ratios = [r / o for o, r in zip(t_ours, t_ref)]
+    return {"g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
+            "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
+            "paired_speedup_median": statistics.median(ratios), "max_rel_diff": rel}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--length", type=int, default=8192)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--headdim", type=int, default=64)
+    ap.add_argument("--d-state", type=int, default=64)
+    ap.add_argument("--chunk", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward")
+    print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
+    for g in (args.heads, 1):
+        r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats)
+        label = "per-head B/C" if g == args.heads else "shared B/C"
+        print(f"{label:13s} ssd_chunked best {r['ours_best'] * 1e3:7.1f} ms median {r['ours_median'] * 1e3:7.1f} ms | "
+              f"minimal best {r['ref_best'] * 1e3:7.1f} ms median {r['ref_median'] * 1e3:7.1f} ms | "
+              f"paired speed-up (median) {r['paired_speedup_median']:.2f}x | max rel diff {r['max_rel_diff']:.1e}")
+
+
+if __name__ == "__main__":
+    main()
