@@ -18,10 +18,10 @@ def register(app: typer.Typer) -> None:
         genome: Path = typer.Option(..., help="The FASTA or GenBank the boundaries were called on (soft-masked repeats are added)"),
         out: Path = typer.Option(..., help="Output folder: enrichment.tsv, summary.json, PNG figures, report.md"),
         probs: Optional[Path] = typer.Option(None, help="Per-base p_t bedGraph from `dnahnet boundaries --probs` (adds AUROC/AUPRC)"),
-        window: int = typer.Option(5, help="Edge window: boundaries within ±window bases of a feature start/end"),
+        window: int = typer.Option(5, "--flank", "--window", help="Boundaries within ±flank bases of a feature start/end count as at the edge (--window: the old name)"),
         permutations: int = typer.Option(
             1000, help="Draws of the circular-shift and sequence-context nulls (p floor 2/(n+1) two-sided)"),
-        promoter_window: int = typer.Option(100, help="Promoter = this many bases upstream of each gene"),
+        promoter_window: int = typer.Option(100, "--promoter-bases", "--promoter-window", help="Promoter = this many bases upstream of each gene"),
         stage: Optional[int] = typer.Option(None, help="Only this stage (1 or 2)"),
         context_k: Optional[int] = typer.Option(
             None, help="Order of the sequence-context null (1-8; default: chosen by held-out log-loss; "
@@ -43,8 +43,8 @@ def register(app: typer.Typer) -> None:
 
         check_command({"--out": [out / name for name in ("enrichment.tsv", "summary.json", "report.md")]},
                       {"--boundaries": boundaries, "--annotation": annotation, "--genome": genome, "--probs": probs},
-                      {"--window": (window, 0), "--permutations": (permutations, 1),
-                       "--promoter-window": (promoter_window, 0), "--stage": (stage, 1),
+                      {"--flank": (window, 0), "--permutations": (permutations, 1),
+                       "--promoter-bases": (promoter_window, 0), "--stage": (stage, 1),
                        "--context-k": (context_k, 1), "--bootstrap": (bootstrap, 1)})
         summary = run_annotate(boundaries, annotation, genome, out, window=window, permutations=permutations,
                                probs_bedgraph=probs, seed=seed, stage=stage, promoter_window=promoter_window,

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         -m dnahnet_cli boundaries ...` each process takes its shards, and the same output comes out
         byte for byte; an interrupted run restarted with the same command skips finished shards.
 
-        Example: dnahnet boundaries --checkpoint runs/demo/checkpoint --genome chr22.fa.gz --region chr22:20,000,001-20,100,000 --out chunks.bed --probs p.bedGraph
+        Example: dnahnet boundaries --checkpoint runs/demo/train/latest --genome chr22.fa.gz --region chr22:20,000,001-20,100,000 --out chunks.bed --probs p.bedGraph
         """
         from dnahnet.data.corpus import open_genome
         from dnahnet.infer.boundaries import export_boundaries

@@ -18,10 +18,10 @@ def _note(message: str) -> None:
 
 def _fasta_bases(path: Path) -> int:
     """Bases in a FASTA (one quick pass), for the progress bar's total."""
-    from dnahnet.infer.fasta_input import _open_maybe_gzip
+    from dnahnet.io.text import open_binary
 
     total = 0
-    with _open_maybe_gzip(path) as fh:
+    with open_binary(path) as fh:
         for line in fh:
             if not line.startswith(b">"):
                 total += len(line.strip())

@@ -66,6 +66,47 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 
 
+# `dnahnet --help` lists commands under these headings, in this order.
+HELP_PANELS = {
+    "Train": ["pretrain", "finetune", "compare"],
+    "Inference": ["score", "variants", "boundaries", "generate", "embed", "predict", "view"],
+    "Analysis": ["annotate", "zeroshot", "baseline"],
+    "Benchmarks": ["bench", "benchmark"],
+    "Data and models": ["demo", "data", "presets", "info", "flops", "convert", "export"],
+}
+
+
+def _tidy_help(typer_app: typer.Typer) -> None:
+    """Group the commands under `HELP_PANELS`; help text is plain (brackets such as "[assay]" are not markup)."""
+    panel_of = {name: panel for panel, names in HELP_PANELS.items() for name in names}
+    typer_app.rich_markup_mode = "markdown"
+    for info in typer_app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        info.rich_help_panel = panel_of.get(name, info.rich_help_panel)
+    for group in typer_app.registered_groups:
+        group.rich_help_panel = panel_of.get(group.name, group.rich_help_panel)
+        group.typer_instance.rich_markup_mode = "markdown"
+    order = {panel: i for i, panel in enumerate(HELP_PANELS)}
+    typer_app.registered_commands.sort(key=lambda info: order.get(info.rich_help_panel, len(order)))
+    typer_app.registered_groups.sort(key=lambda info: order.get(info.rich_help_panel, len(order)))
+
+
+def _no_flag_metavar() -> None:
+    """Flags take no value, so their help shows none (typer would print "<bool>")."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_tidy_help(app)
+_no_flag_metavar()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the app; return the exit code (usage errors exit 2 through Typer itself)."""
     invocation.record(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 from pathlib import Path
 
 import typer
@@ -12,15 +13,34 @@ from dnahnet.config import list_presets, load_preset, model_config_from_preset
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def presets() -> None:
-        """List the bundled presets with their parameter counts.
+    def presets(
+        action: Optional[str] = typer.Argument(None, help="show: print one preset to edit", show_default=False),
+        name: Optional[str] = typer.Argument(None, help="Preset to show", show_default=False),
+        fmt: str = typer.Option("json", "--format", help="json or yaml (for show)"),
+    ) -> None:
+        """List the bundled presets with their parameter counts, or print one (model, train, data) to edit.
 
-        Example: dnahnet presets
+        Example: dnahnet presets show cpu-small --format yaml > my-run.yaml
         """
         import torch
 
+        from dnahnet.errors import DnahnetInputError
         from dnahnet.nn.hnet import HNetLM
 
+        if action is not None:
+            if action != "show" or name is None:
+                raise DnahnetInputError(f"unknown presets action {action!r}: use `dnahnet presets show NAME`"
+                                        if action != "show" else "which preset? dnahnet presets show NAME")
+            if fmt not in ("json", "yaml"):
+                raise DnahnetInputError(f"--format must be json or yaml, got {fmt!r}")
+            data = load_preset(name)
+            if fmt == "yaml":
+                import yaml
+
+                typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+            else:
+                typer.echo(json.dumps(data, indent=2))
+            return
         for name in list_presets():
             config = model_config_from_preset(name)
             with torch.device("meta"):
@@ -87,13 +107,21 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"checkpoint: {import_official(config, weights, out, overwrite=overwrite)}")
 
     @app.command()
-    def info(checkpoint: Path = typer.Argument(..., help="Checkpoint folder")) -> None:
+    def info(
+        folder: Optional[Path] = typer.Argument(None, help="Checkpoint folder (or give it as --checkpoint)", show_default=False),
+        checkpoint_opt: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint folder (a run folder means its latest/)"),
+    ) -> None:
         """Describe a checkpoint: architecture, parameters, training progress.
 
-        Example: dnahnet info runs/demo/checkpoint
+        Example: dnahnet info --checkpoint runs/demo/train/latest
         """
+        from dnahnet.errors import DnahnetInputError
+        from dnahnet.hub import resolve_checkpoint
         from dnahnet.train.checkpoint import METRICS, TRAIN, load_model
 
+        if (folder is None) == (checkpoint_opt is None):
+            raise DnahnetInputError("give the checkpoint once: dnahnet info --checkpoint DIR (or dnahnet info DIR)")
+        checkpoint = resolve_checkpoint(folder or checkpoint_opt)
         model = load_model(checkpoint)
         cfg = model.config
         n = sum(p.numel() for p in model.parameters())

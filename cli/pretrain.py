@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.options import parse_count
 
 # Budget of a bare `dnahnet pretrain` when the preset sets none. `dnahnet pretrain --out runs/pretrain`
 # (cpu-small, demo genome; 2 CPU cores, 2026-11-24): 300 steps = 2.46M bases in about 5 minutes at
 # ~9k bases/s, ending at 1.80 held-out bits per base (uniform is 2.0) with compression L/M 3.00 (target 3).
 DEFAULT_STEPS = 300
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kKmMgG]?)\s*$")
-
-
-def parse_count(text: str | None, what: str) -> int | None:
-    """'2500000', '2.5M', '1e9', '50k' -> an integer; anything else is a one-line input error."""
-    if text is None:
-        return None
-    match = _COUNT.match(text)
-    if not match:
-        raise DnahnetInputError(f"{what}: expected a whole number such as 2000000, 2M or 1e9, got {text!r}")
-    value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
-    if value < 1 or value != int(value):
-        raise DnahnetInputError(f"{what}: expected a positive whole number, got {text!r}")
-    return int(value)
-
-
 class ProgressReporter:
     """Rank 0's view of training: a rich progress bar on a terminal, one line per logged step otherwise."""
 
@@ -91,10 +75,11 @@ def register(app: typer.Typer) -> None:
         lr: Annotated[Optional[float], typer.Option("--lr", help="Base learning rate (stage multipliers apply on top).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its latest checkpoint, exactly.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --out.")] = False,
-        device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu or cuda.")] = None,
+        device: Annotated[Optional[str], typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")] = None,
         seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the initialisation and of the window draws.")] = None,
         eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Steps between held-out evaluations.")] = None,
         distributed: Annotated[Optional[str], typer.Option("--distributed", help="Under torchrun: ddp or fsdp.")] = None,
+        set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one config field, SECTION.FIELD=VALUE (repeatable): --set train.lr=3e-4 --set model.d_model=[256,384]. See `dnahnet presets show NAME`.")] = None,
     ) -> None:
         """Pretrain a DNA (or byte) language model; with no arguments, cpu-small on the bundled demo genome.
 
@@ -121,7 +106,19 @@ def register(app: typer.Typer) -> None:
             resume_from = ckpt.find_checkpoint(out)
             if resume_from is None:
                 raise DnahnetInputError("nothing to resume: no checkpoint in this folder (leave out --resume to start)", file=str(out))
-        model_cfg, train_cfg, data_cfg = run_configs(config, resume_from=resume_from, train=train, data=data)
+        model_cfg, train_cfg, data_cfg = run_configs(config, resume_from=resume_from, train=train, data=data,
+                                                     overrides=set_)
+        if resume_from is None and tokens_per_step is None and (batch_size is not None or seq_len is not None):
+            # The preset's step size cannot be made of whole micro-batches of the size asked for:
+            # train one micro-batch per device and step (B x L x world bases) instead of failing.
+            import os
+
+            per_pass = data_cfg.seq_len * train_cfg.micro_batch_size * int(os.environ.get("WORLD_SIZE", "1"))
+            if train_cfg.tokens_per_step % per_pass:
+                typer.echo(f"note: --tokens-per-step {per_pass:,} (= --seq-len {data_cfg.seq_len} x --batch-size "
+                           f"{train_cfg.micro_batch_size} x processes): the preset's {train_cfg.tokens_per_step:,} is "
+                           "not a multiple of it", err=True)
+                train_cfg.tokens_per_step = per_pass
         if train_cfg.steps is None and train_cfg.bases is None:
             train_cfg.steps = DEFAULT_STEPS
         reporter = ProgressReporter()

@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         (same output byte for byte), and an interrupted run restarted with the same command skips
         finished shards. All-N windows are skipped and counted.
 
-        Example: dnahnet score --checkpoint runs/demo/checkpoint --fasta seqs.fa --per-base seqs.bedGraph --out scores.tsv
+        Example: dnahnet score --checkpoint runs/demo/train/latest --fasta seqs.fa --per-base seqs.bedGraph --out scores.tsv
         """
         from dnahnet.infer.fasta_input import iter_fasta, text_record
         from dnahnet.infer.model import load
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """ΔlogL (bits) of each ALT allele against REF: logL(window with ALT) - logL(window with REF).
 
-        Example: dnahnet variants --checkpoint runs/demo/checkpoint --genome hg19.fa.gz --vcf calls.vcf.gz --out effects.tsv
+        Example: dnahnet variants --checkpoint runs/demo/train/latest --genome hg19.fa.gz --vcf calls.vcf.gz --out effects.tsv
         """
         from dnahnet.data.genome import Genome
         from dnahnet.infer.model import load
@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate DNA after a prompt with the model's incremental caches; prints prompt + continuation.
 
-        Example: dnahnet generate --checkpoint runs/demo/checkpoint --prompt ACGTTGCA -n 200 --temperature 0.8 --seed 1 --show-boundaries
+        Example: dnahnet generate --checkpoint runs/demo/train/latest --prompt ACGTTGCA -n 200 --temperature 0.8 --seed 1 --show-boundaries
         """
         from dnahnet.infer.model import load
 

@@ -39,7 +39,7 @@ def essentiality(
 ) -> None:
     """Per-gene score log2 p(WT) - log2 p(KO) (bits) for a stop-codon cassette 12 bases into each CDS.
 
-    Example: dnahnet zeroshot essentiality --checkpoint runs/dnahnet/checkpoint --genome lepto.gbk.gz --annotation lepto.gbk.gz --labels essential.tsv --out ess/
+    Example: dnahnet zeroshot essentiality --checkpoint runs/dnahnet-corpus/latest --genome lepto.gbk.gz --annotation lepto.gbk.gz --labels essential.tsv --out ess/
     """
     from dnahnet.infer.model import load
     from dnahnet.zeroshot.essentiality import format_summary, run_essentiality
@@ -58,7 +58,7 @@ def essentiality(
 @zeroshot_app.command()
 def fitness(
     checkpoint: Path = CHECKPOINT,
-    reference: Path = typer.Option(..., "--reference", help="FASTA of wild-type CDSs (c.1 = first base of each record)."),
+    reference: Path = typer.Option(..., "--fasta", "--reference", help="FASTA of wild-type CDSs (c.1 = first base of each record); --reference: the old name."),
     variants: Path = typer.Option(..., "--variants", help="TSV with header: hgvs [assay] [reference] [fitness]."),
     out: Path = typer.Option(..., "--out", help="Output folder: variants.tsv, unsupported.tsv, summary.json."),
     batch_size: int = typer.Option(16, "--batch-size", help="Sequences per forward pass."),
@@ -67,13 +67,13 @@ def fitness(
 ) -> None:
     """Per-variant score log2 p(mutant) - log2 p(WT) (bits); Spearman rho against fitness next to two baselines.
 
-    Example: dnahnet zeroshot fitness --checkpoint runs/dnahnet/checkpoint --reference cds.fa --variants dms.tsv --out fit/
+    Example: dnahnet zeroshot fitness --checkpoint runs/dnahnet-corpus/latest --fasta cds.fa --variants dms.tsv --out fit/
     """
     from dnahnet.infer.model import load
     from dnahnet.zeroshot.fitness import format_summary, run_fitness
 
     check_command({"--out": [out / name for name in ("variants.tsv", "unsupported.tsv", "summary.json")]},
-                  {"--checkpoint": checkpoint, "--reference": reference, "--variants": variants},
+                  {"--checkpoint": checkpoint, "--fasta": reference, "--variants": variants},
                   {"--batch-size": (batch_size, 1)})
     model = load(checkpoint, device=device, dtype=dtype)
     summary = run_fitness(model, reference, variants, out, batch_size=batch_size)

@@ -200,6 +200,22 @@ class ModelConfig:
         m = self.mlp_multiple_of
         return -(-self.d_intermediate[stage] // m) * m
 
+    @property
+    def learned_routing(self) -> bool:
+        """Routed stages place their own boundaries (dynamic chunking): routing weights and a ratio loss."""
+        return self.chunking == "dynamic" and self.n_routed > 0
+
+    @property
+    def fixed_chunk(self) -> int | None:
+        """k of the fixed-chunk baseline (a boundary every k positions), else None."""
+        return int(self.k) if self.chunking == "every_k" else None
+
+    def expected_compression(self) -> list[float]:
+        """L/M per routed stage before any data is seen: k under fixed chunking, else the target ratios."""
+        if self.fixed_chunk is not None:
+            return [float(self.fixed_chunk)] * self.n_routed
+        return self.stage_target_ratios()
+
     def stage_target_ratios(self) -> list[float]:
         if self.target_ratio is not None:
             return [float(r) for r in self.target_ratio]
@@ -456,6 +472,45 @@ def dataclass_from_dict(cls, d: dict, *, what: str):
     if unknown:
         raise DnahnetInputError(f"{what}: unknown field(s) {', '.join(unknown)}")
     return cls(**d)
+
+
+OVERRIDE_SECTIONS = ("model", "train", "data")
+
+
+def parse_override_value(text: str) -> Any:
+    """A `--set` value as JSON (3e-4, [256, 384], true, null), else a YAML scalar (wsd, 1.5e-3), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+def apply_overrides(run: dict, overrides: list[str]) -> dict:
+    """`section.field=value` (`train.lr=3e-4`, `model.d_model=[256,384]`, `model.ssm_cfg.d_state=64`)
+    applied to a copy of a run mapping {"model", "train", "data"}; fields are checked when the configs are built."""
+    import copy
+
+    run = copy.deepcopy(run)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or len(path) < 2 or not all(path) or path[0] not in OVERRIDE_SECTIONS:
+            raise DnahnetInputError(f"--set {item!r}: expected SECTION.FIELD=VALUE with SECTION one of "
+                                    f"{', '.join(OVERRIDE_SECTIONS)}, e.g. train.lr=3e-4 or model.d_model=[256,384]")
+        node = run.setdefault(path[0], {})
+        for part in path[1:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise DnahnetInputError(f"--set {item!r}: {part} is not a group of settings")
+            node = node.setdefault(part, {})
+        node[path[-1]] = parse_override_value(text)
+    return run
 
 
 def list_presets() -> list[str]:

@@ -48,6 +48,13 @@ def parse_hub_id(spec: str) -> tuple[str, str | None] | None:
     return (match["repo"], match["rev"]) if match else None
 
 
+def run_checkpoint(path: Path) -> Path:
+    """A `dnahnet pretrain --out` run folder stands for its newest checkpoint, RUN/latest."""
+    if path.is_dir() and not (path / "config.json").exists() and (path / "latest" / "config.json").exists():
+        return path / "latest"
+    return path
+
+
 def resolve_checkpoint(spec: str | os.PathLike, revision: str | None = None) -> Path:
     """A local checkpoint folder for `spec`: the path itself, or the Hub snapshot in the cache."""
     path = Path(spec)
@@ -55,7 +62,7 @@ def resolve_checkpoint(spec: str | os.PathLike, revision: str | None = None) -> 
     local = path.exists() or path.parent.is_dir() and str(path.parent) not in ("", ".")
     parsed = None if local else parse_hub_id(str(spec))
     if parsed is None:
-        return path  # a local path (missing ones are reported by the checkpoint reader)
+        return run_checkpoint(path)  # a local path (missing ones are reported by the checkpoint reader)
     repo, rev = parsed
     rev = revision or rev
     try:

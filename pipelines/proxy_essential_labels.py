@@ -34,7 +34,7 @@ def proxy_labels(genbank: str | Path) -> list[tuple[str, int, str]]:
     from Bio import SeqIO
 
     from dnahnet.analysis.annotations import genbank_qualifier
-    from dnahnet.io.bed import open_text
+    from dnahnet.io.text import open_text
 
     rows = []
     with open_text(genbank) as fh:

@@ -9,7 +9,7 @@ import pytest
 
 from dnahnet.train import checkpoint as ckpt
 from dnahnet_cli.main import main
-from dnahnet_cli.pretrain import parse_count
+from dnahnet.io.options import parse_count
 
 TINY = ["pretrain", "--config", "tiny", "--device", "cpu"]
 
@@ -98,3 +98,30 @@ def test_counts_accept_suffixes():
 def test_help_shows_an_example(capsys):
     assert main(["pretrain", "--help"]) == 0
     assert "Example: dnahnet pretrain --genome" in capsys.readouterr().out
+
+
+def test_batch_size_and_seq_len_alone_set_the_step_when_the_presets_does_not_divide(tmp_path, capsys):
+    # tiny trains 2048 bases per step; 200 x 3 does not divide it, so a step is one micro-batch (600 bases).
+    out = tmp_path / "bs"
+    assert main([*TINY, "--batch-size", "3", "--seq-len", "200", "--steps", "2", "--out", str(out)]) == 0
+    assert "--tokens-per-step 600" in capsys.readouterr().err
+    assert json.loads((out / "latest" / ckpt.TRAIN).read_text())["bases_seen"] == 2 * 600
+    # When it divides, the preset's step stands (accumulating micro-batches), as before.
+    out2 = tmp_path / "bs2"
+    assert main([*TINY, "--batch-size", "2", "--seq-len", "256", "--steps", "1", "--out", str(out2)]) == 0
+    assert json.loads((out2 / "latest" / ckpt.TRAIN).read_text())["bases_seen"] == 2048
+
+
+def test_set_overrides_single_fields_of_the_preset(tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main([*TINY, "--steps", "1", "--set", "train.lr=3e-4", "--set", "model.d_model=[16,32]",
+                 "--set", "train.schedule=wsd", "--out", str(out)]) == 0
+    info = json.loads((out / "latest" / ckpt.TRAIN).read_text())
+    config = json.loads((out / "latest" / ckpt.CONFIG).read_text())
+    assert info["train"]["lr"] == 3e-4 and info["train"]["schedule"] == "wsd" and config["d_model"] == [16, 32]
+    capsys.readouterr()
+    for bad in ("lr=1", "optimizer.lr=1", "train.nonsense=1", "model.d_model=wide"):
+        assert main([*TINY, "--steps", "1", "--set", bad, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("dnahnet: error:"), err
+    assert not (tmp_path / "bad").exists()

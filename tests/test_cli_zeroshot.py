@@ -38,7 +38,7 @@ def test_fitness_scores_hgvs_variants_and_lists_unsupported(checkpoint, tmp_path
     variants = tmp_path / "v.tsv"
     variants.write_text("hgvs\tfitness\nc.4A>G\t0.5\nc.7_9del\t-1.0\nc.=\t1.0\nc.10+1G>A\t0.0\n")
     out = tmp_path / "fit"
-    code = main(["zeroshot", "fitness", "--checkpoint", str(checkpoint), "--reference", str(ref), "--variants", str(variants),
+    code = main(["zeroshot", "fitness", "--checkpoint", str(checkpoint), "--fasta", str(ref), "--variants", str(variants),
                  "--out", str(out), "--device", "cpu"])
     assert code == 0
     scored = (out / "variants.tsv").read_text()

@@ -29,7 +29,6 @@ Choices, so that the formats agree on the same genes:
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -37,8 +36,11 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from dnahnet.data.intervals import merge_arrays as merge_intervals  # one merge rule for lists and arrays
 from dnahnet.errors import DnahnetInputError
-from dnahnet.io.bed import open_text, read_bed
+from dnahnet.io.bed import read_bed
+from dnahnet.io.chrom_names import reconcile_chrom_names  # noqa: F401  (re-exported: analysis API)
+from dnahnet.io.text import open_text
 
 PathLike = str | os.PathLike
 Intervals = Mapping[str, Sequence[tuple[int, int]]]
@@ -426,21 +428,6 @@ def _bed12_parts(rec, name: str) -> list[tuple]:
 # ---------------------------------------------------------------- derived features
 
 
-def merge_intervals(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Union of intervals as sorted, disjoint intervals (touching ones are joined)."""
-    starts = np.asarray(starts, dtype=np.int64)
-    ends = np.asarray(ends, dtype=np.int64)
-    if starts.size == 0:
-        return starts, ends
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order], ends[order]
-    run_end = np.maximum.accumulate(e)
-    new = np.ones(s.size, dtype=bool)
-    new[1:] = s[1:] > run_end[:-1]
-    idx = np.flatnonzero(new)
-    return s[idx], np.maximum.reduceat(e, idx)
-
-
 def derive_introns(table: FeatureTable, from_cds: bool = False) -> FeatureTable:
     """Introns: gaps between the exons of each transcript (parent).
 
@@ -577,7 +564,7 @@ def _lower_runs(fasta, chrom: str, start: int, end: int, block: int) -> tuple[np
     return np.concatenate(starts).astype(np.int64), np.concatenate(ends).astype(np.int64)
 
 
-# ---------------------------------------------------------------- dispatch and names
+# ---------------------------------------------------------------- dispatch (chromosome names: dnahnet.io.chrom_names)
 
 
 def load_annotation(
@@ -609,50 +596,3 @@ def load_annotation(
     if sizes:
         table = FeatureTable.concat([table, derive_intergenic(table, sizes)])
     return table
-
-
-def _canonical_chrom(name: str) -> str:
-    key = name.lower()
-    key = key[3:] if key.startswith("chr") else key
-    key = re.sub(r"\.\d+$", "", key)
-    return "mt" if key in ("m", "mt") else key
-
-
-def reconcile_chrom_names(
-    annotation_chroms: Iterable[str], genome_chroms: Iterable[str], *, file: str | None = None
-) -> tuple[dict[str, str], dict]:
-    """Map annotation chromosome names onto genome names (chr22↔22, chrM↔MT, NC_1.1↔NC_1).
-
-    Returns (mapping, report); the report lists renamed and unmatched names.
-    Raises `DnahnetInputError` naming `file` and examples when nothing matches.
-    """
-    genome = list(dict.fromkeys(genome_chroms))
-    annotation = list(dict.fromkeys(annotation_chroms))
-    exact = set(genome)
-    by_key: dict[str, list[str]] = {}
-    for g in genome:
-        by_key.setdefault(_canonical_chrom(g), []).append(g)
-    mapping: dict[str, str] = {}
-    renamed: dict[str, str] = {}
-    unmatched: list[str] = []
-    for a in annotation:
-        candidates = [a] if a in exact else by_key.get(_canonical_chrom(a), [])
-        if len(candidates) == 1:
-            mapping[a] = candidates[0]
-            if candidates[0] != a:
-                renamed[a] = candidates[0]
-        else:
-            unmatched.append(a)
-    if annotation and not mapping:
-        raise DnahnetInputError(
-            "no chromosome name matches the genome: annotation has "
-            f"{', '.join(annotation[:4])}; genome has {', '.join(genome[:4])}",
-            file=file,
-        )
-    report = {
-        "matched": len(mapping),
-        "renamed": renamed,
-        "unmatched": unmatched,
-        "genome_without_features": len(set(genome) - set(mapping.values())),
-    }
-    return mapping, report

@@ -532,7 +532,10 @@ def _headline_verdict(row: dict) -> str:
         return "too few features"
     if row.get("context_expected", MIN_EXPECTED) < MIN_EXPECTED:
         return "too few boundaries expected"
-    return _context_verdict(row) or "not assessed"
+    verdict = _context_verdict(row) or "not assessed"
+    if verdict in ("enriched", "depleted") and not row.get("context_q", 1.0) < ALPHA:
+        verdict += " (tentative: q >= 0.05)"  # the interval excludes 1 but not after correcting for every test
+    return verdict
 
 
 def _floor_note(summary: dict) -> str:

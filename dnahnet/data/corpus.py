@@ -66,7 +66,7 @@ class GenBankGenome:
     def __init__(self, path: str | os.PathLike) -> None:
         from Bio import SeqIO
 
-        from dnahnet.io.bed import open_text
+        from dnahnet.io.text import open_text
 
         self.path = Path(path)
         if not self.path.is_file():

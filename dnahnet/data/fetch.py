@@ -10,7 +10,6 @@ not downloaded again.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from dnahnet.data.demo import manifest_dir
 from dnahnet.data.genome import Genome, is_bgzip_header, sniff_fasta
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_path, check_writable_dir
+from dnahnet.io.text import open_binary
 
 BLOCK = 1 << 20
 Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
@@ -72,12 +72,9 @@ def download(url: str, target: Path, *, size: int | None = None, sha256: str | N
 
 def to_bgzip(src: Path, target: Path) -> Path:
     """Rewrite a gzip or plain FASTA as bgzip (streamed; never the whole file in memory)."""
-    with open(src, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
     with atomic_path(target) as tmp:
         try:
-            with opener(src, "rb") as fin, bgzf.BgzfWriter(str(tmp), "wb") as fout:
+            with open_binary(src) as fin, bgzf.BgzfWriter(str(tmp), "wb") as fout:
                 shutil.copyfileobj(fin, fout, BLOCK)
         except (OSError, EOFError) as exc:
             raise DnahnetInputError(f"cannot decompress ({exc})", file=str(src)) from None

@@ -35,6 +35,7 @@ import numpy as np
 
 from dnahnet.config import DataConfig
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.bed import iter_bed_intervals
 
 SPLITS = ("train", "valid", "test")
 _EVAL_STREAM = 0x5EED_E7A1  # keeps eval-window draws apart from training draws
@@ -91,15 +92,32 @@ def check_in_sequence(sizes: dict[str, int], chrom: str, start: int, end: int, *
         )
 
 
+def merge_arrays(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union of intervals as sorted, disjoint intervals (touching ones are joined)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if starts.size == 0:
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    run_end = np.maximum.accumulate(e)
+    new = np.ones(s.size, dtype=bool)
+    new[1:] = s[1:] > run_end[:-1]
+    idx = np.flatnonzero(new)
+    return s[idx], np.maximum.reduceat(e, idx)
+
+
 def merge_intervals(intervals: list[Interval], order: list[str] | None = None) -> list[Interval]:
-    """Sort (by `order` of sequence names, then start) and merge overlapping or touching intervals."""
-    rank = {c: i for i, c in enumerate(order or sorted({iv.chrom for iv in intervals}))}
+    """Sort (by `order` of sequence names, then start) and merge overlapping or touching intervals; empty ones go."""
+    by_chrom: dict[str, list[Interval]] = {}
+    for iv in intervals:
+        if iv.end > iv.start:
+            by_chrom.setdefault(iv.chrom, []).append(iv)
+    rank = {c: i for i, c in enumerate(order or sorted(by_chrom))}
     merged: list[Interval] = []
-    for iv in sorted((iv for iv in intervals if iv.end > iv.start), key=lambda iv: (rank[iv.chrom], iv.start)):
-        if merged and merged[-1].chrom == iv.chrom and iv.start <= merged[-1].end:
-            merged[-1] = Interval(iv.chrom, merged[-1].start, max(merged[-1].end, iv.end))
-        else:
-            merged.append(iv)
+    for chrom in sorted(by_chrom, key=lambda c: rank[c]):
+        starts, ends = merge_arrays([iv.start for iv in by_chrom[chrom]], [iv.end for iv in by_chrom[chrom]])
+        merged += [Interval(chrom, s, e) for s, e in zip(starts.tolist(), ends.tolist())]
     return merged
 
 
@@ -139,30 +157,9 @@ def cut_long_n_runs(source: WindowSource, intervals: list[Interval], max_gap: in
 
 # ----- BED ---------------------------------------------------------------------------------
 def read_bed(path: str | os.PathLike) -> list[tuple[Interval, str | None]]:
-    """BED3+ rows as (interval, 4th column or None); header, track and comment lines skipped."""
-    path = Path(path)
-    if not path.exists():
-        raise DnahnetInputError("BED file not found", file=str(path))
-    rows: list[tuple[Interval, str | None]] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) < 3:
-                fields = line.split()
-            if len(fields) < 3:
-                raise DnahnetInputError("expected at least 3 columns (chrom, start, end)", file=str(path), position=f"line {lineno}")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise DnahnetInputError(
-                    f"start/end must be integers, got {fields[1]!r} {fields[2]!r}", file=str(path), position=f"line {lineno}"
-                ) from None
-            if start < 0 or end < start:
-                raise DnahnetInputError(f"invalid interval {start}-{end}", file=str(path), position=f"line {lineno}")
-            rows.append((Interval(fields[0], start, end), fields[3].strip() if len(fields) > 3 else None))
-    return rows
+    """BED3+ rows as (interval, 4th column or None), read by `dnahnet.io.bed.iter_bed_intervals`."""
+    return [(Interval(iv.chrom, iv.start, iv.end), iv.fields[3].strip() if len(iv.fields) > 3 else None)
+            for iv in iter_bed_intervals(path)]
 
 
 # ----- splits --------------------------------------------------------------------------------
@@ -262,6 +259,28 @@ def fraction_splits(source: WindowSource, valid_fraction: float, test_fraction: 
     return {name: Split(name, source, out[name]) for name in SPLITS}
 
 
+def text_splits(corpus: WindowSource, valid_fraction: float, test_fraction: float) -> dict[str, Split]:
+    """Byte-range splits of a text corpus taken as the concatenation of its files (see `dnahnet.data.text`)."""
+    if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise DnahnetInputError(
+            f"valid_fraction {valid_fraction} and test_fraction {test_fraction} must be in [0, 1) with a sum below 1"
+        )
+    total = sum(corpus.sizes.values())
+    test_start = total - round(total * test_fraction)
+    valid_start = test_start - round(total * valid_fraction)
+    bounds = {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, total)}
+    out: dict[str, list[Interval]] = {name: [] for name in SPLITS}
+    offset = 0
+    for name in corpus.names:
+        size = corpus.sizes[name]
+        for split, (a, b) in bounds.items():
+            lo, hi = max(a, offset), min(b, offset + size)
+            if hi > lo:
+                out[split].append(Interval(name, lo - offset, hi - offset))
+        offset += size
+    return {name: Split(name, corpus, out[name]) for name in SPLITS}
+
+
 def build_splits(source: WindowSource, cfg: DataConfig) -> dict[str, Split]:
     """The three splits a `DataConfig` asks for (text corpora split by byte ranges); train must not be empty."""
     if cfg.split_by == "chromosomes":
@@ -271,9 +290,7 @@ def build_splits(source: WindowSource, cfg: DataConfig) -> dict[str, Split]:
             raise DnahnetInputError("split_by 'bed' needs train_bed (a BED file, or one labelled train/valid/test)")
         splits = bed_splits(source, cfg.train_bed, cfg.valid_bed, cfg.test_bed)
     elif cfg.split_by == "fraction" and not source.is_dna:
-        from dnahnet.data.text import text_splits  # text.py builds on this module
-
-        splits = text_splits(source, cfg.valid_fraction, cfg.test_fraction)  # type: ignore[arg-type]
+        splits = text_splits(source, cfg.valid_fraction, cfg.test_fraction)
     elif cfg.split_by == "fraction":
         splits = fraction_splits(source, cfg.valid_fraction, cfg.test_fraction)
     else:

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from dnahnet.errors import DnahnetInputError
-from dnahnet.data.intervals import SPLITS, Interval, Split, check_in_sequence
+from dnahnet.data.intervals import check_in_sequence, text_splits
+
+__all__ = ["ByteCorpus", "text_splits"]
 
 
 class ByteCorpus:
@@ -80,25 +82,3 @@ class ByteCorpus:
 
     def n_counts(self, chrom: str, starts: np.ndarray | int, ends: np.ndarray | int) -> np.ndarray:
         return np.zeros_like(np.asarray(starts, dtype=np.int64))
-
-
-def text_splits(corpus: ByteCorpus, valid_fraction: float, test_fraction: float) -> dict[str, Split]:
-    """Byte-range splits of the concatenated corpus (see the module docstring)."""
-    if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
-        raise DnahnetInputError(
-            f"valid_fraction {valid_fraction} and test_fraction {test_fraction} must be in [0, 1) with a sum below 1"
-        )
-    total = sum(corpus.sizes.values())
-    test_start = total - round(total * test_fraction)
-    valid_start = test_start - round(total * valid_fraction)
-    bounds = {"train": (0, valid_start), "valid": (valid_start, test_start), "test": (test_start, total)}
-    out: dict[str, list[Interval]] = {name: [] for name in SPLITS}
-    offset = 0
-    for name in corpus.names:
-        size = corpus.sizes[name]
-        for split, (a, b) in bounds.items():
-            lo, hi = max(a, offset), min(b, offset + size)
-            if hi > lo:
-                out[split].append(Interval(name, lo - offset, hi - offset))
-        offset += size
-    return {name: Split(name, corpus, out[name]) for name in SPLITS}

@@ -17,7 +17,6 @@ is a `DnahnetInputError` naming the file and record.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import math
 import os
@@ -69,12 +68,11 @@ def _kind(path: Path) -> str:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    from dnahnet.io.text import open_binary
+
     if not path.is_file():
         raise DnahnetInputError("file not found", file=str(path))
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if gz else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="")  # newline="" for csv
 
 
 def _sequence(raw: str, path: Path, record: str) -> np.ndarray:
@@ -191,15 +189,12 @@ def _iter_fasta(path: Path, task: str, need_label: bool) -> Iterator[tuple[str, 
 
 
 def _iter_bed(path: Path, task: str, need_label: bool, genome, label_column: int) -> Iterator[tuple[str, np.ndarray, float]]:
-    from dnahnet.infer.fasta_input import iter_bed_intervals
+    from dnahnet.io.bed import iter_bed_intervals
 
     if genome is None:
         raise DnahnetInputError("a BED input needs --genome", file=str(path))
-    with _open_text(path) as fh:
-        lines = {i: line.rstrip("\r\n").split("\t") for i, line in enumerate(fh, start=1)}
-    for chrom, start, end, name, lineno in iter_bed_intervals(path, genome):
+    for chrom, start, end, name, lineno, fields in iter_bed_intervals(path, genome.sizes):
         record = f"line {lineno}"
-        fields = lines[lineno]
         label = math.nan
         if need_label or len(fields) >= label_column:
             if len(fields) < label_column:

@@ -72,7 +72,7 @@ class PooledRegressor(nn.Module):
         pooled, routing = self.pooled(ids, mask, weights)
         out = self.head(pooled).squeeze(-1)
         ratio = torch.zeros((), device=ids.device)
-        if self.net.config.chunking == "dynamic" and routing:
+        if self.net.config.learned_routing and routing:
             ratio = self.net.config.ratio_loss_weight * sum(self.net.ratio_losses(routing))
         return out, ratio
 

@@ -9,19 +9,19 @@ flagged rows, never errors.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from dnahnet.alphabet import as_bytes_array, invalid_dna_positions, normalize_dna
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.bed import iter_bed_intervals as read_bed_intervals
+from dnahnet.io.text import open_binary
 
-_HEADER_PREFIXES = ("#", "track", "browser")
 _REGION = re.compile(r"^(?P<chrom>[^:\s]+)(?::(?P<start>[\d,]+)-(?P<end>[\d,]+))?$")
 
 
@@ -39,18 +39,6 @@ class InputRecord:
     chrom: str
     offset: int = 0
     note: str = "ok"
-
-
-def _open_maybe_gzip(path: Path) -> IO[bytes]:
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise DnahnetInputError(f"cannot open ({exc.strerror})", file=str(path)) from None
-    magic = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
-    if magic == b"\x1f\x8b":
-        handle.close()
-        return gzip.open(path, "rb")  # plain gzip and bgzip alike
-    return handle
 
 
 def _dna_record(name: str, raw: bytes, path: Path, skip_invalid: bool) -> InputRecord:
@@ -77,7 +65,7 @@ def iter_fasta(path: str | os.PathLike, skip_invalid: bool = False) -> Iterator[
     name: str | None = None
     parts: list[bytes] = []
     seen = False
-    with _open_maybe_gzip(path) as handle:
+    with open_binary(path) as handle:
         try:
             for lineno, line in enumerate(handle, start=1):
                 if line.startswith(b">"):
@@ -103,32 +91,9 @@ def iter_fasta(path: str | os.PathLike, skip_invalid: bool = False) -> Iterator[
 
 
 def iter_bed_intervals(path: str | os.PathLike, genome) -> Iterator[tuple[str, int, int, str | None, int]]:
-    """(chrom, start, end, name or None, line number) of each BED line, checked against `genome`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DnahnetInputError("BED file not found", file=str(path))
-    with _open_maybe_gzip(path) as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if not line.strip() or line.startswith(_HEADER_PREFIXES):
-                continue
-            fields = line.split("\t") if "\t" in line else line.split()
-            where = {"file": str(path), "record": f"line {lineno}"}
-            if len(fields) < 3:
-                raise DnahnetInputError(f"BED needs at least 3 columns, found {len(fields)}", **where)
-            chrom = fields[0]
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise DnahnetInputError(f"start/end must be integers, got {fields[1]!r}, {fields[2]!r}", **where) from None
-            if chrom not in genome.sizes:
-                raise DnahnetInputError(f"chromosome {chrom!r} is not in the genome", **where)
-            size = genome.sizes[chrom]
-            if not 0 <= start <= end <= size:
-                raise DnahnetInputError(
-                    f"interval {chrom}:{start}-{end} is outside {chrom} (length {size:,}; BED is 0-based half-open)", **where
-                )
-            yield chrom, start, end, (fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else None), lineno
+    """(chrom, start, end, name or None, line number) of each BED line, checked against `genome` (`dnahnet.io.bed`)."""
+    for iv in read_bed_intervals(path, genome.sizes):
+        yield iv.chrom, iv.start, iv.end, iv.name, iv.lineno
 
 
 def iter_genome_intervals(genome, bed_path: str | os.PathLike) -> Iterator[InputRecord]:

@@ -205,8 +205,8 @@ class DnaModel:
     @property
     def window_align(self) -> int:
         """Window starts must be multiples of this for windowed routing to match one pass (fixed-k chunking)."""
-        if self.config.chunking == "every_k" and self.n_routed:
-            return int(self.config.k) ** self.n_routed
+        if self.config.fixed_chunk is not None and self.n_routed:
+            return self.config.fixed_chunk ** self.n_routed
         return 1
 
     # ----- input ---------------------------------------------------------------

@@ -297,11 +297,11 @@ def score_regions(
 
 def fasta_length(path: str | os.PathLike) -> int:
     """Sequence bytes of a FASTA (one quick pass, for a progress total); 0 when it cannot be read."""
-    from dnahnet.infer.fasta_input import _open_maybe_gzip
+    from dnahnet.io.text import open_binary
 
     total = 0
     try:
-        with _open_maybe_gzip(Path(path)) as handle:
+        with open_binary(path) as handle:
             for line in handle:
                 if not line.startswith(b">"):
                     total += len(line.strip())

@@ -121,19 +121,14 @@ def _missing_names(what: str, missing: list[str], genome) -> str:
 
 def _check_bed_contigs(bed, genome) -> None:
     """Every contig of the BED that the genome lacks, in one message (before any line-level check)."""
-    from dnahnet.io.bed import open_text
+    from dnahnet.io.text import numbered_lines
 
+    if not os.path.isfile(bed):
+        raise DnahnetInputError("BED file not found", file=str(bed))
     missing: dict[str, None] = {}
-    try:
-        with open_text(bed) as handle:
-            for line in handle:
-                if not line.strip() or line.startswith(("#", "track", "browser")):
-                    continue
-                chrom = line.split("\t", 1)[0].split()[0]
-                if chrom not in genome.sizes:
-                    missing[chrom] = None
-    except UnicodeDecodeError:
-        raise DnahnetInputError("not a UTF-8 text file", file=str(bed)) from None
+    for _, fields in numbered_lines(bed):
+        if fields[0] and fields[0] not in genome.sizes:
+            missing[fields[0]] = None
     if missing:
         raise DnahnetInputError(_missing_names("BED", list(missing), genome), file=str(bed))
 

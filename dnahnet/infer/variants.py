@@ -17,7 +17,8 @@ and look like the best change at the site), `ref_in_N` (the genome's REF bases
 include N) and `unequal_N` (the REF and ALT windows hold different numbers of N,
 so their sums cover different numbers of scored positions).
 Records on contigs absent from the genome are matched by name (chr1 <-> 1,
-chrM <-> MT); unmatched ones are skipped and counted per contig in the summary.
+chrM <-> MT, NC_1.1 <-> NC_1; `dnahnet.io.chrom_names`); unmatched ones are
+skipped and counted per contig in the summary.
 Nothing matching at all is an input error.
 """
 
@@ -28,7 +29,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterable
 
 import numpy as np
 import pysam
@@ -37,11 +38,11 @@ from dnahnet.alphabet import N_BYTE, invalid_dna_positions, normalize_dna
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.model import DnaModel
 from dnahnet.io.atomic import atomic_open
+from dnahnet.io.chrom_names import ChromMatcher
 from dnahnet.progress import ProgressFactory, silent
 
 DEFAULT_FLANK = 256
 COLUMNS = ["chrom", "pos", "id", "ref", "alt", "ref_match", "contains_N", "delta_bits", "logL_ref", "logL_alt", "note"]
-_MITO = ("chrM", "MT", "M", "chrMT")
 
 
 @dataclass
@@ -58,12 +59,9 @@ class VariantSummary:
     renamed_contigs: dict[str, str] = field(default_factory=dict)  # VCF contig -> genome name
 
 
-def match_contig(name: str, genome_names: set[str]) -> str | None:
-    """The genome's name for a VCF contig: as is, with/without 'chr', or the mitochondrion's aliases."""
-    candidates = [name, name[3:] if name.startswith("chr") else "chr" + name]
-    if name in _MITO:
-        candidates += list(_MITO)
-    return next((c for c in candidates if c in genome_names), None)
+def match_contig(name: str, genome_names: Iterable[str]) -> str | None:
+    """The genome's name for a VCF contig (`dnahnet.io.chrom_names`: as is, with/without 'chr', M/MT, .N versions)."""
+    return ChromMatcher(genome_names)(name)
 
 
 def variant_windows(genome, chrom: str, pos0: int, ref: str, alt: str, flank: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,12 +96,10 @@ def _quiet_htslib():
 
 def _header_lines(path: Path) -> int:
     """Number of `#` lines at the top of a VCF (plain or bgzip), to give a record's line number."""
-    import gzip
+    from dnahnet.io.text import open_binary
 
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
     n = 0
-    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+    with open_binary(path) as fh:
         for line in fh:
             if not line.startswith(b"#"):
                 break
@@ -149,12 +145,12 @@ def score_variants(
 
         genome = Genome(genome)
     path = Path(vcf)
-    names = set(genome.names)
+    match = ChromMatcher(genome.names)
     summary = VariantSummary()
     total = _count_records(path) if progress is not silent else 0
     with _quiet_htslib(), _open_vcf(path) as vf, atomic_open(out) as table, progress(total) as advance:
         declared = list(vf.header.contigs)
-        if declared and not any(match_contig(c, names) for c in declared):
+        if declared and not any(match(c) for c in declared):
             raise DnahnetInputError(
                 f"none of the VCF's contigs ({', '.join(declared[:4])}{', ...' if len(declared) > 4 else ''}) "
                 f"is in the genome ({', '.join(genome.names[:4])}{', ...' if len(genome.names) > 4 else ''})",
@@ -167,7 +163,7 @@ def score_variants(
             for rec in vf:
                 summary.records += 1
                 advance(1)
-                chrom = match_contig(rec.chrom, names)
+                chrom = match(rec.chrom)
                 if chrom is None:
                     summary.missing_contigs[rec.chrom] = summary.missing_contigs.get(rec.chrom, 0) + 1
                     continue

@@ -1,28 +1,35 @@
 """BED and bedGraph: readers that name the bad line, writers that bedtools accepts.
 
-Coordinates are 0-based half-open, as in the files. Two readers serve two sizes:
-`read_bed` returns one `BedRecord` per line (BED3 to BED12, blocks checked) for
-annotation-sized files; `read_bed_columns` and `read_bedgraph` parse millions of
-lines (boundary calls, per-base tracks) with numpy's C parser into arrays. Both
-raise `DnahnetInputError` with the file and 1-based line number of the first bad
-line. Writers sort by a chromosome order (e.g. the FASTA .fai order, which is
+Coordinates are 0-based half-open, as in the files. Every reader accepts plain
+or gzip/bgzip files, tab- or space-separated columns, and skips blank, `#`,
+`track` and `browser` lines (`dnahnet.io.text`). Three readers serve three uses:
+`iter_bed_intervals` streams the regions of a BED3+ (every `--bed` and training
+split); `read_bed` returns one `BedRecord` per line (BED3 to BED12, blocks
+checked) for annotation-sized files; `read_bed_columns` and `read_bedgraph` parse
+millions of lines (boundary calls, per-base tracks) with numpy's C parser into
+arrays. All check chrom/start/end the same way and raise `DnahnetInputError`
+with the file and 1-based line number of the first bad line. Writers sort by a chromosome order (e.g. the FASTA .fai order, which is
 what `bedtools sort -faidx` expects) then by start, and write atomically.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open
+from dnahnet.io.text import is_header as _is_header
+from dnahnet.io.text import numbered_lines as _numbered_lines
+from dnahnet.io.text import open_text, split_fields
+
+__all__ = ["BedColumns", "BedGraph", "BedInterval", "BedRecord", "check_interval", "iter_bed_intervals", "open_text",
+           "read_bed", "read_bed_columns", "read_bedgraph", "sort_key", "write_bed6", "write_bedgraph"]
 
 PathLike = str | os.PathLike
-_HEADER_PREFIXES = ("#", "track", "browser")
 _STRANDS = ("+", "-", ".")
 
 
@@ -75,36 +82,6 @@ class BedGraph:
 # ---------------------------------------------------------------- reading
 
 
-def open_text(path: PathLike):
-    """Open a plain or gzip-compressed text file for reading (decided by its magic bytes, not its name)."""
-    try:
-        with open(path, "rb") as probe:
-            magic = probe.read(2)
-    except OSError as exc:
-        raise DnahnetInputError(f"cannot read file ({exc.strerror})", file=str(path)) from None
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", newline=None)
-    return open(path, encoding="utf-8", newline=None)
-
-
-def _is_header(line: str) -> bool:
-    return not line.strip() or line.startswith(_HEADER_PREFIXES)
-
-
-def _numbered_lines(path: PathLike) -> Iterator[tuple[int, list[str]]]:
-    """Yield (1-based line number, tab-separated fields) for every data line."""
-    with open_text(path) as handle:
-        try:
-            for lineno, line in enumerate(handle, start=1):
-                line = line.rstrip("\r\n")
-                if not _is_header(line):
-                    yield lineno, line.split("\t")
-        except UnicodeDecodeError:
-            raise DnahnetInputError("not a UTF-8 text file", file=str(path)) from None
-        except (OSError, EOFError) as exc:
-            raise DnahnetInputError(f"cannot read file ({exc})", file=str(path)) from None
-
-
 def _int(text: str, what: str, path: PathLike, lineno: int) -> int:
     try:
         return int(text)
@@ -121,14 +98,13 @@ def _float(text: str, what: str, path: PathLike, lineno: int) -> float:
         raise DnahnetInputError(f"{what} {text!r} is not a number", file=str(path), record=f"line {lineno}") from None
 
 
-def _interval(fields: list[str], path: PathLike, lineno: int, min_columns: int) -> tuple[str, int, int]:
-    """Check the column count and chrom/start/end shared by BED and bedGraph lines."""
+def check_interval(fields: list[str], path: PathLike, lineno: int, min_columns: int = 3) -> tuple[str, int, int]:
+    """Check the column count and chrom/start/end shared by BED and bedGraph lines; (chrom, start, end)."""
     def fail(message: str) -> DnahnetInputError:
         return DnahnetInputError(message, file=str(path), record=f"line {lineno}")
 
     if len(fields) < min_columns:
-        hint = " (columns must be separated by tabs)" if len(fields) == 1 and " " in fields[0] else ""
-        raise fail(f"expected at least {min_columns} columns, found {len(fields)}{hint}")
+        raise fail(f"expected at least {min_columns} columns, found {len(fields)}")
     chrom = fields[0]
     if not chrom:
         raise fail("empty chromosome name")
@@ -164,7 +140,7 @@ def _blocks(fields: list[str], start: int, end: int, path: PathLike, lineno: int
 
 def _bed_record(fields: list[str], path: PathLike, lineno: int, n_columns: int) -> BedRecord:
     """Parse and check one BED line that should have `n_columns` columns."""
-    chrom, start, end = _interval(fields, path, lineno, 3)
+    chrom, start, end = check_interval(fields, path, lineno, 3)
     if len(fields) != n_columns:
         raise DnahnetInputError(
             f"found {len(fields)} columns but the first data line has {n_columns}",
@@ -209,13 +185,47 @@ def read_bed(path: PathLike) -> list[BedRecord]:
     return records
 
 
+class BedInterval(NamedTuple):
+    """One region of a BED3+ file: the interval, its name (None when absent or '.'), its line and all its fields."""
+
+    chrom: str
+    start: int
+    end: int
+    name: str | None
+    lineno: int
+    fields: list[str]
+
+
+def iter_bed_intervals(path: PathLike, sizes: Mapping[str, int] | None = None) -> Iterator[BedInterval]:
+    """The regions of a BED3+ file (plain or gzip; tabs or spaces), lazily, in file order.
+
+    The one reader of region BEDs (`--bed`, training splits): only chrom, start
+    and end are checked (as `read_bed` checks them, with the same messages), so
+    extra columns of any kind are allowed. With `sizes` each interval must also
+    lie inside its chromosome.
+    """
+    if not os.path.isfile(path):
+        raise DnahnetInputError("BED file not found", file=str(path))
+    for lineno, fields in _numbered_lines(path):
+        chrom, start, end = check_interval(fields, path, lineno, 3)
+        if sizes is not None:
+            where = {"file": str(path), "record": f"line {lineno}"}
+            if chrom not in sizes:
+                raise DnahnetInputError(f"chromosome {chrom!r} is not in the genome", **where)
+            if end > sizes[chrom]:
+                raise DnahnetInputError(f"interval {chrom}:{start}-{end} is outside {chrom} "
+                                        f"(length {sizes[chrom]:,}; BED is 0-based half-open)", **where)
+        name = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else None
+        yield BedInterval(chrom, start, end, name, lineno, fields)
+
+
 def _leading_header_lines(path: PathLike) -> tuple[int, int]:
     """(number of header lines before the first data line, columns in that line)."""
     with open_text(path) as handle:
         for skipped, line in enumerate(handle):
             line = line.rstrip("\r\n")
             if not _is_header(line):
-                return skipped, len(line.split("\t"))
+                return skipped, len(split_fields(line))
     return 0, 0
 
 
@@ -265,7 +275,7 @@ def _bed_columns_slow(path: PathLike, n_found: int, dtype: list[tuple[str, str]]
     """Line-by-line reading: raises at the first bad line, else builds the same table."""
     rows = []
     for lineno, fields in _numbered_lines(path):
-        _interval(fields, path, lineno, 3)
+        check_interval(fields, path, lineno, 3)
         if len(fields) != n_found:
             raise DnahnetInputError(
                 f"found {len(fields)} columns but the first data line has {n_found}", file=str(path), record=f"line {lineno}"
@@ -283,7 +293,7 @@ def read_bedgraph(path: PathLike) -> BedGraph:
     if table is None or not _intervals_ok(table):
         rows = []
         for lineno, fields in _numbered_lines(path):
-            chrom, start, end = _interval(fields, path, lineno, 4)
+            chrom, start, end = check_interval(fields, path, lineno, 4)
             if len(fields) != 4:
                 raise DnahnetInputError(f"bedGraph has 4 columns, found {len(fields)}", file=str(path), record=f"line {lineno}")
             rows.append((chrom, start, end, _float(fields[3], "value", path, lineno)))

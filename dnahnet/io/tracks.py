@@ -110,14 +110,9 @@ def track_contigs(path: str | os.PathLike) -> list[str]:
 
         with pysam.TabixFile(str(path)) as tbx:
             return list(tbx.contigs)
-    from dnahnet.io.bed import open_text
+    from dnahnet.io.text import numbered_lines
 
-    seen: dict[str, None] = {}
-    with open_text(path) as fh:
-        for line in fh:
-            if line.strip() and not line.startswith(("#", "track", "browser")):
-                seen[line.split("\t", 1)[0]] = None
-    return list(seen)
+    return list(dict.fromkeys(fields[0] for _, fields in numbered_lines(path)))
 
 
 def check_contigs(path: str | os.PathLike, genome_names: list[str]) -> None:
@@ -128,7 +123,7 @@ def check_contigs(path: str | os.PathLike, genome_names: list[str]) -> None:
 
 
 def _region_lines(path, chrom: str, start: int, end: int) -> Iterator[list[str]]:
-    """Tab-split lines of a BED-like file that overlap chrom:[start, end) (tabix when indexed)."""
+    """Split lines of a BED-like file that overlap chrom:[start, end) (tabix when indexed; else checked as in `io.bed`)."""
     if track_format(path) == "bgzip" and Path(str(path) + ".tbi").exists():
         import pysam
 
@@ -137,15 +132,18 @@ def _region_lines(path, chrom: str, start: int, end: int) -> Iterator[list[str]]
                 for line in tbx.fetch(chrom, start, end):
                     yield line.split("\t")
         return
-    from dnahnet.io.bed import open_text
+    from dnahnet.io.bed import check_interval
+    from dnahnet.io.text import is_header, open_text, split_fields
 
     with open_text(path) as fh:
-        for line in fh:
-            if not line.startswith(chrom) or line.startswith(("#", "track", "browser")):
-                continue
-            f = line.rstrip("\r\n").split("\t")
-            if f[0] == chrom and int(f[1]) < end and int(f[2]) > start:
-                yield f
+        for lineno, line in enumerate(fh, start=1):
+            if not line.startswith(chrom) or is_header(line):
+                continue  # cheap filter first: only this chromosome's lines are split and checked
+            f = split_fields(line.rstrip("\r\n"))
+            if f[0] == chrom:
+                _, a, b = check_interval(f, path, lineno)
+                if a < end and b > start:
+                    yield f
 
 
 def read_intervals(path, chrom: str, start: int, end: int) -> list[tuple[int, int, str, float]]:
@@ -184,20 +182,16 @@ def relocate_track(src: str | os.PathLike, dst: str | os.PathLike, chrom_map: di
     the number of records written.
     """
     from dnahnet.errors import DnahnetInputError
-    from dnahnet.io.bed import open_text
+    from dnahnet.io.text import numbered_lines
 
     fmt = track_format(dst)
 
     def records():
-        with open_text(src) as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip() or line.startswith(("#", "track", "browser")):
-                    continue
-                f = line.rstrip("\r\n").split("\t")
-                if f[0] not in chrom_map:
-                    raise DnahnetInputError(f"contig {f[0]!r} has no new name/offset", file=str(src), record=f"line {lineno}")
-                name, offset = chrom_map[f[0]]
-                yield name, int(f[1]) + offset, int(f[2]) + offset, f[3:]
+        for lineno, f in numbered_lines(src):
+            if f[0] not in chrom_map:
+                raise DnahnetInputError(f"contig {f[0]!r} has no new name/offset", file=str(src), record=f"line {lineno}")
+            name, offset = chrom_map[f[0]]
+            yield name, int(f[1]) + offset, int(f[2]) + offset, f[3:]
 
     count = 0
     if fmt == "bigwig":

@@ -86,9 +86,7 @@ def count_flops(
 ) -> FlopsReport:
     """Forward FLOPs of one sequence; `compression` = L/M per routed stage (default: the target ratios);
     `attention`: "full" (the L x L block SDPA computes) or "causal" (half of it)."""
-    ratios = compression if compression is not None else config.stage_target_ratios()
-    if config.chunking == "every_k" and compression is None:
-        ratios = [float(config.k)] * config.n_routed
+    ratios = compression if compression is not None else config.expected_compression()
     report = FlopsReport(seq_len)
     length = float(seq_len)
     for stage in range(config.n_stages):
@@ -99,7 +97,7 @@ def count_flops(
             break
         report.add(f"encoder{stage}", stack_flops(config, stage, layout[0], length, attention))
         report.add(f"decoder{stage}", stack_flops(config, stage, layout[2], length, attention))
-        routing = 2 * 2 * length * d * d if config.chunking == "dynamic" else 0.0
+        routing = 2 * 2 * length * d * d if config.learned_routing else 0.0
         report.add(f"routing{stage}", routing + 2 * length * d * d)  # q/k projections + residual_proj
         inner = length / ratios[stage]
         q = min(EMA_CHUNK, max(int(inner), 1))

@@ -56,8 +56,8 @@ class HNet(nn.Module):
             self.encoder = Isotropic(config, stage, layout[0])
             self.main_network = HNet(config, stage + 1)
             self.decoder = Isotropic(config, stage, layout[2])
-            if config.chunking == "every_k":
-                self.routing_module = FixedRouting(self.d_model, config.k)
+            if config.fixed_chunk is not None:
+                self.routing_module = FixedRouting(self.d_model, config.fixed_chunk)
             else:
                 self.routing_module = RoutingModule(self.d_model)
             self.chunk_layer = ChunkLayer()
@@ -227,7 +227,7 @@ class HNetLM(nn.Module):
         with record_function("lm_head"):
             logits = self.lm_head(h.to(self.lm_head.weight.dtype) if h.dtype != torch.float64 else h)
         with record_function("ratio_loss"):
-            if self.config.chunking == "dynamic":
+            if self.config.learned_routing:
                 losses = self.ratio_losses(routing)
             else:
                 losses = [torch.zeros((), device=logits.device) for _ in routing]

@@ -58,9 +58,7 @@ MILLION = 1_000_000
 
 def min_length(config: ModelConfig) -> int:
     """Shortest length a benchmark accepts: one SSD chunk, and at least one position per innermost chunk."""
-    product = math.prod(config.stage_target_ratios()) if config.n_routed else 1.0
-    if config.chunking == "every_k":
-        product = float(config.k) ** config.n_routed
+    product = math.prod(config.expected_compression()) if config.n_routed else 1.0
     return max(config.ssm().chunk_size, math.ceil(product))
 
 

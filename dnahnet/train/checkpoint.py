@@ -87,7 +87,8 @@ def read_config(directory: str | Path) -> ModelConfig:
         raise DnahnetInputError("checkpoint folder not found", file=str(directory))
     path = directory / CONFIG
     if not path.exists():
-        raise DnahnetInputError(f"not a dnahnet checkpoint: {CONFIG} is missing", file=str(directory))
+        hint = f"; did you mean {directory / 'latest'}?" if (directory / "latest" / CONFIG).exists() else ""
+        raise DnahnetInputError(f"not a dnahnet checkpoint: {CONFIG} is missing{hint}", file=str(directory))
     return ModelConfig.from_checkpoint_json(path)
 
 

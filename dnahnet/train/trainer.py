@@ -40,7 +40,9 @@ import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 import dnahnet
-from dnahnet.config import DataConfig, ModelConfig, TrainConfig, dataclass_from_dict, in_file, load_preset
+from dnahnet.config import (
+    DataConfig, ModelConfig, TrainConfig, apply_overrides, dataclass_from_dict, in_file, load_preset,
+)
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.io.jsonfile import dumps
@@ -170,7 +172,7 @@ class Trainer:
         self.raw_model = unwrap(self.model)
         self.model_config = self.raw_model.config
         self.targets = self.model_config.stage_target_ratios()
-        self.ratio_weight = self.model_config.ratio_loss_weight if self.model_config.chunking == "dynamic" else 0.0
+        self.ratio_weight = self.model_config.ratio_loss_weight if self.model_config.learned_routing else 0.0
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.raw_model, config.weight_decay),
             lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps, fused=False,
@@ -534,8 +536,10 @@ def run_configs(
     resume_from: str | Path | None = None,
     train: dict | None = None,
     data: dict | None = None,
+    overrides: list[str] | None = None,
 ) -> tuple[ModelConfig, TrainConfig, DataConfig]:
-    """Configs of a run: a preset or JSON (default `cpu-small`) or a checkpoint to resume, then overrides.
+    """Configs of a run: a preset or JSON (default `cpu-small`) or a checkpoint to resume, then
+    `overrides` (`--set train.lr=3e-4`), then the command-line options in `train`/`data`.
 
     Without any genome or text the bundled demo genome is used; paths are made absolute
     so that a run resumes from any working directory.
@@ -543,6 +547,8 @@ def run_configs(
     if resume_from is not None:
         if config is not None:
             raise DnahnetInputError("--resume continues with the checkpoint's configuration; leave out --config")
+        if any(o.strip().startswith("model.") for o in overrides or []):
+            raise DnahnetInputError("--resume continues the checkpoint's model; --set model.* cannot change it")
         model_cfg = ckpt.read_config(resume_from)
         info_path = Path(resume_from) / ckpt.TRAIN
         try:
@@ -556,9 +562,12 @@ def run_configs(
                 f"--seq-len {data['seq_len']}: this run was trained with seq_len {saved_len}, and --resume continues it "
                 "unchanged; leave out --seq-len (or start a new run)", file=str(info_path))
         source = str(info_path)
+        if overrides:
+            changed = apply_overrides({"train": base_train, "data": base_data}, overrides)
+            base_train, base_data = changed["train"], changed["data"]
     else:
         source = str(config or "cpu-small")
-        preset = load_preset(config or "cpu-small")
+        preset = apply_overrides(load_preset(config or "cpu-small"), overrides or [])
         try:
             model_cfg = ModelConfig.from_dict(preset["model"])
         except DnahnetInputError as exc:

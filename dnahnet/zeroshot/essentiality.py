@@ -31,7 +31,7 @@ import numpy as np
 from dnahnet.alphabet import reverse_complement
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
-from dnahnet.io.bed import open_text
+from dnahnet.io.text import open_text
 from dnahnet.io.jsonfile import write_json
 from dnahnet.io.options import check_int
 from dnahnet.progress import ProgressFactory, silent
@@ -182,7 +182,8 @@ def run_essentiality(
 
     `progress` is told the bases to score (wild type and knockout windows) and hears of each block's.
     """
-    from dnahnet.analysis.annotations import load_annotation, reconcile_chrom_names
+    from dnahnet.analysis.annotations import load_annotation
+    from dnahnet.io.chrom_names import reconcile_chrom_names
     from dnahnet.data.corpus import open_genome
 
     check_int(window, "--window", minimum=KO_OFFSET + len(CASSETTE), what="room for the start codon and the knockout cassette")

@@ -32,7 +32,7 @@ from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.io.jsonfile import write_json
 from dnahnet.io.options import check_int
-from dnahnet.io.bed import open_text
+from dnahnet.io.text import open_text
 from dnahnet.zeroshot.hgvs import HgvsError, mutate
 from dnahnet.zeroshot.stats import partial_spearman, spearman
 
