@@ -278,4 +278,10 @@ def _verdicts(r: dict) -> list[str]:
             out.append(f"- {who}: the H-Net needs fewer bases (pre-decay multiplier {describe_multiplier(est)}).")
         else:
             out.append(f"- {who}: the H-Net needs more bases (pre-decay multiplier {describe_multiplier(est)}).")
+        delta = _est(p["delta_pre_decay"])
+        if est.has_interval and delta.has_interval and est.contains(1.0) != delta.contains(0.0):
+            out[-1] += (f" The two readings disagree: the full held-out set's difference at the readout, "
+                        f"{describe_loss(delta, signed=True)} bits/base, {'excludes' if not delta.contains(0.0) else 'includes'} "
+                        f"0, while the multiplier, read on the {r['heldout']['subset_windows']}-window subset, "
+                        f"{'includes' if est.contains(1.0) else 'excludes'} 1; neither alone settles this pair.")
     return out

@@ -70,7 +70,7 @@ def _plain_gzip(tmp_path):
         (["--genome", "{plain_gz}"], "bgzip"),
         (["--out", "{tmp}/a_file"], "cannot create output folder"),
         (["--seq-len", "10000000", "--batch-size", "1", "--tokens-per-step", "10M"], "longer than every"),
-        (["--seq-len", "300"], "tokens_per_step 2048 must be a multiple"),
+        (["--seq-len", "300", "--tokens-per-step", "2048"], "tokens_per_step 2048 must be a multiple"),
         (["--bases", "lots"], "--bases: expected a whole number"),
         (["--genome", "{tmp}/missing.fa", "--text", "{tmp}/missing.txt"], "not both"),
         (["--resume"], "nothing to resume"),

@@ -64,6 +64,7 @@ from dnahnet.infer.sharding import (
     regions_digest, run_sharded, scratch_store,
 )
 from dnahnet.io.atomic import check_writable_dir
+from dnahnet.io.bed import bed6_lines, bedgraph_base_lines
 from dnahnet.io.bigwig import BigWigWriter
 from dnahnet.io.tracks import bed_track_line, bedgraph_track_line, open_text_track, track_format
 from dnahnet.progress import ProgressFactory, silent
@@ -188,8 +189,7 @@ class _ChunkWriter:
         s, e, st, p = starts[ready][order], ends[ready][order], stages[ready][order], probs[ready][order]
         score = np.clip(np.rint(p.astype(np.float64) * 1000), 0, 1000).astype(np.int64)
         chrom, off = self.chrom, self.offset
-        lines = [f"{chrom}\t{a + off}\t{b + off}\tstage{k + 1}\t{c}\t.\n"
-                 for a, b, k, c in zip(s.tolist(), e.tolist(), st.tolist(), score.tolist())]
+        lines = bed6_lines(chrom, s.tolist(), e.tolist(), [f"stage{k + 1}" for k in st.tolist()], score.tolist(), offset=off)
         held = np.flatnonzero(e == PLACEHOLDER_END)
         cut = 0
         for i in held.tolist():  # at most one per stage, only at the shard's end
@@ -324,8 +324,7 @@ def _compute_shard(model: DnaModel, genome, region: Region, shard: Shard, per_pa
                         continue
                     p_pos, p_val = _kept(sb.p_positions, sb.p_values, w, isn)
                     if texts:
-                        texts[k].write("".join(f"{chrom}\t{a + start}\t{a + start + 1}\t{v:.6g}\n"
-                                               for a, v in zip(p_pos.tolist(), p_val.tolist())).encode())
+                        texts[k].write(bedgraph_base_lines(chrom, p_pos.tolist(), p_val.tolist(), 6, offset=start).encode())
                     else:
                         probs[k].append((p_pos, p_val))  # region coordinates: uint32 on disk (contigs < 4.29 Gb)
             writer.flush()
@@ -364,8 +363,8 @@ def _merge(store: PartStore, regions: list[Region], shards: list[Shard], genome,
             for k, held in sorted(((k, h) for k, h in enumerate(meta["open"]) if h), key=lambda kh: kh[1]["offset"]):
                 bed.write(data[cut : held["offset"]])
                 off = region.start
-                bed.write(f"{region.chrom}\t{held['start'] + off}\t{shard_ends[k] + off}\tstage{k + 1}\t"
-                          f"{held['score']}\t.\n".encode())
+                bed.write(bed6_lines(region.chrom, [held["start"]], [shard_ends[k]], [f"stage{k + 1}"], [held["score"]],
+                                     offset=off)[0].encode())
                 cut = held["offset"] + held["length"]
             bed.write(data[cut:])
             for k, graph in enumerate(graphs):

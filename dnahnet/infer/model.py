@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from dnahnet.alphabet import N_BYTE, as_bytes_array, invalid_dna_positions, normalize_dna, reverse_complement
+from dnahnet.devices import resolve_device  # noqa: F401  (re-exported)
 from dnahnet.errors import DnahnetInputError
 from dnahnet.nn.hnet import HNetLM, HNetOutput
 
@@ -106,19 +107,6 @@ class ScoreBlock:
     start: int
     values: np.ndarray  # float32 log2 p, NaN where not scored
     last: bool
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None/"auto": CUDA when available, else CPU; an unavailable CUDA is a user error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise DnahnetInputError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DnahnetInputError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -31,6 +31,7 @@ from dnahnet.infer.sharding import (
     regions_digest, run_sharded, scratch_store,
 )
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.bed import bedgraph_base_lines
 from dnahnet.io.bigwig import BigWigWriter
 from dnahnet.io.tracks import bedgraph_track_line, open_text_track, track_format
 from dnahnet.progress import ProgressFactory, silent
@@ -105,9 +106,7 @@ class _PerBase:
             return
         base = record.offset + start
         chrom = record.chrom
-        self.handle.write("".join(
-            f"{chrom}\t{p}\t{p + 1}\t{v:.9g}\n" for p, v in zip((idx + base).tolist(), values[idx].astype(np.float64).tolist())
-        ).encode())
+        self.handle.write(bedgraph_base_lines(chrom, (idx + base).tolist(), values[idx].astype(np.float64).tolist(), 9).encode())
 
 
 def score_to_tsv(
@@ -274,8 +273,8 @@ def score_regions(
             with open(folder / "values.txt", "wb") as fh:
                 idx = np.flatnonzero(finite)
                 base = region.start + shard.a
-                fh.write("".join(f"{region.chrom}\t{p}\t{p + 1}\t{v:.9g}\n" for p, v in zip(
-                    (idx + base).tolist(), values[idx].astype(np.float64).tolist())).encode())
+                fh.write(bedgraph_base_lines(region.chrom, (idx + base).tolist(),
+                                             values[idx].astype(np.float64).tolist(), 9).encode())
         (folder / "meta.json").write_text(json.dumps(meta))
 
     def merge() -> None:

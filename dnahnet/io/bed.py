@@ -26,8 +26,9 @@ from dnahnet.io.text import is_header as _is_header
 from dnahnet.io.text import numbered_lines as _numbered_lines
 from dnahnet.io.text import open_text, split_fields
 
-__all__ = ["BedColumns", "BedGraph", "BedInterval", "BedRecord", "check_interval", "iter_bed_intervals", "open_text",
-           "read_bed", "read_bed_columns", "read_bedgraph", "sort_key", "write_bed6", "write_bedgraph"]
+__all__ = ["BedColumns", "BedGraph", "BedInterval", "BedRecord", "bed6_lines", "bedgraph_base_lines", "check_interval",
+           "iter_bed_intervals", "open_text", "read_bed", "read_bed_columns", "read_bedgraph", "sort_key", "write_bed6",
+           "write_bedgraph"]
 
 PathLike = str | os.PathLike
 _STRANDS = ("+", "-", ".")
@@ -302,6 +303,23 @@ def read_bedgraph(path: PathLike) -> BedGraph:
 
 
 # ---------------------------------------------------------------- writing
+#
+# Streaming formatters (for output written as it is computed, already in order) and
+# whole-table writers (sorted, atomic). Numbers: coordinates and integer scores as
+# integers; per-base bedGraph values to a stated number of significant digits
+# (p_t: 6, log2 P: 9, so sums over a track agree with the TSV to float32 precision).
+
+
+def bed6_lines(chrom: str, starts: Iterable[int], ends: Iterable[int], names: Iterable[str], scores: Iterable[int],
+               offset: int = 0, strand: str = ".") -> list[str]:
+    """BED6 lines `chrom start+offset end+offset name score strand` (newline-terminated), one per interval."""
+    return [f"{chrom}\t{a + offset}\t{b + offset}\t{n}\t{c}\t{strand}\n" for a, b, n, c in zip(starts, ends, names, scores)]
+
+
+def bedgraph_base_lines(chrom: str, positions: Iterable[int], values: Iterable[float], digits: int, offset: int = 0) -> str:
+    """Per-base bedGraph text: `chrom p p+1 value` for each position + offset, values to `digits` significant digits."""
+    return "".join(f"{chrom}\t{p + offset}\t{p + offset + 1}\t{v:.{digits}g}\n" for p, v in zip(positions, values))
+
 
 ChromOrder = Sequence[str] | Mapping[str, int] | None
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dnahnet.devices import resolve_device  # noqa: F401  (re-exported for perf.inference and perf.train_profile)
 from dnahnet.perf.allocator import keep_freed_memory
 
 RESULT_PREFIX = "DNAHNET_PERF_RESULT "
@@ -198,18 +199,6 @@ def machine(device: str | torch.device = "cpu") -> str:
     if device.type == "cuda":
         what += f", GPU {torch.cuda.get_device_name(device)}"
     return f"{what}, torch {torch.__version__}, {torch.get_num_threads()} threads, {datetime.date.today().isoformat()}"
-
-
-def resolve_device(device: str) -> torch.device:
-    from dnahnet.errors import DnahnetInputError
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DnahnetInputError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise DnahnetInputError(f"--device: expected auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from dnahnet.devices import resolve_device
 from dnahnet.errors import DnahnetInputError
 
 
@@ -36,19 +37,6 @@ class DistEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    """"auto" picks CUDA when present; "cuda" without a GPU is a user error, not a crash later."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DnahnetInputError("--device cuda was asked for, but no CUDA GPU is available")
-        return torch.device("cuda", local_rank) if device == "cuda" else torch.device(device)
-    if device != "cpu":
-        raise DnahnetInputError(f"device: must be auto, cpu or cuda, got {device!r}")
-    return torch.device("cpu")
 
 
 def setup(device: str = "auto") -> DistEnv:
