@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def compare(
         genome: Path = typer.Option(..., help="FASTA to train and evaluate on (held out: windows of the valid split)"),
-        bases: int = typer.Option(..., help="Training bases per run (model x seed)"),
+        bases: str = typer.Option(..., help="Training bases per run (model x seed), e.g. 4000000, 4M or 2e7"),
         out: Path = typer.Option(..., help="Output folder (rerun to resume)"),
         models: str = typer.Option(",".join(DEFAULT_MODELS), help="Comma-separated presets"),
         seeds: int = typer.Option(3, help="Seeds per model (seed s sets init and data order for every model)"),
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         eval_points: int = typer.Option(12, help="Log-spaced curve points over the stable phase"),
         dense_points: int = typer.Option(6, help="Extra points over the second half of the stable phase"),
         eval_windows: int = typer.Option(64, help="Held-out windows scored at every curve point (a fixed subset)"),
-        heldout_bases: int = typer.Option(1_000_000, help="Scored bases of the full held-out set (scored at the readouts)"),
+        heldout_bases: str = typer.Option("1M", help="Scored bases of the full held-out set (scored at the readouts), e.g. 1M"),
         seq_len: int = typer.Option(None, help="Override the presets' window length"),
         batch_size: int = typer.Option(32, help="Evaluation windows per forward pass"),
         decay_fraction: float = typer.Option(None, help="WSD decay fraction (default: the presets')"),
@@ -38,13 +38,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Held-out bits per base against bases seen for each model and seed, and multipliers with intervals.
 
-        Example: dnahnet compare --genome chr22.fa.gz --bases 4000000 --out runs/compare
+        Example: dnahnet compare --genome chr22.fa.gz --bases 4M --out runs/compare
         """
+        from dnahnet.io.options import parse_count
         from pipelines.data_efficiency import CompareConfig, parse_shard, run, split_models
 
-        cfg = CompareConfig(genome=str(genome), models=split_models(models), bases=bases, out=str(out), seeds=seeds,
+        cfg = CompareConfig(genome=str(genome), models=split_models(models), bases=parse_count(bases, "--bases"), out=str(out), seeds=seeds,
                             seed=seed, eval_points=eval_points, dense_points=dense_points, eval_windows=eval_windows,
-                            heldout_bases=heldout_bases, seq_len=seq_len, batch_size=batch_size,
+                            heldout_bases=parse_count(heldout_bases, "--heldout-bases"), seq_len=seq_len, batch_size=batch_size,
                             decay_fraction=decay_fraction, split_by="bed" if split_bed else "fraction",
                             valid_fraction=valid_fraction, test_fraction=test_fraction,
                             split_bed=str(split_bed) if split_bed else None, device=device, bootstrap=bootstrap,

@@ -30,6 +30,7 @@ from dnahnet.finetune.data import LabelledSet
 from dnahnet.finetune.metrics import HEADLINE, evaluate
 from dnahnet.finetune.probe import class_weight
 from dnahnet.infer.embed import EmbedSpec, masked_mean, per_base_view
+from dnahnet.infer.model import pad_batch
 from dnahnet.nn.hnet import HNetLM, no_weight_decay
 
 
@@ -79,15 +80,9 @@ class PooledRegressor(nn.Module):
 
 def batch_tensors(seqs: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Right-padded ids, the valid mask (None if all equal length) and pooling weights (valid and not N)."""
-    lengths = [len(s) for s in seqs]
-    width = max(lengths)
-    ids = np.full((len(seqs), width), N_BYTE, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-    ids_t = torch.from_numpy(ids).to(device)
-    valid = torch.arange(width, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
-    weights = valid & (ids_t != N_BYTE)
-    return ids_t, (None if min(lengths) == width else valid), weights
+    ids_t, mask, _ = pad_batch(seqs, device)
+    weights = ids_t != N_BYTE  # padding is N too, so this is "valid and not N"
+    return ids_t, mask, weights
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
