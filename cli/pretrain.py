@@ -111,9 +111,9 @@ def register(app: typer.Typer) -> None:
         if resume_from is None and tokens_per_step is None and (batch_size is not None or seq_len is not None):
             # The preset's step size cannot be made of whole micro-batches of the size asked for:
             # train one micro-batch per device and step (B x L x world bases) instead of failing.
-            import os
+            from dnahnet.train.distributed import launched_world_size
 
-            per_pass = data_cfg.seq_len * train_cfg.micro_batch_size * int(os.environ.get("WORLD_SIZE", "1"))
+            per_pass = data_cfg.seq_len * train_cfg.micro_batch_size * launched_world_size()
             if train_cfg.tokens_per_step % per_pass:
                 typer.echo(f"note: --tokens-per-step {per_pass:,} (= --seq-len {data_cfg.seq_len} x --batch-size "
                            f"{train_cfg.micro_batch_size} x processes): the preset's {train_cfg.tokens_per_step:,} is "

@@ -39,9 +39,14 @@ class DistEnv:
         return self.world_size > 1
 
 
+def launched_world_size() -> int:
+    """Processes torchrun started (1 without torchrun); known before any process group exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup(device: str = "auto") -> DistEnv:
     """Join the torchrun process group if there is one; pick this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
