@@ -78,6 +78,7 @@ def _vm_hwm(pid: int) -> int:
 def run_measured(cmd: list[str], env: dict) -> dict:
     """Run `cmd`; wall seconds and the peak VmHWM of each process in its tree (polled)."""
     peaks: dict[int, int] = {}
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -99,6 +100,7 @@ def run_measured(cmd: list[str], env: dict) -> dict:
     # the launcher (torchrun's agent) is not a rank: report the ranks, i.e. the processes that loaded torch models
     ranks = sorted((v for p, v in peaks.items() if p != proc.pid or len(peaks) == 1), reverse=True)
     return {"seconds": seconds, "peak_rss_bytes_max": ranks[0] if ranks else 0, "peak_rss_bytes": ranks,
+            "load_before": load_before, "load_after": os.getloadavg()[0],
             "stderr_tail": err.strip().splitlines()[-1:] if err.strip() else []}
 
 
@@ -125,6 +127,46 @@ def command(kind: str, a, folder: Path, plain: bool, batch_size: int | None = No
 
 def sizes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _bedgraph_bytes(bigwig: Path, digits: int) -> int:
+    """Bytes the plain bedGraph writer gives for the values stored in `bigwig` (one line per base, no track line).
+
+    bigWig keeps the float32 the run computed, and the text writers format that same float32, so the
+    text is the one a plain-text run writes.
+    """
+    import numpy as np
+    import pyBigWig
+
+    from dnahnet.io.bed import bedgraph_base_lines
+
+    total, bw = 0, pyBigWig.open(str(bigwig))
+    try:
+        for chrom, length in bw.chroms().items():
+            for lo in range(0, length, 2_000_000):
+                intervals = bw.intervals(chrom, lo, min(length, lo + 2_000_000)) or ()
+                if not intervals:
+                    continue
+                pos = np.concatenate([np.arange(max(s, lo), e) for s, e, _ in intervals])
+                val = np.concatenate([np.full(e - max(s, lo), v, np.float32) for s, e, v in intervals])
+                total += len(bedgraph_base_lines(chrom, pos.tolist(), val.astype(np.float64).tolist(), digits))
+    finally:
+        bw.close()
+    return total
+
+
+def plain_sizes(folder: Path) -> dict[str, int]:
+    """Plain-text sizes of a run's binary outputs: bgzip BED decompressed, bigWig written back as bedGraph."""
+    import gzip
+
+    out: dict[str, int] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.endswith(".bed.gz"):
+            with gzip.open(p, "rb") as fh:
+                out[p.name[:-3]] = sum(len(block) for block in iter(lambda: fh.read(1 << 20), b""))
+        elif p.suffix == ".bw":
+            out[p.stem + ".bedGraph"] = _bedgraph_bytes(p, 6 if p.stem == "p" else 9)
+    return out
 
 
 def region_bases(a) -> tuple[int, int]:
@@ -154,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commands", nargs="+", default=["boundaries", "score"], choices=["boundaries", "score"])
     ap.add_argument("--shard-bases", type=int, default=None,
                     help="default: 1,000,000 (the CLI's), less for small regions so every process gets 8+ shards")
+    ap.add_argument("--plain", choices=["run", "convert"], default="run",
+                    help="plain-text sizes: 'run' times one extra plain-text run per command; 'convert' writes the "
+                         "1-process binary outputs back as plain text with the same writers (sizes only, no timing)")
+    ap.add_argument("--sweep-region", default=None,
+                    help="chr:start-end for the --batch-sizes sweep (default: the benchmarked region)")
     ap.add_argument("--out", default="bench/results/genome_scale")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -177,23 +224,31 @@ def main(argv: list[str] | None = None) -> int:
                          "bases_per_s": rate, "acgt_bases_per_s": acgt / m["seconds"],
                          "scaling_efficiency": rate / (nproc * base_rate) if base_rate else None,
                          "outputs": sizes(folder), "argv": launcher(nproc)[1:] + args})
+        if a.plain == "convert":
+            rows.append({"command": kind, "processes": 1, "plain_text": "converted", "bases": bases,
+                         "outputs": plain_sizes(out / f"{kind}-{min(a.procs)}p")})
+            continue
         folder = out / f"{kind}-plain"
         folder.mkdir(exist_ok=True)
         args, _ = command(kind, a, folder, plain=True)
         m = run_measured(launcher(1) + args, env)
         rows.append({"command": kind, "processes": 1, "plain_text": True, "bases": bases, **m,
                      "bases_per_s": bases / m["seconds"], "outputs": sizes(folder), "argv": launcher(1)[1:] + args})
+    sweep_args = argparse.Namespace(**{**vars(a), "region": a.sweep_region or a.region})
+    sweep_bases = region_bases(sweep_args)[0]
     for bs in a.batch_sizes:
         folder = out / f"batch-{bs}"
         folder.mkdir(exist_ok=True)
-        args, _ = command("boundaries", a, folder, plain=False, batch_size=bs)
+        args, _ = command("boundaries", sweep_args, folder, plain=False, batch_size=bs)
         m = run_measured(launcher(1) + args, env)
-        sweep.append({"batch_size": bs, "seconds": m["seconds"], "bases_per_s": bases / m["seconds"],
-                      "peak_rss_bytes_max": m["peak_rss_bytes_max"]})
+        sweep.append({"batch_size": bs, "seconds": m["seconds"], "bases_per_s": sweep_bases / m["seconds"],
+                      "peak_rss_bytes_max": m["peak_rss_bytes_max"], "region": sweep_args.region or "whole genome",
+                      "load_before": m["load_before"], "load_after": m["load_after"]})
     meta = {"command": "python bench/genome_scale.py " + shlex.join(sys.argv[1:] if argv is None else argv),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs", "genome": a.genome,
-            "region": a.region or "whole genome", "checkpoint": a.checkpoint, "shard_bases": a.shard_bases}
+            "region": a.region or "whole genome", "checkpoint": a.checkpoint, "shard_bases": a.shard_bases,
+            "sweep_region": a.sweep_region or a.region or "whole genome"}
     (out / "results.json").write_text(json.dumps({"meta": meta, "runs": rows, "batch_sweep": sweep}, indent=1))
     (out / "report.md").write_text(report(meta, rows, sweep))
     print(report(meta, rows, sweep))
@@ -212,12 +267,21 @@ def report(meta: dict, rows: list[dict], sweep: list[dict]) -> str:
         kind = "plain text" if r.get("plain_text") else "bgzip+tabix / bigWig"
         acgt = f"{r['acgt_bases_per_s']:,.0f}" if "acgt_bases_per_s" in r else "-"
         outs = ", ".join(f"{k} {v:,}" for k, v in r["outputs"].items())
+        if r.get("plain_text") == "converted":
+            lines.append(f"| {r['command']} | - | plain text (sizes of the same values written as text, not run) "
+                         f"| - | - | - | - | - | {outs} |")
+            continue
         lines.append(f"| {r['command']} | {r['processes']} | {kind} | {r['seconds']:.1f} | {r['bases_per_s']:,.0f} | {acgt} | "
                      f"{eff} | {r['peak_rss_bytes_max'] / mib:,.0f} | {outs} |")
-    lines += ["", "Boundary export, one process, windows per forward pass:", "",
+    lines += ["", f"Boundary export, one process, windows per forward pass ({meta.get('sweep_region', meta['region'])}):", "",
               "| --batch-size | seconds | bases/s | peak RSS (MiB) |", "|---|---|---|---|"]
     lines += [f"| {s['batch_size']} | {s['seconds']:.1f} | {s['bases_per_s']:,.0f} | {s['peak_rss_bytes_max'] / mib:,.0f} |"
               for s in sweep]
+    loads = [f"{r['command']} {r['processes']}p {r['load_before']:.1f}->{r['load_after']:.1f}" for r in rows if "load_before" in r]
+    loads += [f"batch {s['batch_size']} {s['load_before']:.1f}->{s['load_after']:.1f}" for s in sweep if "load_before" in s]
+    if loads:
+        lines += ["", "1-minute load average before -> after each run (2 CPUs; above the run's own process count "
+                  "means other jobs shared the cores): " + "; ".join(loads) + "."]
     lines += ["", "Peak RSS is polled every 0.2 s from /proc (VmHWM of each rank), so a peak shorter than that "
               "can be missed; wall time includes process start, model load and the merge.", ""]
     return "\n".join(lines)

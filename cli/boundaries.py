@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -29,7 +30,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(4, "--batch-size", help="Windows per forward pass."),
         shard_bases: int = typer.Option(1_000_000, "--shard-bases", help="Bases per shard: the unit of work per process and of restart (parts in <out>.parts/)."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),
-        dtype: str = typer.Option("auto", "--dtype", help="auto (fp32), fp32, or on CUDA bf16/fp16."),
+        dtype: str = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16."),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately)."),
     ) -> None:
         """Chunk boundaries as BED6 (name = stage, score = 1000 x p_t at the chunk start), sorted, 0-based.
 
@@ -41,10 +43,10 @@ def register(app: typer.Typer) -> None:
         Example: dnahnet boundaries --checkpoint runs/demo/train/latest --genome chr22.fa.gz --region chr22:20,000,001-20,100,000 --out chunks.bed --probs p.bedGraph
         """
         from dnahnet.data.corpus import open_genome
+        from dnahnet.distributed import setup, teardown
         from dnahnet.infer.boundaries import export_boundaries
         from dnahnet.infer.model import load
         from dnahnet.infer.sharding import select_regions
-        from dnahnet.train.distributed import setup, teardown
 
         from dnahnet.infer.boundaries import probs_paths
         from dnahnet.io.paths import check_command
@@ -56,8 +58,9 @@ def register(app: typer.Typer) -> None:
         ref = open_genome(genome)
         regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
         env = setup(device)
+        started = time.perf_counter()
         try:
-            model = load(checkpoint, device=env.device, dtype=dtype)
+            model = load(checkpoint, device=env.device, dtype=dtype, compile=compile_)
             show = functools.partial(progress, unit="bases", label="boundaries") if env.is_main else silent
             s = export_boundaries(model, ref, regions, out, probs_bedgraph=probs, window=window, context=context,
                                   track_line=track_line, batch_size=batch_size, progress=show,
@@ -71,3 +74,7 @@ def register(app: typer.Typer) -> None:
               f"{s.regions_all_n} all-N regions, {s.windows_skipped_all_n} of {s.windows} windows all N (skipped); "
               f"{s.shards} shards on {env.world_size} process(es), {s.shards_reused} reused from an interrupted run",
               file=sys.stderr)
+        if model.compiled_blocks:
+            from dnahnet.nn.compile import compile_summary
+
+            print(f"dnahnet: {compile_summary(model.compiled_blocks, time.perf_counter() - started)}", file=sys.stderr)

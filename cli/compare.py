@@ -10,7 +10,7 @@ from dnahnet_cli.invocation import command_line
 
 
 def register(app: typer.Typer) -> None:
-    from pipelines.data_efficiency import DEFAULT_MODELS
+    from dnahnet_pipelines.data_efficiency import DEFAULT_MODELS
 
     @app.command()
     def compare(
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         Example: dnahnet compare --genome chr22.fa.gz --bases 4M --out runs/compare
         """
         from dnahnet.io.options import parse_count
-        from pipelines.data_efficiency import CompareConfig, parse_shard, run, split_models
+        from dnahnet_pipelines.data_efficiency import CompareConfig, parse_shard, run, split_models
 
         cfg = CompareConfig(genome=str(genome), models=split_models(models), bases=parse_count(bases, "--bases"), out=str(out), seeds=seeds,
                             seed=seed, eval_points=eval_points, dense_points=dense_points, eval_windows=eval_windows,

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         """
         from dnahnet.io.options import parse_count
         from dnahnet_cli.pretrain import ProgressReporter
-        from pipelines.demo import run_demo
+        from dnahnet_pipelines.demo import run_demo
 
         n_bases = parse_count(bases, "--bases")
 

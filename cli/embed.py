@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -14,18 +15,6 @@ from dnahnet_cli.progress import progress
 
 def _note(message: str) -> None:
     print(f"dnahnet: {message}", file=sys.stderr)
-
-
-def _fasta_bases(path: Path) -> int:
-    """Bases in a FASTA (one quick pass), for the progress bar's total."""
-    from dnahnet.io.text import open_binary
-
-    total = 0
-    with open_binary(path) as fh:
-        for line in fh:
-            if not line.startswith(b">"):
-                total += len(line.strip())
-    return total
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +34,8 @@ def register(app: typer.Typer) -> None:
         context: int = typer.Option(-1, "--context", help="Warm-up bases at the start of each later window (-1 = half the window)."),
         batch_size: int = typer.Option(16, "--batch-size", help="Sequences (or windows) per forward pass."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),
-        dtype: str = typer.Option("auto", "--dtype", help="auto (fp32), fp32, or on CUDA bf16/fp16."),
+        dtype: str = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16."),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately)."),
     ) -> None:
         """Hidden-state embeddings of sequences: mean-pooled, per base, or per chunk with base spans.
 
@@ -65,8 +55,9 @@ def register(app: typer.Typer) -> None:
                       {"--batch-size": (batch_size, 1)})
         if fasta is not None:
             from dnahnet.infer.fasta_input import iter_fasta
+            from dnahnet.io.fasta import fasta_bases
 
-            total = _fasta_bases(fasta)
+            total = fasta_bases(fasta)
             records: Iterator = ((r.name, r.seq) for r in iter_fasta(fasta))
         elif table is not None:
             from dnahnet.finetune.data import read_labelled
@@ -80,11 +71,16 @@ def register(app: typer.Typer) -> None:
             ref = Genome(genome)
             records_list = [(r.name, r.seq) for r in iter_genome_intervals(ref, bed)]
             total, records = sum(0 if s is None else len(s) for _, s in records_list), iter(records_list)
-        model = load(checkpoint, device=device, dtype=dtype)
+        started = time.perf_counter()
+        model = load(checkpoint, device=device, dtype=dtype, compile=compile_)
         with progress(total, unit="bases", label="embed") as advance:
             n = embed_to_file(model, records, out, layer=layer, stage=stage, pool=pool, rc=rc, window=window or None,
                               context=context, batch_size=batch_size, on_bases=advance)
         _note(f"embedded {n} records ({total:,} bases), layer {layer} stage {stage} pool {pool}: {out}")
+        if model.compiled_blocks:
+            from dnahnet.nn.compile import compile_summary
+
+            _note(compile_summary(model.compiled_blocks, time.perf_counter() - started))
 
     @app.command()
     def export(

@@ -1,4 +1,4 @@
-"""`dnahnet finetune`, `dnahnet predict`, `dnahnet benchmark gue`: thin wrappers over dnahnet.finetune and pipelines.gue."""
+"""`dnahnet finetune`, `dnahnet predict`, `dnahnet benchmark gue`: thin wrappers over dnahnet.finetune and dnahnet_pipelines.gue."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def gue(
 
     Example: dnahnet benchmark gue --checkpoints runs/demo/train/latest --tasks prom_prom_core_tata,tf_0 --modes probe --out runs/gue
     """
-    from pipelines.gue import GueConfig, run_gue
+    from dnahnet_pipelines.gue import GueConfig, run_gue
 
     cfg = GueConfig(
         checkpoints=[c for c in checkpoints.split(",") if c], data=data, out=out,

@@ -61,9 +61,9 @@ def register(app: typer.Typer) -> None:
         Example: dnahnet flops paper-dna-hnet-transformer --seq-len 1024
         """
         from dnahnet.errors import DnahnetInputError
+        from dnahnet.io.checkpoint import read_config
         from dnahnet.io.options import check_int
         from dnahnet.nn.flops import count_flops
-        from dnahnet.train.checkpoint import read_config
 
         check_int(seq_len, "--seq-len")
         path = Path(config)
@@ -97,8 +97,7 @@ def register(app: typer.Typer) -> None:
 
         Example: dnahnet convert --config hnet_1stage_L.json --weights hnet_1stage_L.pt --out ckpt/hnet_1stage_L
         """
-        from dnahnet.train.checkpoint import import_official
-
+        from dnahnet.io.checkpoint import import_official
         from dnahnet.io.paths import check_outputs, input_file
 
         input_file(config, "--config", "config file")
@@ -117,7 +116,7 @@ def register(app: typer.Typer) -> None:
         """
         from dnahnet.errors import DnahnetInputError
         from dnahnet.hub import resolve_checkpoint
-        from dnahnet.train.checkpoint import METRICS, TRAIN, load_model
+        from dnahnet.io.checkpoint import METRICS, TRAIN, load_model
 
         if (folder is None) == (checkpoint_opt is None):
             raise DnahnetInputError("give the checkpoint once: dnahnet info --checkpoint DIR (or dnahnet info DIR)")
@@ -134,6 +133,13 @@ def register(app: typer.Typer) -> None:
         if train.exists():
             info_ = json.loads(train.read_text())
             typer.echo(f"trained      step {info_.get('step')}, bases {info_.get('bases_seen')}")
+            if info_.get("precision"):
+                typer.echo(f"precision    trained in {info_['precision']}: {info_.get('precision_note', 'no reason recorded')}")
+        from dnahnet.devices import cpu_bf16_support
+
+        native, because = cpu_bf16_support()
+        typer.echo(f"cpu bf16     {'native' if native else 'not native'} on this machine ({because}): "
+                   f"inference --dtype bf16 {'runs bf16 autocast' if native else 'is refused (DNAHNET_CPU_BF16=1 forces it)'}; fp32 is the default")
         metrics = checkpoint / METRICS
         if metrics.exists():
             lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]

@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the initialisation and of the window draws.")] = None,
         eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Steps between held-out evaluations.")] = None,
         distributed: Annotated[Optional[str], typer.Option("--distributed", help="Under torchrun: ddp or fsdp.")] = None,
+        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately).")] = False,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one config field, SECTION.FIELD=VALUE (repeatable): --set train.lr=3e-4 --set model.d_model=[256,384]. See `dnahnet presets show NAME`.")] = None,
     ) -> None:
         """Pretrain a DNA (or byte) language model; with no arguments, cpu-small on the bundled demo genome.
@@ -94,7 +95,7 @@ def register(app: typer.Typer) -> None:
         train = {
             "steps": steps, "bases": parse_count(bases, "--bases"), "micro_batch_size": batch_size,
             "tokens_per_step": parse_count(tokens_per_step, "--tokens-per-step"), "lr": lr, "device": device,
-            "seed": seed, "eval_every": eval_every, "distributed": distributed,
+            "seed": seed, "eval_every": eval_every, "distributed": distributed, "compile": True if compile_ else None,
         }
         data = {"seq_len": seq_len, "seed": seed}
         if genome:
@@ -111,7 +112,7 @@ def register(app: typer.Typer) -> None:
         if resume_from is None and tokens_per_step is None and (batch_size is not None or seq_len is not None):
             # The preset's step size cannot be made of whole micro-batches of the size asked for:
             # train one micro-batch per device and step (B x L x world bases) instead of failing.
-            from dnahnet.train.distributed import launched_world_size
+            from dnahnet.distributed import launched_world_size
 
             per_pass = data_cfg.seq_len * train_cfg.micro_batch_size * launched_world_size()
             if train_cfg.tokens_per_step % per_pass:
@@ -136,3 +137,8 @@ def register(app: typer.Typer) -> None:
         if trainer.best is not None and (out / ckpt.BEST).exists():
             typer.echo(f"best        {out / ckpt.BEST}  ({trainer.best:.4f} bits/base)")
         typer.echo(f"metrics     {out / ckpt.METRICS}")
+        typer.echo(f"precision   {trainer.precision.describe()}")
+        if train_cfg.compile:
+            from dnahnet.nn.compile import compile_seconds
+
+            typer.echo(f"compile     {compile_seconds():.1f} s compiling, of {trainer.elapsed:.1f} s in training steps")

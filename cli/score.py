@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -12,31 +13,41 @@ from dnahnet.errors import DnahnetInputError
 
 CHECKPOINT = typer.Option(..., "--checkpoint", help="Checkpoint folder (config.json + model.safetensors).")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")
-DTYPE = typer.Option("auto", "--dtype", help="auto (fp32), fp32, or on CUDA bf16/fp16.")
+COMPILE = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately).")
+DTYPE = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16.")
 
 
 def _note(message: str) -> None:
     print(f"dnahnet: {message}", file=sys.stderr)
 
 
+def _compile_note(model, started: float) -> None:
+    """With --compile: compile time apart from run time, on stderr."""
+    if model.compiled_blocks:
+        from dnahnet.nn.compile import compile_summary
+
+        _note(compile_summary(model.compiled_blocks, time.perf_counter() - started))
+
+
 def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, window, context, reduce, batch_size,
-                  track_line, shard_bases, device, dtype) -> None:
+                  track_line, shard_bases, device, dtype, compile_=False) -> None:
     """`score --genome`: regions of a genome in shards, on every torchrun process."""
     import functools
 
     from dnahnet.data.genome import Genome
+    from dnahnet.distributed import setup, teardown
     from dnahnet.infer.model import load
     from dnahnet.infer.scoring import score_regions
     from dnahnet.infer.sharding import select_regions
     from dnahnet.progress import silent
-    from dnahnet.train.distributed import setup, teardown
     from dnahnet_cli.progress import progress
 
     ref = Genome(genome)
     regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
     env = setup(device)
+    started = time.perf_counter()
     try:
-        model = load(checkpoint, device=env.device, dtype=dtype)
+        model = load(checkpoint, device=env.device, dtype=dtype, compile=compile_)
         show = functools.partial(progress, unit="bases", label="score") if env.is_main else silent
         s = score_regions(model, ref, regions, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None,
                           context=context, batch_size=batch_size, track_line=track_line, progress=show,
@@ -48,6 +59,7 @@ def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, w
               f"{s.bits_per_position:.4f} bits per base overall; {s.regions_all_n} all-N regions, "
               f"{s.windows_skipped_all_n} of {s.windows} windows all N (skipped); {s.shards} shards on "
               f"{env.world_size} process(es), {s.shards_reused} reused from an interrupted run")
+        _compile_note(model, started)
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +84,7 @@ def register(app: typer.Typer) -> None:
         skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Flag FASTA records with non-IUPAC characters instead of stopping."),
         device: str = DEVICE,
         dtype: str = DTYPE,
+        compile_: bool = COMPILE,
     ) -> None:
         """Log-likelihood (bits) of each sequence: TSV with name, length, N count, scored bases, sum, bits per base.
 
@@ -101,22 +114,23 @@ def register(app: typer.Typer) -> None:
                        "--shard-bases": (shard_bases, 1)}, files={"--fasta": fasta, "--text": text, "--bed": bed})
         if genome is not None:
             _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, window, context, reduce,
-                          batch_size, track_line, shard_bases, device, dtype)
+                          batch_size, track_line, shard_bases, device, dtype, compile_)
             return
         from functools import partial
 
-        from dnahnet.infer.scoring import fasta_length
+        from dnahnet.io.fasta import fasta_bases
         from dnahnet_cli.progress import progress
 
         if fasta is not None:
             from dnahnet.io.fasta_index import unique_names
 
             records = unique_names(iter_fasta(fasta, skip_invalid=skip_invalid), fasta)
-            total = fasta_length(fasta)
+            total = fasta_bases(fasta)
         else:
             records = iter([text_record(text)])
             total = text.stat().st_size
-        model = load(checkpoint, device=device, dtype=dtype)
+        started = time.perf_counter()
+        model = load(checkpoint, device=device, dtype=dtype, compile=compile_)
         unit = "byte" if text is not None else "base"
         summary = score_to_tsv(
             model, records, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None, context=context,
@@ -125,6 +139,7 @@ def register(app: typer.Typer) -> None:
         )
         _note(f"scored {summary.records - summary.flagged} of {summary.records} sequences "
               f"({summary.flagged} flagged), {summary.bits_per_position:.4f} bits per {unit} overall")
+        _compile_note(model, started)
 
     @app.command()
     def variants(

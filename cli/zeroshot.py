@@ -16,7 +16,7 @@ zeroshot_app = typer.Typer(help="Zero-shot evaluations: gene essentiality (knock
 
 CHECKPOINT = typer.Option(..., "--checkpoint", help="Checkpoint folder (config.json + model.safetensors).")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")
-DTYPE = typer.Option("auto", "--dtype", help="auto (fp32), fp32, or on CUDA bf16/fp16.")
+DTYPE = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16.")
 
 
 def _note(message: str) -> None:

@@ -418,6 +418,7 @@ class TrainConfig:
     seed: int = 0
     keep_best: bool = True  # also keep a `best` checkpoint (lowest held-out bits per base)
     num_workers: int = 0  # data-loading processes per rank; 0 reads windows in the training process
+    compile: bool = False  # torch.compile each Mamba-2/attention block (dnahnet.nn.compile); compile time logged as compile_s
 
     def __post_init__(self) -> None:
         check_field_types(self, "train config")

@@ -112,7 +112,7 @@ def _held_out(checkpoint: Path) -> tuple[float, int] | None:
 
 def model_card(checkpoint: Path, repo_id: str | None = None, command: str | None = None) -> str:
     """README.md with Hub metadata: architecture, training data and command, held-out bits/base, usage."""
-    from dnahnet.train.checkpoint import read_config
+    from dnahnet.io.checkpoint import read_config
 
     config = read_config(checkpoint)
     info: dict = {}
@@ -184,7 +184,7 @@ def export_hub_folder(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
     never half-written; an existing non-empty `out_dir` is refused.
     """
     from dnahnet.io.atomic import staged_folder
-    from dnahnet.train.checkpoint import CONFIG, WEIGHTS, read_config
+    from dnahnet.io.checkpoint import CONFIG, WEIGHTS, read_config
 
     source = resolve_checkpoint(checkpoint)
     read_config(source)

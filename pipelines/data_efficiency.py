@@ -16,7 +16,7 @@ Protocol (what `dnahnet compare` measures):
 - an order-k Markov model fitted on the train split (k chosen on valid windows
   outside the held-out set) scored on the same windows, and lzma/bz2 for scale.
 
-    python -m pipelines.data_efficiency --genome chr22.fa.gz --bases 2000000 --out runs/compare
+    python -m dnahnet_pipelines.data_efficiency --genome chr22.fa.gz --bases 2000000 --out runs/compare
     dnahnet compare ... (same options)
 
 Resumable: each (model, seed) trains into OUT/models/NAME/seedS with a checkpoint
@@ -216,7 +216,7 @@ class HeldOut:
 def held_out_windows(cfg: CompareConfig, data: DataConfig) -> HeldOut:
     """Non-overlapping valid-split tiles: enough for `heldout_bases` scored bases plus the Markov selection set."""
     from dnahnet.data.intervals import eval_windows
-    from dnahnet.train.trainer import genome_source_and_splits
+    from dnahnet.data.setup import genome_source_and_splits
 
     source, splits = genome_source_and_splits(data)
     valid = splits["valid"]
@@ -256,7 +256,7 @@ class WindowScorer:
 
     def __init__(self, data: DataConfig, windows: list, batch_size: int) -> None:
         from dnahnet.data.loader import collate
-        from dnahnet.train.trainer import genome_source_and_splits
+        from dnahnet.data.setup import genome_source_and_splits
 
         source, _ = genome_source_and_splits(data)
         rows = [source.read(w.chrom, w.start, w.end) for w in windows]
@@ -341,7 +341,7 @@ def train_one(plan: Plan, name: str, seed: int, out_dir: Path, scorers: dict, he
 
 def run(cfg: CompareConfig, command: str | None = None) -> dict | None:
     """Run (or resume) a comparison; write results.json, curves.tsv, curves.png and report.md (None for a shard)."""
-    from pipelines.data_efficiency_report import summarise, write_outputs
+    from dnahnet_pipelines.data_efficiency_report import summarise, write_outputs
 
     plan = make_plan(cfg)
     flops = model_flops(plan)
@@ -436,7 +436,7 @@ def classical_baselines(data: DataConfig, held: HeldOut) -> dict:
     import lzma
 
     from dnahnet.data.markov import fit
-    from dnahnet.train.trainer import genome_source_and_splits
+    from dnahnet.data.setup import genome_source_and_splits
 
     source, splits = genome_source_and_splits(data)
     full_model = fit(source, splits["train"].intervals, MAX_MARKOV_ORDER)
@@ -465,7 +465,7 @@ def split_models(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> CompareConfig:
-    ap = argparse.ArgumentParser(prog="python -m pipelines.data_efficiency", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m dnahnet_pipelines.data_efficiency", description=__doc__.splitlines()[0])
     ap.add_argument("--genome", required=True)
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated presets")
     ap.add_argument("--bases", type=int, required=True, help="training bases per run")
@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = parse_args(argv)
-        results = run(cfg, command="python -m pipelines.data_efficiency " + shlex.join(argv))
+        results = run(cfg, command="python -m dnahnet_pipelines.data_efficiency " + shlex.join(argv))
     except DnahnetInputError as exc:
         print(f"data_efficiency: error: {exc.one_line()}", file=sys.stderr)
         return 2

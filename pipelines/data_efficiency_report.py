@@ -42,7 +42,7 @@ def _arrays(curves_by_seed: dict, name: str, plan, held) -> tuple[np.ndarray, np
 
 def summarise(cfg, plan, held, curves_by_seed: dict, facts: dict, baselines: dict, command: str | None) -> dict:
     """Every figure of the report, JSON-ready."""
-    from pipelines.data_efficiency import default_pairs, matching
+    from dnahnet_pipelines.data_efficiency import default_pairs, matching
 
     seeds = sorted(curves_by_seed)
     bases = [s * plan.tokens_per_step for s in plan.steps]

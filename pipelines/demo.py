@@ -8,7 +8,7 @@
 Then the tracks go onto real hg19 coordinates (`browser/`: bgzip+tabix chunks, bigWig p_t and bits,
 RefSeq genes) with `browser/view.html`, an offline page over the test split.
 
-    python -m pipelines.demo [--out runs/demo] [--bases 2500000]
+    python -m dnahnet_pipelines.demo [--out runs/demo] [--bases 2500000]
     dnahnet demo (same options; `make demo`)
 """
 
@@ -164,13 +164,13 @@ def summary_markdown(s: dict, headline: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m dnahnet_pipelines.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/demo")
     ap.add_argument("--bases", type=int, default=DEMO_BASES)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     try:
-        command = "python -m pipelines.demo " + shlex.join(sys.argv[1:] if argv is None else argv)
+        command = "python -m dnahnet_pipelines.demo " + shlex.join(sys.argv[1:] if argv is None else argv)
         run_demo(a.out, a.bases, a.seed, command=command)
     except DnahnetInputError as exc:
         print(f"demo: error: {exc.one_line()}", file=sys.stderr)

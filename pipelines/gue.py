@@ -8,7 +8,7 @@ early stopping on dev, test AUROC with a bootstrap 95% interval, and the
 wall-clock of each. The report puts the published test AUROC of five pretrained
 models beside them, quoted from the data README with its source.
 
-    python -m pipelines.gue --checkpoints runs/demo/train/latest --tasks prom_prom_core_tata --modes probe --out runs/gue
+    python -m dnahnet_pipelines.gue --checkpoints runs/demo/train/latest --tasks prom_prom_core_tata --modes probe --out runs/gue
     dnahnet benchmark gue ... (same options)
 
 Resumable: each run writes OUT/runs/TASK/NAME-MODE (a fine-tuned run folder); a
@@ -147,7 +147,7 @@ def kmer_baseline(train, dev, test, kmax: int = 6, seed: int = 0, n_boot: int = 
     k, model, scale = best
     p_test = model.predict_proba(kmer_features(test.seqs, k) @ _diag(1.0 / scale))[:, 1]
     return {"k": k, "dev_auroc_by_k": dev_auroc, "test": as_dict(evaluate("classify", test.labels, p_test, n_boot=n_boot, seed=seed)),
-            "wall_s": time.perf_counter() - started, "C": KMER_C}
+            "wall_s": time.perf_counter() - started, "C": KMER_C, "test_predictions": [float(x) for x in p_test]}
 
 
 def _diag(values: np.ndarray):
@@ -208,7 +208,7 @@ def run_gue(cfg: GueConfig, command: str | None = None, log: Callable[[str], Non
         kmer_path = out / "kmer" / f"{task}.json"
         key = {"max_train": cfg.max_train, "kmax": cfg.kmax, "seed": cfg.seed, "n_boot": cfg.n_boot}
         cached = json.loads(kmer_path.read_text()) if kmer_path.exists() else None
-        if cached is not None and cached.get("key") == key:
+        if cached is not None and cached.get("key") == key and "test_predictions" in cached:
             row["kmer"] = cached
         else:
             row["kmer"] = {**kmer_baseline(split["train"], split["dev"], split["test"], cfg.kmax, cfg.seed, cfg.n_boot), "key": key}
@@ -227,9 +227,11 @@ def run_gue(cfg: GueConfig, command: str | None = None, log: Callable[[str], Non
                                     command=command, log=log)
                 auroc = meta["metrics"]["test"]["auroc"]
                 row["runs"][f"{checkpoint}|{mode}"] = {"checkpoint": checkpoint, "mode": mode, "test_auroc": auroc,
-                                                       "wall_s": meta["wall_clock_s"]["total_s"], "run": str(run)}
+                                                       "wall_s": meta["wall_clock_s"]["total_s"], "run": str(run),
+                                                       "hierarchical": _hierarchical(run)}
                 log(f"{task}: {checkpoint} {mode} test AUROC {auroc['value']:.3f} [{auroc['low']:.3f}, {auroc['high']:.3f}]")
         results["tasks"][task] = row
+    results["paired"] = paired_differences(results, data, cfg)
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_json(out / "results.json", results)
     report = out / "report.md"
@@ -238,6 +240,98 @@ def run_gue(cfg: GueConfig, command: str | None = None, log: Callable[[str], Non
     with atomic_open(report) as fh:
         fh.write(render_report(results))
     return report
+
+
+def _hierarchical(run: Path) -> bool:
+    """Whether a run's backbone is an H-Net (nested arch_layout) rather than an isotropic model."""
+    layout = json.loads((run / "config.json").read_text()).get("arch_layout", [])
+    return any(isinstance(part, list) for part in layout)
+
+
+def _verdict(m: dict, a: str, b: str) -> str:
+    if not (m["low"] > 0 or m["high"] < 0):
+        return "no detectable difference"
+    return f"{a} higher" if m["low"] > 0 else f"{b} higher"
+
+
+def paired_differences(results: dict, data: Path, cfg: GueConfig) -> list[dict]:
+    """Test-AUROC differences on the same test examples: every model against the k-mer baseline,
+    and every H-Net against every isotropic model (same mode), per task and pooled over tasks.
+
+    Per task: paired bootstrap over test examples. Pooled: the mean of the per-task differences,
+    its interval from the per-task bootstrap replicates averaged replicate by replicate (tasks
+    resampled independently); tasks weigh equally.
+    """
+    from dnahnet.finetune.data import read_labelled
+    from dnahnet.finetune.metrics import paired_auroc_difference
+    from dnahnet.finetune.run import read_predictions
+
+    def scores(task: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+        row = results["tasks"][task]
+        if key == "k-mer":
+            path = data / task / "test.csv.gz"
+            labels = read_labelled(path if path.exists() else data / task / "test.csv", "classify").labels
+            return np.asarray(labels, np.float64), np.asarray(row["kmer"]["test_predictions"], np.float64)
+        return read_predictions(Path(row["runs"][key]["run"]) / "predictions_test.tsv")
+
+    first = next(iter(results["tasks"].values()), None)
+    if first is None:
+        return []
+    runs = first["runs"]
+    pairs = [(key, "k-mer") for key in runs]
+    pairs += [(a, b) for a in runs for b in runs
+              if runs[a]["hierarchical"] and not runs[b]["hierarchical"] and runs[a]["mode"] == runs[b]["mode"]]
+    out = []
+    for a, b in pairs:
+        per_task, boots = {}, []
+        for task, row in results["tasks"].items():
+            if a not in row["runs"] and a != "k-mer" or b not in row["runs"] and b != "k-mer":
+                continue
+            (y, pa), (y2, pb) = scores(task, a), scores(task, b)
+            if len(y) != len(y2) or not np.array_equal(y, y2):
+                raise DnahnetInputError(f"{task}: the test predictions of {a} and {b} are not over the same examples")
+            metric, boot = paired_auroc_difference(y, pa, pb, n_boot=cfg.n_boot, seed=cfg.seed)
+            per_task[task] = metric.as_dict()
+            boots.append(boot)
+        if not boots:
+            continue
+        pooled = np.nanmean(np.stack(boots), axis=0)
+        value = float(np.mean([m["value"] for m in per_task.values()]))
+        low, high = np.nanpercentile(pooled, [2.5, 97.5])
+        out.append({"a": a, "b": b, "per_task": per_task,
+                    "pooled": {"value": value, "low": float(low), "high": float(high), "tasks": len(per_task)}})
+    return out
+
+
+def _short(key: str) -> str:
+    checkpoint, _, mode = key.partition("|")
+    return f"{Path(checkpoint).name} {mode}".strip() if mode else key
+
+
+def render_paired(paired: list[dict]) -> list[str]:
+    if not paired:
+        return []
+    lines = ["", "## Paired differences in test AUROC (A - B, same test examples)", "",
+             "Per task: paired bootstrap over test examples (95%). Pooled: mean over tasks of the per-task "
+             "difference, interval from averaging the tasks' bootstrap replicates (tasks weigh equally). "
+             "Per-task intervals are not adjusted for the number of comparisons; read the pooled row first.", "",
+             "| A | B | tasks | mean difference [95%] | tasks with A higher / B higher (interval excludes 0) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for p in paired:
+        a, b = _short(p["a"]), _short(p["b"])
+        ups = sum(m["low"] > 0 for m in p["per_task"].values())
+        downs = sum(m["high"] < 0 for m in p["per_task"].values())
+        lines.append(f"| {a} | {b} | {p['pooled']['tasks']} | {p['pooled']['value']:+.3f} "
+                     f"[{p['pooled']['low']:+.3f}, {p['pooled']['high']:+.3f}] | {ups} / {downs} | "
+                     f"{_verdict(p['pooled'], 'A', 'B')} |")
+    tasks = list(paired[0]["per_task"])
+    lines += ["", "Per task (difference [95%]):", "",
+              "| A - B | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for p in paired:
+        cells = [f"{p['per_task'][t]['value']:+.3f} [{p['per_task'][t]['low']:+.3f}, {p['per_task'][t]['high']:+.3f}]"
+                 if t in p["per_task"] else "-" for t in tasks]
+        lines.append(f"| {_short(p['a'])} - {_short(p['b'])} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fmt(m: dict) -> str:
@@ -279,6 +373,7 @@ def render_report(results: dict) -> str:
                 run = row["runs"].get(f"{c}|{m}")
                 cells.append(f"{run['wall_s']:.1f}" if run else "-")
         lines.append("| " + " | ".join([task, f"{s['train']:,} / {s['dev']:,} / {s['test']:,}", *cells]) + " |")
+    lines += render_paired(results.get("paired", []))
     lines += ["", f"Published columns: {SOURCE}. Those models were pretrained on whole genomes on GPU clusters "
               "and probed on complete training sets; they are anchors, not like-for-like comparisons.", ""]
     return "\n".join(lines)
@@ -288,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     import shlex
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines.gue", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dnahnet_pipelines.gue", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", default="", help="comma-separated checkpoints (empty: k-mer baseline only)")
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
@@ -309,11 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         max_train=args.max_train, kmax=args.kmax, epochs=args.epochs, eval_every=args.eval_every, batch_size=args.batch_size,
         n_boot=args.bootstrap, seed=args.seed, device=args.device,
     )
-    command = "python -m pipelines.gue " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m dnahnet_pipelines.gue " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         print(run_gue(cfg, command=command))
     except DnahnetInputError as exc:
-        print(f"pipelines.gue: error: {exc.one_line()}", file=sys.stderr)
+        print(f"dnahnet_pipelines.gue: error: {exc.one_line()}", file=sys.stderr)
         return 2
     return 0
 

@@ -12,7 +12,7 @@ run from the analytic counter (`dnahnet flops`, both attention conventions) and
 GPU-hours at an assumed sustained throughput (`--gpu-tflops`, an assumption the
 file states, not a measurement). `--budget-only` stops there.
 
-    python -m pipelines.paper_dna_recipe --genome genomes/hg38.fa.gz --split-bed genomes/human-sequences.bed \\
+    python -m dnahnet_pipelines.paper_dna_recipe --genome genomes/hg38.fa.gz --split-bed genomes/human-sequences.bed \\
         --out runs/paper_dna --device cuda
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
-from pipelines.data_efficiency import CompareConfig, make_plan, model_flops, run, split_models
+from dnahnet_pipelines.data_efficiency import CompareConfig, make_plan, model_flops, run, split_models
 
 PAPER_MODELS = ["paper-dna-transformer", "paper-dna-mamba2", "paper-dna-hnet-transformer", "paper-dna-hnet-mamba2",
                 "paper-dna-every-k"]
@@ -76,7 +76,7 @@ def budget_markdown(b: dict, command: str) -> str:
 
 
 def parse_args(argv: list[str]) -> tuple[CompareConfig, float, bool]:
-    ap = argparse.ArgumentParser(prog="python -m pipelines.paper_dna_recipe", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m dnahnet_pipelines.paper_dna_recipe", description=__doc__.splitlines()[0])
     ap.add_argument("--genome", required=True, help="hg38 FASTA (bgzip), from `dnahnet data fetch hg38`")
     ap.add_argument("--split-bed", required=True, help="BED labelled train/valid/test (hg38: human-sequences.bed)")
     ap.add_argument("--out", required=True)
@@ -96,7 +96,7 @@ def parse_args(argv: list[str]) -> tuple[CompareConfig, float, bool]:
     ap.add_argument("--budget-only", action="store_true")
     a = ap.parse_args(argv)
     from dnahnet.config import load_preset
-    from pipelines.data_efficiency import parse_shard
+    from dnahnet_pipelines.data_efficiency import parse_shard
 
     models = split_models(a.models)
     bases = a.bases
@@ -114,7 +114,7 @@ def parse_args(argv: list[str]) -> tuple[CompareConfig, float, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    command = "python -m pipelines.paper_dna_recipe " + shlex.join(argv)
+    command = "python -m dnahnet_pipelines.paper_dna_recipe " + shlex.join(argv)
     try:
         cfg, gpu_tflops, budget_only = parse_args(argv)
         b = budget(cfg, gpu_tflops)

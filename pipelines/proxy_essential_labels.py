@@ -8,7 +8,7 @@ are labelled 0; every other gene is left out. An AUROC against these labels is a
 of the zero-shot score (does a knockout of core machinery cost more bits than one of an
 uncharacterised gene?), not an essentiality benchmark.
 
-    python -m pipelines.proxy_essential_labels GENOME.gbk.gz OUT.tsv [--organism NAME]
+    python -m dnahnet_pipelines.proxy_essential_labels GENOME.gbk.gz OUT.tsv [--organism NAME]
 """
 
 from __future__ import annotations
@@ -31,26 +31,22 @@ NON_ESSENTIAL = re.compile(r"^hypothetical protein$", re.IGNORECASE)
 
 def proxy_labels(genbank: str | Path) -> list[tuple[str, int, str]]:
     """(locus tag, label, product) for every CDS whose product matches one of the two classes."""
-    from Bio import SeqIO
-
-    from dnahnet.analysis.annotations import genbank_qualifier
-    from dnahnet.io.text import open_text
+    from dnahnet.io.genbank import qualifier, read_genbank
 
     rows = []
-    with open_text(genbank) as fh:
-        for record in SeqIO.parse(fh, "genbank"):
-            for feat in record.features:
-                if feat.type != "CDS":
-                    continue
-                # the GenBank annotation loader's id precedence, so labels match genes.tsv ids
-                tag = genbank_qualifier(feat, "locus_tag", "gene", "protein_id")
-                product = genbank_qualifier(feat, "product")
-                if not tag:
-                    continue
-                if CORE_ESSENTIAL.search(product):
-                    rows.append((tag, 1, product))
-                elif NON_ESSENTIAL.search(product):
-                    rows.append((tag, 0, product))
+    for record in read_genbank(genbank).records:
+        for feat in record.features:
+            if feat.type != "CDS":
+                continue
+            # the GenBank annotation loader's id precedence, so labels match genes.tsv ids
+            tag = qualifier(feat, "locus_tag", "gene", "protein_id")
+            product = qualifier(feat, "product")
+            if not tag:
+                continue
+            if CORE_ESSENTIAL.search(product):
+                rows.append((tag, 1, product))
+            elif NON_ESSENTIAL.search(product):
+                rows.append((tag, 0, product))
     return rows
 
 

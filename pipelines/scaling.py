@@ -23,9 +23,9 @@ a loss floor L = E + A * (C / C_min)^(-b) (scipy.optimize.curve_fit; CIs from it
 covariance, t with n - 3 degrees of freedom). Extrapolations use the floor fit
 where there is one, else the power law.
 
-    python -m pipelines.scaling --grid cpu --genome ../shared/data/hg19-chr22/chr22.fa.gz --out runs/scaling-cpu
-    python -m pipelines.scaling --grid gpu --genome hg38.fa.gz --out runs/scaling-gpu
-    python -m pipelines.scaling --report-only --out runs/scaling-cpu   # re-analyse results.json, no training
+    python -m dnahnet_pipelines.scaling --grid cpu --genome ../shared/data/hg19-chr22/chr22.fa.gz --out runs/scaling-cpu
+    python -m dnahnet_pipelines.scaling --grid gpu --genome hg38.fa.gz --out runs/scaling-gpu
+    python -m dnahnet_pipelines.scaling --report-only --out runs/scaling-cpu   # re-analyse results.json, no training
 
 Resumable: each (family, size) trains into OUT/models/NAME; a rerun continues.
 """
@@ -659,7 +659,7 @@ def _print_crossings(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m pipelines.scaling", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m dnahnet_pipelines.scaling", description=__doc__.splitlines()[0])
     ap.add_argument("--grid", default="cpu", help=f"one of {', '.join(GRIDS)}")
     ap.add_argument("--genome", help="genome FASTA (required unless --report-only)")
     ap.add_argument("--out", required=True)
@@ -669,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-analyse OUT/results.json and rewrite the report, table and plot; trains nothing")
     ap.add_argument("--n-boot", type=int, default=N_BOOT, help="bootstrap resamples for extrapolation intervals")
     a = ap.parse_args(argv)
-    command = "python -m pipelines.scaling " + shlex.join(argv)
+    command = "python -m dnahnet_pipelines.scaling " + shlex.join(argv)
     try:
         if a.n_boot < 10:
             raise DnahnetInputError(f"--n-boot must be at least 10, got {a.n_boot}")

@@ -16,8 +16,8 @@ import torch
 
 from dnahnet.config import ModelConfig, model_config_from_preset
 from dnahnet.infer.model import DnaModel, load
+from dnahnet.io.checkpoint import save_model
 from dnahnet.nn.hnet import HNetLM
-from dnahnet.train.checkpoint import save_model
 
 # chr22 (hg19) pieces of the shared real data: an N-free stretch, and one with assembly gaps.
 CLEAN = ("chr22", 20_070_034, 20_087_609)

@@ -10,17 +10,16 @@ import pytest
 
 from dnahnet.alphabet import reverse_complement
 from dnahnet.analysis.annotations import (
-    FeatureTable,
-    bed_label,
     derive_codon_sites,
     derive_intergenic,
     derive_promoters,
     feature_role,
     load_annotation,
-    reconcile_chrom_names,
     softmask_repeats,
 )
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.annotations import FeatureTable, bed_label
+from dnahnet.io.chrom_names import reconcile_chrom_names
 
 # Two spliced transcripts on chrA (one per strand) and one single-exon gene on chrB, 0-based half-open.
 GENES = [

@@ -126,7 +126,7 @@ def test_pt_holding_an_arbitrary_class_is_refused_in_one_line(tmp_path, capsys):
 def test_checkpoint_config_written_before_rounding_loads_its_widths_as_written(tmp_path):
     """config.json files that predate `mlp_multiple_of` built d_intermediate as written (192 stays 192)."""
     from dnahnet.config import ModelConfig
-    from dnahnet.train.checkpoint import load_model, save_model
+    from dnahnet.io.checkpoint import load_model, save_model
 
     cfg = ModelConfig(arch_layout=["T1"], d_model=[32], d_intermediate=[96], mlp_multiple_of=1,
                       attn_cfg={"num_heads": 2, "rotary_emb_dim": 8, "window_size": -1})

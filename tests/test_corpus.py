@@ -102,7 +102,7 @@ def test_uniform_weighting_balances_genomes_length_weighting_follows_bases(corpu
 
 
 def test_build_data_accepts_a_corpus_split_by_genome():
-    from dnahnet.train.trainer import build_data
+    from dnahnet.data.setup import build_data
 
     data = DataConfig(genome=[str(LEPTO), str(UMAYDIS)], split_by="genome", valid_genomes=["leptospira_kirschneri_H1"],
                       seq_len=512, eval_windows=4, genome_weighting="uniform")

@@ -7,7 +7,7 @@ import pytest
 from dnahnet.errors import DnahnetInputError
 from dnahnet.train.schedule import lr_factor
 from dnahnet_cli.main import main
-from pipelines.data_efficiency import (
+from dnahnet_pipelines.data_efficiency import (
     DEFAULT_MODELS,
     CompareConfig,
     curve_steps,

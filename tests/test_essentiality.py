@@ -166,7 +166,7 @@ def _tiny_checkpoint(folder: Path) -> Path:
 
     from dnahnet.config import model_config_from_preset
     from dnahnet.nn.hnet import HNetLM
-    from dnahnet.train.checkpoint import save_model
+    from dnahnet.io.checkpoint import save_model
 
     torch.manual_seed(0)
     save_model(folder, HNetLM(model_config_from_preset("tiny")))
@@ -214,7 +214,7 @@ def test_auroc_and_roc_equal_scikit_learn():
 
 
 def test_proxy_labels_name_annotated_genes(lepto, tmp_path):
-    from pipelines.proxy_essential_labels import main, proxy_labels
+    from dnahnet_pipelines.proxy_essential_labels import main, proxy_labels
 
     _, genes = lepto
     rows = proxy_labels(LEPTO)

@@ -16,8 +16,8 @@ from dnahnet.errors import DnahnetInputError
 from dnahnet.finetune import FullConfig, finetune
 from dnahnet.finetune.data import read_labelled
 from dnahnet.finetune.metrics import classification_table, evaluate
+from dnahnet.io.checkpoint import save_model
 from dnahnet.nn.hnet import HNetLM
-from dnahnet.train.checkpoint import save_model
 from dnahnet_cli.main import main
 
 MOTIF = "TATAAGCG"
@@ -161,7 +161,7 @@ def test_missing_dev_split_and_used_run_folder_are_refused(task, tmp_path, capsy
 
 
 def test_kmer_features_count_kmers_without_n():
-    from pipelines.gue import kmer_features
+    from dnahnet_pipelines.gue import kmer_features
 
     x = kmer_features([np.frombuffer(b"ACGTNAC", np.uint8), np.frombuffer(b"A", np.uint8)], 2).toarray()
     index = {"AC": 1, "CG": 6, "GT": 11}  # A=0 C=1 G=2 T=3, first base most significant
@@ -170,7 +170,7 @@ def test_kmer_features_count_kmers_without_n():
 
 
 def test_gue_pipeline_on_one_task(task, tmp_path):
-    from pipelines.gue import GueConfig, gue_dir, run_gue
+    from dnahnet_pipelines.gue import GueConfig, gue_dir, run_gue
     from shared_paths import SHARED_DATA
 
     if not (SHARED_DATA / "gue").is_dir():

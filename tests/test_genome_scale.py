@@ -12,11 +12,11 @@ import os
 import numpy as np
 import pytest
 
+from dnahnet.distributed import DistEnv
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.boundaries import export_boundaries
 from dnahnet.infer.scoring import score_regions
 from dnahnet.infer.sharding import Region, plan_shards, select_regions
-from dnahnet.train.distributed import DistEnv
 from dnahnet_cli.main import main
 from infer_fixtures import SMALL_SIZES, checkpoints, chr22, small_genome, tiny, tiny2  # noqa: F401
 from test_ddp import free_port

@@ -91,7 +91,7 @@ def test_run_fitness_scores_and_lists_unsupported(tmp_path):
     from dnahnet.config import model_config_from_preset
     from dnahnet.infer.model import load
     from dnahnet.nn.hnet import HNetLM
-    from dnahnet.train.checkpoint import save_model
+    from dnahnet.io.checkpoint import save_model
 
     torch.manual_seed(0)
     save_model(tmp_path / "ck", HNetLM(model_config_from_preset("tiny")))

@@ -26,3 +26,30 @@ def test_license_and_citation_match_pyproject():
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert cff["license"] == "Apache-2.0" and cff["version"] == project["version"] == dnahnet.__version__
     assert any(i["value"] == "arXiv:2507.07955" for ref in cff["references"] for i in ref.get("identifiers", []))
+
+
+def test_installed_packages_live_under_the_dnahnet_namespace():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    top_level = {name.split(".")[0] for name in setuptools["packages"]} | set(setuptools["package-dir"])
+    assert sorted(n for n in top_level if not n.startswith("dnahnet")) == []  # no top-level name outside ours
+    assert {"dnahnet", "dnahnet_cli", "dnahnet_pipelines"} <= top_level
+    assert setuptools["package-dir"]["dnahnet_pipelines"] == "pipelines"  # the folder keeps its name
+    for folder in setuptools["package-dir"].values():
+        assert (ROOT / folder).is_dir()
+
+
+def test_pipelines_run_under_their_installed_name_outside_the_repo(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-m", "dnahnet_pipelines.gue", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: python -m dnahnet_pipelines.gue")
+    old = subprocess.run([sys.executable, "-c", "import pipelines"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert old.returncode == 1 and "No module named 'pipelines'" in old.stderr  # the PyPI name stays free

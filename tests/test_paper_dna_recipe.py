@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipelines.paper_dna_recipe import PAPER_MODELS, main
+from dnahnet_pipelines.paper_dna_recipe import PAPER_MODELS, main
 
 SPLIT = [("train", 0, 3_500_000), ("valid", 3_500_000, 4_200_000), ("test", 4_200_000, 5_000_000)]
 

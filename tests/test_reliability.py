@@ -26,8 +26,8 @@ import pytest
 import torch
 
 from dnahnet.config import model_config_from_preset
+from dnahnet.io.checkpoint import save_model
 from dnahnet.nn.hnet import HNetLM
-from dnahnet.train.checkpoint import save_model
 from dnahnet_cli.main import main
 
 TINY_RUN = ["--config", "tiny", "--device", "cpu", "--tokens-per-step", "512", "--batch-size", "2"]

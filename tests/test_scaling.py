@@ -1,10 +1,10 @@
-"""pipelines.scaling: the power-law fit, the compute multiplier and grid checks."""
+"""dnahnet_pipelines.scaling: the power-law fit, the compute multiplier and grid checks."""
 
 import numpy as np
 import pytest
 
 from dnahnet.errors import DnahnetInputError
-from pipelines.scaling import (
+from dnahnet_pipelines.scaling import (
     GRIDS,
     Grid,
     PowerLawFit,
@@ -63,7 +63,7 @@ def test_tiny_grid_end_to_end_writes_fits_tables_and_resumes(tmp_path):
     import json
 
     from dnahnet.data.demo import demo_genome_path
-    from pipelines.scaling import ScalingConfig, run
+    from dnahnet_pipelines.scaling import ScalingConfig, run
 
     grid = Grid(sizes={"hnet-1stage": [32, 64], "transformer": [32]},
                 budgets={"hnet-1stage": [2e8, 4e8, 8e8], "transformer": [2e8, 4e8, 8e8]},
@@ -187,7 +187,7 @@ def test_report_only_rerenders_the_committed_results_without_training(tmp_path, 
     import shutil
     from pathlib import Path
 
-    from pipelines.scaling import main
+    from dnahnet_pipelines.scaling import main
 
     committed = Path(__file__).resolve().parents[1] / "pipelines" / "results" / "scaling" / "results.json"
     shutil.copy(committed, tmp_path / "results.json")

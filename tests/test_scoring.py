@@ -216,7 +216,7 @@ def test_default_windows_follow_the_training_length(tmp_path):
     from dnahnet.config import model_config_from_preset
     from dnahnet.infer.model import AUTO, DEFAULT_WINDOW, load
     from dnahnet.nn.hnet import HNetLM
-    from dnahnet.train.checkpoint import save_model
+    from dnahnet.io.checkpoint import save_model
 
     torch.manual_seed(0)
     save_model(tmp_path / "ck", HNetLM(model_config_from_preset("tiny")), train_info={"data": {"seq_len": 96}})

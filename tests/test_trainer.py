@@ -10,15 +10,15 @@ import torch
 
 from dnahnet.config import DataConfig, ModelConfig, TrainConfig, load_preset
 from dnahnet.data.demo import demo_genome_path
+from dnahnet.data.setup import accumulation_steps, build_data
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.checkpoint import load_model
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.train import checkpoint as ckpt
 from dnahnet.train.schedule import lr_factor, total_steps
 from dnahnet.train.trainer import (
     Trainer,
     TrainingDiverged,
-    accumulation_steps,
-    build_data,
     pretrain,
     run_configs,
     weighted_ce,
@@ -253,14 +253,15 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     with pytest.raises(TrainingDiverged, match=r"diverged at step 4: loss nan.*last good checkpoint is .*latest \(step 3\)"):
         trainer.train()
     assert json.loads((tmp_path / "latest" / "train.json").read_text())["step"] == 3
-    model = ckpt.load_model(tmp_path / "latest")
+    model = load_model(tmp_path / "latest")
     assert all(torch.isfinite(p).all() for p in model.parameters())
     steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
 
 
-def test_bf16_autocast_training_step_is_finite():
-    """bf16 autocast is the CUDA default; CPU autocast runs the same casts."""
+def test_bf16_autocast_training_step_is_finite(monkeypatch):
+    """bf16 autocast is the CUDA default; CPU autocast runs the same casts (forced where the CPU emulates bf16)."""
+    monkeypatch.setenv("DNAHNET_CPU_BF16", "1")
     m, t, d = tiny_run(precision="bf16")
     trainer = make_trainer(m, t, d)
     assert trainer.dtype == torch.bfloat16

@@ -1,18 +1,12 @@
-"""Boundary analysis: annotation loading, boundary–feature enrichment, reports."""
+"""Boundary analysis: derived features, boundary–feature enrichment, reports (files are read in `dnahnet.io`)."""
 
 from dnahnet.analysis.annotations import (
-    FeatureTable,
     derive_codon_sites,
     derive_intergenic,
     derive_introns,
     derive_promoters,
     feature_role,
     load_annotation,
-    read_bed_features,
-    read_genbank,
-    read_gff3,
-    read_gtf,
-    reconcile_chrom_names,
     softmask_repeats,
 )
 from dnahnet.analysis.context_null import ContextModel, SequenceAxis, predictability
@@ -31,6 +25,7 @@ from dnahnet.analysis.enrichment import (
 from dnahnet.analysis.multiple_testing import bh_qvalues
 from dnahnet.analysis.report import annotate
 from dnahnet.analysis.start_codons import start_codon_control
+from dnahnet.io.annotations import FeatureTable  # the table every analysis takes
 
 __all__ = [
     "BoundarySet",
@@ -52,12 +47,7 @@ __all__ = [
     "grid_boundaries",
     "load_annotation",
     "predictability",
-    "read_bed_features",
     "read_boundaries",
-    "read_genbank",
-    "read_gff3",
-    "read_gtf",
-    "reconcile_chrom_names",
     "selection_rates",
     "sequence_axis",
     "softmask_repeats",

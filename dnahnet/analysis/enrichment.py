@@ -32,11 +32,12 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import auc
 
-from dnahnet.analysis.annotations import FeatureTable, derive_codon_sites, feature_role, merge_intervals
+from dnahnet.analysis.annotations import derive_codon_sites, feature_role, merge_intervals
 from dnahnet.analysis.context_null import ContextModel, SequenceAxis, choose_order, predictability
 from dnahnet.analysis.multiple_testing import BOOTSTRAP, MIN_EXPECTED, bh_qvalues, bootstrap_folds, bootstrap_p, empirical_p, interval
 from dnahnet.analysis.start_codons import start_codon_control
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.annotations import FeatureTable
 from dnahnet.io.bed import BedGraph, read_bed_columns
 
 Regions = dict[str, tuple[np.ndarray, np.ndarray]]  # chrom -> merged (starts, ends)

@@ -24,13 +24,11 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from dnahnet.analysis.annotations import (
-    FeatureTable,
     derive_codon_sites,
     derive_intergenic,
     derive_promoters,
     feature_role,
     load_annotation,
-    reconcile_chrom_names,
     softmask_repeats,
 )
 from dnahnet.analysis.enrichment import (
@@ -48,7 +46,9 @@ from dnahnet.analysis.enrichment import (
 from dnahnet.analysis.multiple_testing import BOOTSTRAP, MIN_EXPECTED, MIN_UNITS, two_sided_floor
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
+from dnahnet.io.annotations import FeatureTable
 from dnahnet.io.bed import BedGraph, read_bedgraph
+from dnahnet.io.chrom_names import reconcile_chrom_names
 
 PathLike = str | os.PathLike
 TSV_COLUMNS = ("stage", "feature", "edge", "window", "n_features", "units", "bases", "observed",
@@ -157,9 +157,8 @@ def _load_features(
     """All annotation files on genome names, plus repeats, intergenic gaps and promoters."""
     tables, reports = [], {}
     for path in paths:
-        table = load_annotation(path)
-        mapping, reports[str(path)] = reconcile_chrom_names(dict.fromkeys(table.chrom.tolist()), genome_names, file=str(path))
-        tables.append(table.rename_chroms(mapping))
+        table, reports[str(path)] = load_annotation(path).on_genome(genome_names, file=str(path))
+        tables.append(table)
     features = FeatureTable.concat(tables)
     spaces = _spaces(regions)
     if _n_overlapping(features, spaces) == 0:

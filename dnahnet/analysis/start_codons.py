@@ -16,9 +16,10 @@ from typing import Mapping
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from dnahnet.analysis.annotations import FeatureTable, derive_codon_sites
+from dnahnet.analysis.annotations import derive_codon_sites
 from dnahnet.analysis.context_null import SequenceAxis
 from dnahnet.analysis.multiple_testing import BOOTSTRAP, interval
+from dnahnet.io.annotations import FeatureTable
 
 _ATG = (0, 3, 2)  # A, T, G in SequenceAxis codes (A0 C1 G2 T3)
 _CAT = (1, 0, 3)

@@ -9,9 +9,10 @@ Choices:
   the file name without its FASTA/GenBank/.gz suffixes), so contigs of different
   genomes never clash and a split can be stated per genome.
 - FASTA genomes are read lazily through `Genome` (indexed, bgzip or plain; never
-  loaded whole). GenBank genomes are parsed once with Biopython and held in memory
-  (a bacterial genome is a few Mb; one byte per base), with each record's
-  `topology` (`circular`/`linear`) kept in `topology`.
+  loaded whole). GenBank genomes are parsed once (`dnahnet.io.genbank`, shared
+  with the annotation reader) and held in memory (a bacterial genome is a few
+  Mb; one byte per base), with each record's `topology` (`circular`/`linear`)
+  kept in `topology`.
 - Splits are by whole genome (`genome_splits`): no genome is in two splits.
 - Contigs shorter than the training window are never sampled (the sampler keeps
   only intervals of at least `seq_len` bases, so no window crosses a contig and
@@ -34,9 +35,10 @@ import numpy as np
 from dnahnet.alphabet import N_BYTE, normalize_dna
 from dnahnet.errors import DnahnetInputError
 from dnahnet.data.intervals import SPLITS, Interval, Split, Window, WindowSampler, check_in_sequence
+from dnahnet.io.fasta import FASTA_SUFFIXES
+from dnahnet.io.genbank import GENBANK_SUFFIXES, read_genbank
+from dnahnet.io.tables import read_genome_manifest
 
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn")
-GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".genbank")
 SEP = "/"
 
 
@@ -64,30 +66,14 @@ class GenBankGenome:
     is_dna = True
 
     def __init__(self, path: str | os.PathLike) -> None:
-        from Bio import SeqIO
-
-        from dnahnet.io.text import open_text
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DnahnetInputError("GenBank file not found", file=str(self.path))
-        self.seqs: dict[str, np.ndarray] = {}
+        self.seqs: dict[str, np.ndarray] = {}  # read-only views of the parsed bytes (shared with the parse cache)
         self.topology: dict[str, str] = {}
-        index = 0
-        try:
-            with open_text(self.path) as handle:
-                for index, record in enumerate(SeqIO.parse(handle, "genbank"), start=1):
-                    name = record.id if record.id and record.id != "<unknown id>" else record.name
-                    try:
-                        raw = bytes(record.seq)
-                    except Exception:  # Bio raises UndefinedSequenceError for records without ORIGIN
-                        raise DnahnetInputError("GenBank record has no sequence", file=str(self.path), record=name) from None
-                    self.seqs[name] = np.frombuffer(raw, dtype=np.uint8).copy()
-                    self.topology[name] = record.annotations.get("topology", "linear")
-        except (ValueError, AssertionError) as exc:
-            raise DnahnetInputError(f"not valid GenBank ({exc})", file=str(self.path), record=str(index + 1)) from None
-        if not self.seqs:
-            raise DnahnetInputError("no GenBank records found", file=str(self.path))
+        for record in read_genbank(self.path).records:
+            if record.sequence is None:
+                raise DnahnetInputError("GenBank record has no sequence", file=str(self.path), record=record.name)
+            self.seqs[record.name] = np.frombuffer(record.sequence, dtype=np.uint8)
+            self.topology[record.name] = record.topology
         self.names = list(self.seqs)
         self.sizes = {n: len(s) for n, s in self.seqs.items()}
         self._runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -179,30 +165,6 @@ class GenomeEntry:
     weight: float = 1.0
 
 
-def _read_manifest(path: Path) -> list[GenomeEntry]:
-    entries: list[GenomeEntry] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]
-            if not fields[0] or fields[0].startswith("#") or (lineno == 1 and fields[0].lower() == "path"):
-                continue
-            p = Path(fields[0])
-            p = p if p.is_absolute() else path.parent / p
-            name = fields[1] if len(fields) > 1 and fields[1] else _strip_suffixes(p.name)
-            weight = 1.0
-            if len(fields) > 2 and fields[2]:
-                try:
-                    weight = float(fields[2])
-                except ValueError:
-                    weight = -1.0
-                if not weight > 0:
-                    raise DnahnetInputError(f"weight must be a positive number, got {fields[2]!r}", file=str(path), position=f"line {lineno}")
-            entries.append(GenomeEntry(name, p, weight))
-    if not entries:
-        raise DnahnetInputError("manifest lists no genomes", file=str(path))
-    return entries
-
-
 def resolve_genomes(paths: str | os.PathLike | list) -> list[GenomeEntry]:
     """Files, folders (FASTA/GenBank files inside, sorted) and TSV manifests → genome entries."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -216,7 +178,7 @@ def resolve_genomes(paths: str | os.PathLike | list) -> list[GenomeEntry]:
                 raise DnahnetInputError("folder holds no FASTA or GenBank file (.fa/.fasta/.fna/.gb/.gbk/.gbff[.gz])", file=str(p))
             entries += [GenomeEntry(_strip_suffixes(f.name), f) for f in found]
         elif p.suffix.lower() in (".tsv", ".txt", ".manifest"):
-            entries += _read_manifest(p)
+            entries += [GenomeEntry(r.name or _strip_suffixes(r.path.name), r.path, r.weight) for r in read_genome_manifest(p)]
         else:
             entries.append(GenomeEntry(_strip_suffixes(p.name), p))
     seen: set[str] = set()

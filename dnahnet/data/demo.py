@@ -30,6 +30,7 @@ from dnahnet.data.genome import Genome
 from dnahnet.data.intervals import fraction_splits
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, atomic_path
+from dnahnet.io.bed import iter_bed_intervals
 
 TRACKS = ("RefSeqGene", "RefSeqExon", "RefSeqTSS", "RefSeqTES", "CpGIsland")
 SLICE_NAME = "chr22_slice"
@@ -74,17 +75,12 @@ def demo_annotation_paths() -> dict[str, Path]:
 
 
 # ----- building the slice (maintainers only) ------------------------------------------------------
-def _bed_rows(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8") as fh:
-        return [line.rstrip("\n").split("\t") for line in fh if line.strip() and not line.startswith(("#", "track"))]
-
-
 def rank_slices(source_dir: Path, width: int, step: int = 100_000, min_real: float = 0.6) -> list[dict]:
     """Candidate `width`-base slices of chr22, most RefSeq exons (fully inside) first."""
     genome = Genome(source_dir / "chr22.fa.gz")
     size = genome.sizes["chr22"]
-    exons = np.array([(int(r[1]), int(r[2])) for r in _bed_rows(source_dir / "RefSeqExon.chr22.bed")])
-    genes = np.array([(int(r[1]), int(r[2])) for r in _bed_rows(source_dir / "RefSeqGene.chr22.bed")])
+    exons = np.array([(iv.start, iv.end) for iv in iter_bed_intervals(source_dir / "RefSeqExon.chr22.bed")])
+    genes = np.array([(iv.start, iv.end) for iv in iter_bed_intervals(source_dir / "RefSeqGene.chr22.bed")])
     out = []
     for start in range(0, size - width + 1, step):
         end = start + width
@@ -123,10 +119,9 @@ def build_demo(source_dir: Path, out_dir: Path, start: int, end: int) -> dict:
     annotation = {}
     for track in TRACKS:
         rows = []
-        for r in _bed_rows(source_dir / f"{track}.chr22.bed"):
-            a, b = int(r[1]), int(r[2])
-            if r[0] == "chr22" and b > start and a < end:
-                rows.append([SLICE_NAME, str(max(a, start) - start), str(min(b, end) - start), *r[3:]])
+        for iv in iter_bed_intervals(source_dir / f"{track}.chr22.bed"):
+            if iv.chrom == "chr22" and iv.end > start and iv.start < end:
+                rows.append([SLICE_NAME, str(max(iv.start, start) - start), str(min(iv.end, end) - start), *iv.fields[3:]])
         rows.sort(key=lambda r: (int(r[1]), int(r[2])))
         name = f"{track}.bed"
         with atomic_open(out_dir / name) as fh:

@@ -3,7 +3,8 @@
 - Table (`.csv`, `.tsv`, `.txt`, plain or gzip): a header line with a `sequence`
   column and (for training) a `label` column, as in GUE (`sequence,label`); an
   optional `name` column names the rows (else `row N`, 1-based after the header).
-  The delimiter is a tab if the header has one, else a comma.
+  The delimiter is a tab if the header has one, else a comma (parsed by
+  `dnahnet.io.tables.iter_sequence_table`).
 - FASTA (`.fa`, `.fasta`, `.fna`, plain or gzip): the label is a `label=VALUE` word
   of the header, else its second word (`>seq1 1`).
 - BED + genome: the sequence of each interval (0-based half-open); the label is
@@ -16,8 +17,6 @@ is a `DnahnetInputError` naming the file and record.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ import numpy as np
 
 from dnahnet.alphabet import as_bytes_array, invalid_dna_positions, normalize_dna
 from dnahnet.errors import DnahnetInputError
+from dnahnet.io.fasta import FASTA_SUFFIXES, iter_fasta_records
+from dnahnet.io.tables import iter_sequence_table
 
 TASKS = ("classify", "regress")
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
@@ -65,14 +65,6 @@ def _kind(path: Path) -> str:
     if name.endswith(".bed"):
         return "bed"
     return "table"
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    from dnahnet.io.text import open_binary
-
-    if not path.is_file():
-        raise DnahnetInputError("file not found", file=str(path))
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="")  # newline="" for csv
 
 
 def _sequence(raw: str, path: Path, record: str) -> np.ndarray:
@@ -129,63 +121,27 @@ def _sequences(raws: list[str], records: list[str], path: Path) -> list[np.ndarr
 
 
 def _iter_table(path: Path, task: str, need_label: bool) -> Iterator[tuple[str, np.ndarray, float]]:
-    with _open_text(path) as fh:
-        header_line = fh.readline()
-        if not header_line.strip():
-            raise DnahnetInputError("empty file (expected a header line with a 'sequence' column)", file=str(path))
-        delimiter = "\t" if "\t" in header_line else ","
-        header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
-        if "sequence" not in header:
-            raise DnahnetInputError(f"no 'sequence' column in the header (columns: {', '.join(header)})", file=str(path))
-        if need_label and "label" not in header:
-            raise DnahnetInputError(f"no 'label' column in the header (columns: {', '.join(header)})", file=str(path))
-        s_col = header.index("sequence")
-        l_col = header.index("label") if "label" in header else None
-        n_col = header.index("name") if "name" in header else None
-        names, raws, labels, records = [], [], [], []
-        for row_no, row in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            record = f"row {row_no}"
-            if len(row) <= max(s_col, l_col or 0, n_col or 0):
-                raise DnahnetInputError(f"{len(row)} columns, header has {len(header)}", file=str(path), record=record)
-            names.append(row[n_col].strip() if n_col is not None and row[n_col].strip() else record)
-            labels.append(parse_label(row[l_col].strip(), task, path, record) if l_col is not None else math.nan)
-            raws.append(row[s_col])
-            records.append(record)
+    names, raws, labels, records = [], [], [], []
+    for row in iter_sequence_table(path, need_label):
+        names.append(row.name)
+        labels.append(parse_label(row.label, task, path, row.record) if row.label is not None else math.nan)
+        raws.append(row.sequence)
+        records.append(row.record)
     yield from zip(names, _sequences(raws, records, path), labels)
 
 
 def _iter_fasta(path: Path, task: str, need_label: bool) -> Iterator[tuple[str, np.ndarray, float]]:
-    header: list[str] | None = None
-    parts: list[str] = []
-
-    def finish() -> tuple[str, np.ndarray, float]:
-        name = header[0] if header else "?"
-        tokens = [t for t in header[1:] if t.startswith("label=")]
-        text = tokens[0][6:] if tokens else (header[1] if len(header) > 1 else None)
+    for rec in iter_fasta_records(path):
+        words = rec.description.split()
+        tokens = [t for t in words if t.startswith("label=")]
+        text = tokens[0][6:] if tokens else (words[0] if words else None)
         if text is None:
             if need_label:
-                raise DnahnetInputError("FASTA header has no label ('>name label=1' or '>name 1')", file=str(path), record=name)
+                raise DnahnetInputError("FASTA header has no label ('>name label=1' or '>name 1')", file=str(path), record=rec.name)
             label = math.nan
         else:
-            label = parse_label(text, task, path, name)
-        return name, _sequence("".join(parts), path, name), label
-
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.startswith(">"):
-                if header is not None:
-                    yield finish()
-                header = line[1:].split() or [f"line{lineno}"]
-                parts = []
-            elif header is None:
-                if line.strip():
-                    raise DnahnetInputError("not FASTA: sequence before the first '>' line", file=str(path), record=f"line {lineno}")
-            else:
-                parts.append(line.strip())
-    if header is not None:
-        yield finish()
+            label = parse_label(text, task, path, rec.name)
+        yield rec.name, _sequence(rec.seq.decode("utf-8", errors="replace"), path, rec.name), label
 
 
 def _iter_bed(path: Path, task: str, need_label: bool, genome, label_column: int) -> Iterator[tuple[str, np.ndarray, float]]:

@@ -116,6 +116,29 @@ def evaluate(task: str, y: np.ndarray, p: np.ndarray, n_boot: int = N_BOOT, seed
     return out
 
 
+def paired_auroc_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, n_boot: int = N_BOOT,
+                            seed: int = 0) -> tuple[Metric, np.ndarray]:
+    """AUROC(a) - AUROC(b) on the same examples, 95% interval from a paired bootstrap.
+
+    Both scores are resampled with the same example counts, so the interval reflects how the
+    two models differ on these examples rather than the sum of their separate uncertainties.
+    Returns the metric and the bootstrap differences (to pool several tasks replicate by replicate).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        point = (classification_table(y, np.asarray(p_a, np.float64), np.ones((1, n)))["auroc"]
+                 - classification_table(y, np.asarray(p_b, np.float64), np.ones((1, n)))["auroc"])[0]
+        boots = (classification_table(y, np.asarray(p_a, np.float64), counts)["auroc"]
+                 - classification_table(y, np.asarray(p_b, np.float64), counts)["auroc"])
+    ok = boots[np.isfinite(boots)]
+    low, high = np.percentile(ok, [2.5, 97.5]) if len(ok) else (math.nan, math.nan)
+    return Metric(float(point), float(low), float(high)), boots
+
+
 def as_dict(metrics: dict[str, Metric]) -> dict[str, dict[str, float]]:
     return {k: m.as_dict() for k, m in metrics.items()}
 

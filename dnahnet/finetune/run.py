@@ -99,6 +99,15 @@ def _write_predictions(path: Path, data: LabelledSet, pred: np.ndarray) -> None:
             fh.write(f"{name}\t{'' if not math.isfinite(y) else f'{y:g}'}\t{p:.8g}\n")
 
 
+def read_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, predictions) of a run's `predictions_*.tsv`, in file order (the examples' order)."""
+    try:
+        table = np.genfromtxt(path, delimiter="\t", skip_header=1, usecols=(1, 2), dtype=np.float64, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise DnahnetInputError(f"cannot read predictions ({exc})", file=str(path)) from None
+    return table[:, 0], table[:, 1]
+
+
 def check_run_target(out: str | os.PathLike) -> Path:
     """Refuse an existing non-empty output folder before any work is done."""
     out = Path(out)
@@ -218,7 +227,7 @@ def _width(model, stage: int) -> int:
 
 def _write_run(out: Path, checkpoint, model, head: Head, meta: dict, sets: dict, preds: dict) -> None:
     from dnahnet.hub import resolve_checkpoint
-    from dnahnet.train.checkpoint import TRAIN, save_model
+    from dnahnet.io.checkpoint import TRAIN, save_model
 
     with staged_folder(out) as partial:
         source = resolve_checkpoint(checkpoint)

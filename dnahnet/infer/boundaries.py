@@ -57,6 +57,7 @@ from typing import BinaryIO, Iterable
 import numpy as np
 
 from dnahnet.alphabet import N_BYTE
+from dnahnet.distributed import DistEnv
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.model import MAX_BATCH_TOKENS, DnaModel, Window, plan_windows
 from dnahnet.infer.sharding import (
@@ -68,7 +69,6 @@ from dnahnet.io.bed import bed6_lines, bedgraph_base_lines
 from dnahnet.io.bigwig import BigWigWriter
 from dnahnet.io.tracks import bed_track_line, bedgraph_track_line, open_text_track, track_format
 from dnahnet.progress import ProgressFactory, silent
-from dnahnet.train.distributed import DistEnv
 
 BOUNDARY_WINDOW = 16384
 BOUNDARY_CONTEXT = 4096
@@ -267,7 +267,8 @@ def export_boundaries(
         "command": "dnahnet boundaries", "--checkpoint": model_identity(model), "--genome": genome_identity(genome),
         "regions (--region/--bed/--contigs)": regions_digest(regions_), "--window": window, "--context": context,
         "windows per forward pass (--batch-size)": per_pass, "--shard-bases": shard_bases,
-        "--probs": prob_format, "dtype": str(model.dtype), "device": model.device.type,
+        "--probs": prob_format, "dtype": str(model.dtype), "precision": model.precision.name,
+        "device": model.device.type,
     }
     summary = BoundaryExportSummary(regions=len(regions_), regions_merged=merged, bed=str(out_bed),
                                     probs=[str(p) for p in prob_paths])

@@ -200,7 +200,8 @@ class _Embedder:
         """Per-base view (and chunk flags) of prepared rows, right-padded into one batch."""
         model = self.model
         ids_t, mask, lengths = pad_batch(rows, model.device)
-        view, flags, _ = per_base_view(model.net, ids_t, mask, self.spec)
+        with model.autocast():
+            view, flags, _ = per_base_view(model.net, ids_t, mask, self.spec)
         view = view.float().cpu().numpy()
         flags_np = None if flags is None else flags.cpu().numpy()
         return [(view[i, :n], None if flags_np is None else flags_np[i, :n]) for i, n in enumerate(lengths)]

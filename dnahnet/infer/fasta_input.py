@@ -20,7 +20,7 @@ import numpy as np
 from dnahnet.alphabet import as_bytes_array, invalid_dna_positions, normalize_dna
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.bed import iter_bed_intervals as read_bed_intervals
-from dnahnet.io.text import open_binary
+from dnahnet.io.fasta import iter_fasta_records
 
 _REGION = re.compile(r"^(?P<chrom>[^:\s]+)(?::(?P<start>[\d,]+)-(?P<end>[\d,]+))?$")
 
@@ -58,36 +58,9 @@ def _dna_record(name: str, raw: bytes, path: Path, skip_invalid: bool) -> InputR
 
 
 def iter_fasta(path: str | os.PathLike, skip_invalid: bool = False) -> Iterator[InputRecord]:
-    """Records of a FASTA file (plain or gzip/bgzip), one at a time; names are the first header word."""
-    path = Path(path)
-    if not path.is_file():
-        raise DnahnetInputError("FASTA file not found", file=str(path))
-    name: str | None = None
-    parts: list[bytes] = []
-    seen = False
-    with open_binary(path) as handle:
-        try:
-            for lineno, line in enumerate(handle, start=1):
-                if line.startswith(b">"):
-                    if name is not None:
-                        yield _dna_record(name, b"".join(parts), path, skip_invalid)
-                    header = line[1:].decode("utf-8", errors="replace").split()
-                    name = header[0] if header else f"record{lineno}"
-                    parts = []
-                    seen = True
-                elif name is None:
-                    if line.strip():
-                        raise DnahnetInputError(
-                            "not FASTA: sequence before the first '>' header line", file=str(path), record=f"line {lineno}"
-                        )
-                else:
-                    parts.append(b"".join(line.split()))
-        except (OSError, EOFError) as exc:
-            raise DnahnetInputError(f"cannot read ({exc})", file=str(path)) from None
-    if name is not None:
-        yield _dna_record(name, b"".join(parts), path, skip_invalid)
-    if not seen:
-        raise DnahnetInputError("no FASTA records ('>' header lines) found", file=str(path))
+    """Records of a FASTA file (`dnahnet.io.fasta`), one at a time, checked and normalised to ACGTN."""
+    for rec in iter_fasta_records(path):
+        yield _dna_record(rec.name, rec.seq, Path(path), skip_invalid)
 
 
 def iter_bed_intervals(path: str | os.PathLike, genome) -> Iterator[tuple[str, int, int, str | None, int]]:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from dnahnet.alphabet import N_BYTE, as_bytes_array, invalid_dna_positions, normalize_dna, reverse_complement
-from dnahnet.devices import resolve_device  # noqa: F401  (re-exported)
+from dnahnet.devices import Precision, resolve_device, resolve_precision  # resolve_device re-exported
 from dnahnet.errors import DnahnetInputError
 from dnahnet.nn.hnet import HNetLM, HNetOutput
 
@@ -39,14 +39,6 @@ AUTO = -1  # window/context: follow the model's training length (window = seq_le
 MAX_BATCH_TOKENS = 1 << 17  # rows x length per forward pass: bounds logits memory (~128 MiB fp32)
 PENDING_BATCHES = 8  # short sequences gathered (in batches) before sorting them by length
 LN2 = math.log(2.0)
-
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "fp64": torch.float64, "float64": torch.float64,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16,
-}
-
 
 @dataclass(frozen=True)
 class Window:
@@ -110,36 +102,43 @@ class ScoreBlock:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """fp32 by default; bf16/fp16 only on CUDA (CPU half precision is slow and inexact here)."""
-    if dtype is None or dtype == "auto":
-        return torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise DnahnetInputError(f"unknown dtype {dtype!r} (use fp32, bf16, fp16 or fp64)")
-        dtype = _DTYPES[dtype]
-    if dtype in (torch.bfloat16, torch.float16) and device.type != "cuda":
-        raise DnahnetInputError(f"dtype {dtype} is only supported on CUDA; use fp32 on CPU")
-    return dtype
+    """The compute dtype of `--dtype` on `device`: fp32 by default; bf16 on CPU only where the CPU has it natively.
+
+    See `dnahnet.devices.resolve_precision` (CPU bf16 is autocast over fp32 weights).
+    """
+    p = resolve_precision(dtype, device)
+    return p.autocast or p.weights
 
 
-def load(checkpoint_dir: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "DnaModel":
+def load(checkpoint_dir: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+         compile: bool = False) -> "DnaModel":
     """Load a checkpoint folder, fine-tuned run folder or Hub id `org/name[@rev]` for inference.
 
-    Device auto: CUDA if available; fp32 unless asked.
+    Device auto: CUDA if available; fp32 unless asked (`dnahnet.devices.resolve_precision`).
+    `compile`: torch.compile each Mamba-2/attention block (`dnahnet.nn.compile`; compiled on first use).
     """
     from dnahnet.hub import resolve_checkpoint
-    from dnahnet.train.checkpoint import load_model
+    from dnahnet.io.checkpoint import load_model
 
     name = str(checkpoint_dir)
     checkpoint_dir = resolve_checkpoint(checkpoint_dir)  # a local folder, or a Hub id through the HF cache
     dev = resolve_device(device)
-    net = load_model(checkpoint_dir, device=dev, dtype=resolve_dtype(dtype, dev))
-    model = DnaModel(net, name=name, train_seq_len=training_length(checkpoint_dir))
+    precision = resolve_precision(dtype, dev)
+    net = load_model(checkpoint_dir, device=dev, dtype=precision.weights)
+    model = DnaModel(net, name=name, train_seq_len=training_length(checkpoint_dir), precision=precision)
+    if compile:
+        from dnahnet.nn.compile import compile_layers
+
+        model.compiled_blocks = compile_layers(net)
     if (Path(checkpoint_dir) / "finetune.json").exists():  # a fine-tuned run folder carries a prediction head
         from dnahnet.finetune.run import load_head
 
         model.head = load_head(checkpoint_dir)
     return model
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}.get(dtype, str(dtype))
 
 
 def training_length(checkpoint_dir: str | Path) -> int | None:
@@ -176,19 +175,28 @@ def pad_batch(rows: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.T
 class DnaModel:
     """An `HNetLM` in eval mode with DNA-aware scoring, boundaries and generation."""
 
-    def __init__(self, net: HNetLM, name: str = "model", train_seq_len: int | None = None) -> None:
+    def __init__(
+        self, net: HNetLM, name: str = "model", train_seq_len: int | None = None, precision: Precision | None = None
+    ) -> None:
         self.net = net.eval()
         self.name = name
         self.train_seq_len = train_seq_len
         self.config = net.config
         param = next(net.parameters())
         self.device = param.device
-        self.dtype = param.dtype
+        self.dtype = param.dtype  # the parameters' dtype (fp32 under CPU bf16 autocast)
+        # How forward passes run: every forward of `net` made for this model goes through `autocast()`.
+        self.precision = precision or Precision(_dtype_name(param.dtype), param.dtype, None, "the weights' dtype")
         self.head = None  # a `dnahnet.finetune.run.Head` when loaded from a fine-tuned run folder
+        self.compiled_blocks = 0  # blocks wrapped by torch.compile (`load(compile=True)`)
 
     @property
     def n_routed(self) -> int:
         return self.config.n_routed
+
+    def autocast(self):
+        """The context every forward pass of `net` runs in: bf16 autocast on CPU when asked, else nothing."""
+        return self.precision.context(self.device)
 
     @property
     def window_align(self) -> int:
@@ -222,7 +230,8 @@ class DnaModel:
     def _forward(self, rows: Sequence[np.ndarray]) -> tuple[HNetOutput, torch.Tensor, list[int]]:
         """Right-pad rows into one batch and run it (mask only when lengths differ)."""
         ids_t, mask, lengths = pad_batch(rows, self.device)
-        return self.net(ids_t, mask=mask), ids_t, lengths
+        with self.autocast():
+            return self.net(ids_t, mask=mask), ids_t, lengths
 
     @torch.inference_mode()
     def log2probs(self, rows: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -482,7 +491,8 @@ class DnaModel:
         total = len(ids) + n
         cache = self.net.allocate_inference_cache(1, total, dtype=self.dtype)
         prompt_t = torch.from_numpy(ids)[None].to(self.device)
-        out = self.net(prompt_t, cache=cache)
+        with self.autocast():
+            out = self.net(prompt_t, cache=cache)
         logits = out.logits[0, -1].float().cpu()
         tracks = self._prefill_tracks(out) if return_boundaries else None
         seq = list(ids.tolist())
@@ -490,7 +500,8 @@ class DnaModel:
             nxt = self._sample(logits, allowed, temperature, top_k, gen)
             seq.append(nxt)
             if i < n - 1 or return_boundaries:
-                logits = self.net.step(torch.tensor([[nxt]], device=self.device), cache)[0, -1].float().cpu()
+                with self.autocast():
+                    logits = self.net.step(torch.tensor([[nxt]], device=self.device), cache)[0, -1].float().cpu()
                 if tracks is not None:
                     self._step_tracks(tracks, cache.last_routing, len(seq) - 1)
         text = bytes(seq).decode("latin-1")

@@ -23,6 +23,7 @@ from typing import IO, Iterable, Iterator, Sequence
 import numpy as np
 
 from dnahnet.alphabet import N_BYTE, reverse_complement
+from dnahnet.distributed import DistEnv
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.fasta_input import InputRecord
 from dnahnet.infer.model import AUTO, MAX_BATCH_TOKENS, DnaModel, Window, _mean_of_strands, plan_windows
@@ -35,7 +36,6 @@ from dnahnet.io.bed import bedgraph_base_lines
 from dnahnet.io.bigwig import BigWigWriter
 from dnahnet.io.tracks import bedgraph_track_line, open_text_track, track_format
 from dnahnet.progress import ProgressFactory, silent
-from dnahnet.train.distributed import DistEnv
 
 REDUCTIONS = ("sum", "mean")
 
@@ -60,6 +60,7 @@ def header_lines(model: DnaModel, *, reduce: str, rc: bool, window: int | None, 
     unit = "base" if dna else "byte"
     lines = [
         f"# dnahnet score: model {model.name}",
+        f"# precision: {model.precision.describe()}",
         "# units: bits (log base 2); loglik_bits = sum of log2 P(x_t | x_<t) over scored positions; "
         f"bits_per_{unit} = -loglik_bits / scored_{unit}s",
         "# first position: not scored (the model predicts position t from positions < t; position 0 has no context)",
@@ -254,7 +255,7 @@ def score_regions(
         "command": "dnahnet score", "--checkpoint": model_identity(model), "--genome": genome_identity(genome),
         "regions (--region/--bed/--contigs)": regions_digest(regions), "--window": window, "--context": context,
         "windows per forward pass (--batch-size)": per_pass, "--shard-bases": shard_bases, "--rc": rc,
-        "--per-base": base_format, "dtype": str(model.dtype), "device": model.device.type,
+        "--per-base": base_format, "dtype": str(model.dtype), "precision": model.precision.name, "device": model.device.type,
     }
     summary = GenomeScoreSummary()
     plans: dict[int, list[Window]] = {}
@@ -292,21 +293,6 @@ def score_regions(
         counts = run_sharded(shards, store, env, compute, merge, advance)
     summary.shards, summary.shards_computed, summary.shards_reused = counts.shards, counts.computed, counts.reused
     return summary
-
-
-def fasta_length(path: str | os.PathLike) -> int:
-    """Sequence bytes of a FASTA (one quick pass, for a progress total); 0 when it cannot be read."""
-    from dnahnet.io.text import open_binary
-
-    total = 0
-    try:
-        with open_binary(path) as handle:
-            for line in handle:
-                if not line.startswith(b">"):
-                    total += len(line.strip())
-    except (OSError, EOFError, DnahnetInputError):
-        return 0
-    return total
 
 
 def _check_sorted_disjoint(genome, regions: Sequence[Region]) -> None:

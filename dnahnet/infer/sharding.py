@@ -15,7 +15,7 @@ skips the shards whose part exists, and a restart with other options is refused
 naming the first option that differs. Rank 0 merges the parts in shard order
 (genome order) into the final outputs, atomically, then removes the parts folder.
 
-Under torchrun (RANK/WORLD_SIZE set), `dnahnet.train.distributed.setup` joins
+Under torchrun (RANK/WORLD_SIZE set), `dnahnet.distributed.setup` joins
 the process group (gloo on CPU, NCCL on GPUs); rank r takes shards r, r + N, ...
 """
 
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from dnahnet.distributed import DistEnv
 from dnahnet.errors import DnahnetInputError
 from dnahnet.infer.model import Window, plan_windows
 from dnahnet.io.atomic import atomic_open, check_writable_dir
-from dnahnet.train.distributed import DistEnv
 
 DEFAULT_SHARD_BASES = 1_000_000  # kept bases per shard: restart granularity and unit of work per rank
 MANIFEST = "manifest.json"

@@ -109,6 +109,11 @@ def _fill_cache(cache: RoutingCache, h: torch.Tensor, mask: torch.Tensor | None)
     cache.position.copy_(lengths)
 
 
+def full_precision(t: torch.Tensor):
+    """Autocast off on `t`'s device: routing, the residual projection and the dechunk EMA stay fp32 under bf16."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
 class RoutingModule(nn.Module):
     """Cosine-similarity boundary predictor with identity-initialised projections."""
 
@@ -124,8 +129,12 @@ class RoutingModule(nn.Module):
         self.k_proj_layer.weight._no_reinit = True
 
     def _prob(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
-        cos = (F.normalize(self.q_proj_layer(prev), dim=-1) * F.normalize(self.k_proj_layer(cur), dim=-1)).sum(-1)
-        return torch.clamp((1.0 - cos) / 2.0, 0.0, 1.0)
+        # In the weights' dtype (fp32) even under bf16 autocast: p_t decides the boundaries.
+        dtype = self.q_proj_layer.weight.dtype
+        with full_precision(cur):
+            q = F.normalize(self.q_proj_layer(prev.to(dtype)), dim=-1)
+            k = F.normalize(self.k_proj_layer(cur.to(dtype)), dim=-1)
+            return torch.clamp((1.0 - (q * k).sum(-1)) / 2.0, 0.0, 1.0)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: RoutingCache | None = None) -> RoutingOutput:
         p = F.pad(self._prob(h[:, :-1], h[:, 1:]), (1, 0), value=1.0)
@@ -248,7 +257,8 @@ class DeChunkLayer(nn.Module):
         # fp32 before the clamp: in bf16, 1 - 1e-4 rounds to 1 and log1p(-P) becomes -inf.
         probs = boundary_prob if boundary_prob.dtype == torch.float64 else boundary_prob.float()
         P = boundary_probs_of_chunks(probs, boundary_mask, z.shape[1]).clamp(P_MIN, 1 - P_MIN)
-        smooth = ema_scan(z, P)
+        with full_precision(z):  # the EMA's scan matmuls in fp32 under bf16 autocast too
+            smooth = ema_scan(z, P)
         plug = (torch.cumsum(boundary_mask.long(), dim=1) - 1).clamp(min=0)
         out = torch.gather(smooth, 1, plug[..., None].expand(-1, -1, smooth.shape[-1]))
         if cache is not None:

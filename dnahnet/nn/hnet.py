@@ -25,6 +25,7 @@ from dnahnet.nn.chunking import (
     RoutingCache,
     RoutingModule,
     RoutingOutput,
+    full_precision,
     ratio_loss,
     ste,
 )
@@ -79,7 +80,8 @@ class HNet(nn.Module):
     def _residual(self, h: torch.Tensor) -> torch.Tensor:
         w = self.residual_proj.weight
         dtype = torch.float64 if h.dtype == torch.float64 else w.dtype
-        return F.linear(h.to(dtype), w.to(dtype), self.residual_proj.bias.to(dtype))
+        with full_precision(h):  # fp32 (the weights' dtype) under bf16 autocast too
+            return F.linear(h.to(dtype), w.to(dtype), self.residual_proj.bias.to(dtype))
 
     def forward(
         self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: HNetCache | None = None
@@ -102,8 +104,8 @@ class HNet(nn.Module):
         with record_function(f"stage{s}.main"):  # includes the inner stage's own labels
             inner, deeper = self.main_network(chunks, next_mask, None if cache is None else cache.main)
         with record_function(f"stage{s}.dechunk"):
-            z = self.dechunk_layer(
-                inner, routing.boundary_mask, routing.boundary_prob, mask, None if cache is None else cache.dechunk
+            z = self.dechunk_layer(  # smoothed and added in the residual's dtype (fp32 under autocast)
+                inner.to(residual.dtype), routing.boundary_mask, routing.boundary_prob, mask, None if cache is None else cache.dechunk
             )
             h = (z.to(residual.dtype) * ste(routing.selected_probs)[..., None] + residual).to(h.dtype)
         with record_function(f"stage{s}.decoder"):

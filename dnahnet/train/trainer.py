@@ -32,7 +32,7 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -43,18 +43,20 @@ import dnahnet
 from dnahnet.config import (
     DataConfig, ModelConfig, TrainConfig, apply_overrides, dataclass_from_dict, in_file, load_preset,
 )
+from dnahnet.data.setup import accumulation_steps, build_data
+from dnahnet.distributed import DistEnv, all_reduce_sum, setup, teardown
+from dnahnet.devices import resolve_precision
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.checkpoint import TRAIN, first_line, read_config
 from dnahnet.io.jsonfile import dumps
 from dnahnet.io.runlock import LOCK, run_lock
 from dnahnet.nn.chunking import ratio_loss
+from dnahnet.nn.compile import compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM, parameter_groups
 from dnahnet.train import checkpoint as ckpt
-from dnahnet.train.distributed import DistEnv, all_reduce_sum, gradient_sync, setup, teardown, unwrap, wrap_model
+from dnahnet.train.distributed import gradient_sync, unwrap, wrap_model
 from dnahnet.train.schedule import schedule_factor, total_steps
-
-if TYPE_CHECKING:
-    from dnahnet.data.loader import WindowBatches
 
 LN2 = math.log(2.0)
 
@@ -95,17 +97,6 @@ def ratio_loss_share(boundaries: torch.Tensor, prob_sum: torch.Tensor, count: to
     """
     frac = boundaries / count
     return ratio_loss(frac, prob_sum / count, target) - ratio_loss(frac, torch.zeros_like(prob_sum), target)
-
-
-def accumulation_steps(tokens_per_step: int, seq_len: int, micro_batch_size: int, world_size: int) -> int:
-    """Micro-batches per rank and step, from tokens_per_step = seq_len * micro * accumulation * world."""
-    per_pass = seq_len * micro_batch_size * world_size
-    if micro_batch_size < 1 or tokens_per_step < per_pass or tokens_per_step % per_pass:
-        raise DnahnetInputError(
-            f"tokens_per_step {tokens_per_step} must be a multiple of seq_len {seq_len} x micro_batch_size "
-            f"{micro_batch_size} x {world_size} process(es) = {per_pass}"
-        )
-    return tokens_per_step // per_pass
 
 
 def _rng_state() -> dict:
@@ -161,13 +152,17 @@ class Trainer:
         self.accumulation = accumulation_steps(
             config.tokens_per_step, data_config.seq_len, config.micro_batch_size, self.env.world_size
         )
-        self.dtype = torch.bfloat16 if config.precision == "bf16" or (
-            config.precision == "auto" and self.device.type == "cuda") else torch.float32
+        # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 on CPU only where the CPU has it natively.
+        self.precision = resolve_precision(config.precision, self.device, option="train.precision",
+                                           auto="bf16" if self.device.type == "cuda" else "fp32", cast_on_cuda=False)
+        self.dtype = self.precision.autocast or self.precision.weights
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
 
         self.raw_model = model.to(self.device)
+        if config.compile:  # per block, before any wrapper; compiled lazily on the first steps
+            compile_layers(self.raw_model)
         self.model = wrap_model(self.raw_model, self.env, config.distributed)
         self.raw_model = unwrap(self.model)
         self.model_config = self.raw_model.config
@@ -186,9 +181,7 @@ class Trainer:
 
     # ----- one optimiser step ----------------------------------------------------------------------
     def _autocast(self):
-        if self.dtype == torch.bfloat16:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return self.precision.context(self.device)
 
     def _micro_batches(self, step: int) -> list[dict[str, torch.Tensor]]:
         """This rank's micro-batches of `step`, read here or prefetched by `num_workers` loader processes."""
@@ -316,7 +309,7 @@ class Trainer:
     @staticmethod
     def _checkpoint_step(directory: Path) -> int | str:
         try:
-            return json.loads((directory / ckpt.TRAIN).read_text())["step"]
+            return json.loads((directory / TRAIN).read_text())["step"]
         except (OSError, ValueError, KeyError):
             return "?"
 
@@ -364,6 +357,8 @@ class Trainer:
             self._window[1] += dt
             metrics["bases_per_s"] = self._window[0] * cfg.tokens_per_step / self._window[1]
             metrics["elapsed_s"] = self.elapsed
+            if self.config.compile:  # all compiling so far (train and eval graphs); most of it is inside elapsed_s
+                metrics["compile_s"] = compile_seconds()
 
             k = self.step
             evaluate = bool(self.eval_batches) and cfg.eval_every > 0 and (k % cfg.eval_every == 0 or k == self.total_steps)
@@ -410,6 +405,7 @@ class Trainer:
             "accumulation": self.accumulation,
             "device": str(self.device),
             "precision": str(self.dtype).removeprefix("torch."),
+            "precision_note": self.precision.describe(),  # which precision ran and why
             "dnahnet": dnahnet.__version__,
         }
 
@@ -450,7 +446,7 @@ class Trainer:
                 optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True),
             )
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise DnahnetInputError(f"checkpoint does not fit this model/optimiser ({ckpt.first_line(exc)})", file=str(directory)) from None
+            raise DnahnetInputError(f"checkpoint does not fit this model/optimiser ({first_line(exc)})", file=str(directory)) from None
         self.data.load_state_dict(state["data"])
         _set_rng_state(state["rng"])
         self.step = int(state["step"])
@@ -463,73 +459,6 @@ class Trainer:
 
 
 # ----- a whole run from configs -------------------------------------------------------------------------
-def genome_source_and_splits(cfg: DataConfig):
-    """(source, splits) in DNA mode: one FASTA as a `Genome`; several files, a folder, a TSV manifest,
-    GenBank or `split_by: genome` as a `GenomeCorpus` (sequence names `genome/contig`)."""
-    from dnahnet.data.corpus import GenomeCorpus, genome_format, genome_splits
-    from dnahnet.data.genome import Genome
-    from dnahnet.data.intervals import build_splits
-
-    if not cfg.genome:
-        raise DnahnetInputError("no genome given (a FASTA/GenBank file, several, a folder or a TSV manifest)")
-    single = Path(cfg.genome[0])
-    if len(cfg.genome) == 1 and cfg.split_by != "genome" and single.is_file() and genome_format(single) != "genbank" \
-            and single.suffix.lower() not in (".tsv", ".txt", ".manifest"):
-        source = Genome(single)
-        return source, build_splits(source, cfg)
-    corpus = GenomeCorpus(cfg.genome)
-    if cfg.split_by == "genome" and len(corpus.genomes) == 1:
-        # one genome cannot be split by genome: hold out the ends of its contigs (split_by "fraction")
-        return corpus, build_splits(corpus, dataclasses.replace(cfg, split_by="fraction"))
-    if cfg.split_by == "genome":
-        splits = genome_splits(corpus, cfg.valid_genomes, cfg.test_genomes, cfg.valid_fraction, cfg.test_fraction, seed=cfg.seed)
-        if not splits["train"].intervals:
-            raise DnahnetInputError("split_by 'genome' left no genome for training", file=str(corpus.path))
-        return corpus, splits
-    return corpus, build_splits(corpus, cfg)
-
-
-def build_data(
-    data_config: DataConfig, train_config: TrainConfig, env: DistEnv | None = None
-) -> tuple["WindowBatches", list[dict[str, torch.Tensor]]]:
-    """(this rank's WindowBatches, fixed held-out batches) for a DataConfig: a genome or corpus, or text files."""
-    from dnahnet.data.intervals import build_splits
-    from dnahnet.data.loader import WindowBatches, make_eval_batches
-
-    env = env or DistEnv()
-    cfg = data_config
-    if cfg.mode == "text":
-        from dnahnet.data.text import ByteCorpus, text_splits
-
-        source = ByteCorpus(cfg.text)
-        splits = text_splits(source, cfg.valid_fraction, cfg.test_fraction)
-    elif cfg.mode == "dna":
-        source, splits = genome_source_and_splits(cfg)
-    else:
-        raise DnahnetInputError(f"data mode: must be 'dna' or 'text', got {cfg.mode!r}")
-    accumulation_steps(train_config.tokens_per_step, cfg.seq_len, train_config.micro_batch_size, env.world_size)
-    if cfg.mode == "dna" and hasattr(source, "genome_of"):  # a GenomeCorpus: per-genome sampling weights
-        from dnahnet.data.corpus import CorpusSampler
-
-        sampler = CorpusSampler(
-            splits["train"], cfg.seq_len, weighting=cfg.genome_weighting, max_n_fraction=cfg.max_n_fraction, seed=cfg.seed
-        )
-    else:
-        sampler = splits["train"].sampler(cfg.seq_len, max_n_fraction=cfg.max_n_fraction, seed=cfg.seed)
-    batches = WindowBatches(
-        sampler, train_config.tokens_per_step // cfg.seq_len, micro_batch_size=train_config.micro_batch_size,
-        rank=env.rank, world_size=env.world_size, rc_prob=cfg.rc_prob, softmask_weight=cfg.softmask_weight,
-    )
-    eval_batches = []
-    if cfg.eval_windows > 0:
-        # held-out bits per base weight every non-N base 1, whatever the training soft-mask weight
-        eval_batches = make_eval_batches(
-            splits["valid"], cfg.eval_windows, cfg.seq_len, train_config.micro_batch_size,
-            seed=cfg.seed, max_n_fraction=cfg.max_n_fraction, softmask_weight=1.0,
-        )
-    return batches, eval_batches
-
-
 def run_configs(
     config: str | Path | None = None,
     *,
@@ -549,8 +478,8 @@ def run_configs(
             raise DnahnetInputError("--resume continues with the checkpoint's configuration; leave out --config")
         if any(o.strip().startswith("model.") for o in overrides or []):
             raise DnahnetInputError("--resume continues the checkpoint's model; --set model.* cannot change it")
-        model_cfg = ckpt.read_config(resume_from)
-        info_path = Path(resume_from) / ckpt.TRAIN
+        model_cfg = read_config(resume_from)
+        info_path = Path(resume_from) / TRAIN
         try:
             info = json.loads(info_path.read_text())
             base_train, base_data = info["train"], info["data"]

@@ -31,7 +31,7 @@ import numpy as np
 from dnahnet.alphabet import reverse_complement
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
-from dnahnet.io.text import open_text
+from dnahnet.io.tables import read_essentiality_labels
 from dnahnet.io.jsonfile import write_json
 from dnahnet.io.options import check_int
 from dnahnet.progress import ProgressFactory, silent
@@ -152,27 +152,6 @@ def gene_window(genome, gene: Gene, window: int, circular: bool) -> GeneWindow:
     return GeneWindow(gene, seq, ko, off, seq[rel:rel + 3], clipped, wrapped, shifted)
 
 
-def read_labels(path: str | os.PathLike) -> dict[str, tuple[int, str]]:
-    """gene id -> (essential 0/1, organism or ''); a header line is skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise DnahnetInputError("labels file not found", file=str(path))
-    out: dict[str, tuple[int, str]] = {}
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            f = [x.strip() for x in line.rstrip("\r\n").split("\t")]
-            if not f[0] or f[0].startswith("#"):
-                continue
-            if len(f) < 2:
-                raise DnahnetInputError("expected gene id and essential (0/1)", file=str(path), position=f"line {lineno}")
-            if f[1] not in ("0", "1"):
-                if lineno == 1:
-                    continue  # header
-                raise DnahnetInputError(f"essential must be 0 or 1, got {f[1]!r}", file=str(path), position=f"line {lineno}")
-            out[f[0]] = (int(f[1]), f[2] if len(f) > 2 else "")
-    return out
-
-
 def run_essentiality(
     model, genome_path: str | os.PathLike, annotation: str | os.PathLike, out_dir: str | os.PathLike, *,
     labels: str | os.PathLike | None = None, window: int = 8192, skip_no_start: bool = False,
@@ -182,19 +161,16 @@ def run_essentiality(
 
     `progress` is told the bases to score (wild type and knockout windows) and hears of each block's.
     """
-    from dnahnet.analysis.annotations import load_annotation
-    from dnahnet.io.chrom_names import reconcile_chrom_names
     from dnahnet.data.corpus import open_genome
+    from dnahnet.io.annotations import read_annotation
 
     check_int(window, "--window", minimum=KO_OFFSET + len(CASSETTE), what="room for the start codon and the knockout cassette")
     check_int(batch_size, "--batch-size")
     check_int(limit, "--limit")
-    lab = read_labels(labels) if labels else {}  # a bad labels file fails now, not after every gene is scored
+    lab = read_essentiality_labels(labels) if labels else {}  # a bad labels file fails now, not after every gene is scored
     out = check_writable_dir(out_dir)
-    genome = open_genome(genome_path)
-    table = load_annotation(annotation)
-    mapping, _ = reconcile_chrom_names(table.chrom.tolist(), genome.names, file=str(annotation))
-    table = table.rename_chroms(mapping)
+    genome = open_genome(genome_path)  # a GenBank given as genome and annotation is parsed once (dnahnet.io.genbank)
+    table, _ = read_annotation(annotation, types={"CDS"}).on_genome(genome.names, file=str(annotation))
     topology = {**getattr(genome, "topology", {}), **table.topology}
     genes, spanning = genes_from_annotation(table)
     if not genes:

@@ -24,15 +24,15 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.fasta import read_fasta
 from dnahnet.io.jsonfile import write_json
 from dnahnet.io.options import check_int
-from dnahnet.io.text import open_text
+from dnahnet.io.tables import iter_variant_table
 from dnahnet.zeroshot.hgvs import HgvsError, mutate
 from dnahnet.zeroshot.stats import partial_spearman, spearman
 
@@ -70,16 +70,9 @@ def nonsyn_codons(wt: str, mut: str) -> int:
 
 
 def read_cds_fasta(path: str | os.PathLike) -> dict[str, str]:
-    from Bio import SeqIO
-
-    path = Path(path)
-    if not path.is_file():
-        raise DnahnetInputError("reference CDS FASTA not found", file=str(path))
-    with open_text(path) as fh:
-        records = {r.id: str(r.seq).upper() for r in SeqIO.parse(fh, "fasta")}
-    if not records:
-        raise DnahnetInputError("no FASTA records", file=str(path))
-    return records
+    """Record name -> upper-case wild-type CDS (c.1 = its first base), read by `dnahnet.io.fasta`."""
+    return {name: seq.decode("ascii", errors="replace").upper()
+            for name, seq in read_fasta(path, what="reference CDS FASTA").items()}
 
 
 @dataclass
@@ -95,39 +88,17 @@ class VariantRow:
 
 
 def read_variants(path: str | os.PathLike, references: dict[str, str]) -> list[VariantRow]:
-    path = Path(path)
-    if not path.is_file():
-        raise DnahnetInputError("variants TSV not found", file=str(path))
-    with open_text(path) as fh:
-        lines = [ln.rstrip("\r\n") for ln in fh if ln.strip() and not ln.startswith("#")]
-    if not lines:
-        raise DnahnetInputError("variants TSV is empty", file=str(path))
-    header = [h.strip().lower() for h in lines[0].split("\t")]
-
-    def col(*names: str) -> int | None:
-        return next((header.index(n) for n in names if n in header), None)
-
-    i_hgvs, i_assay, i_ref, i_fit = col("hgvs", "variant", "mutant"), col("assay"), col("reference", "ref"), col("fitness", "dms_score", "score")
-    if i_hgvs is None:
-        raise DnahnetInputError("the header must name an 'hgvs' column (or 'variant'/'mutant')", file=str(path), position="line 1")
+    """The variants TSV (`dnahnet.io.tables`), each row given its reference CDS record."""
     only = next(iter(references)) if len(references) == 1 else None
     rows = []
-    for lineno, line in enumerate(lines[1:], 2):
-        f = line.split("\t")
-        get = lambda i: f[i].strip() if i is not None and i < len(f) else ""  # noqa: E731
-        assay = get(i_assay)
-        ref = get(i_ref) or (assay if assay in references else only)
+    for rec in iter_variant_table(path):
+        ref = rec.reference or (rec.assay if rec.assay in references else only)
         if ref is None or ref not in references:
             raise DnahnetInputError(
                 f"no reference CDS for this variant (give a 'reference' column naming a record of {', '.join(list(references)[:4])})",
-                file=str(path), position=f"line {lineno}",
+                file=str(path), record=f"line {rec.lineno}",
             )
-        fit_text = get(i_fit)
-        try:
-            fitness = float(fit_text) if fit_text not in ("", "NA", "nan", "NaN") else math.nan
-        except ValueError:
-            raise DnahnetInputError(f"fitness must be a number, got {fit_text!r}", file=str(path), position=f"line {lineno}") from None
-        rows.append(VariantRow(assay or ref, ref, get(i_hgvs), fitness))
+        rows.append(VariantRow(rec.assay or ref, ref, rec.hgvs, rec.fitness))
     return rows
 
 
