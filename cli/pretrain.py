@@ -141,4 +141,5 @@ def register(app: typer.Typer) -> None:
         if train_cfg.compile:
             from dnahnet.nn.compile import compile_seconds
 
-            typer.echo(f"compile     {compile_seconds():.1f} s compiling, of {trainer.elapsed:.1f} s in training steps")
+            typer.echo(f"compile     {trainer.compile_s:.1f} s compiling + {trainer.elapsed - trainer.compile_s:.1f} s running "
+                       f"in training steps; {compile_seconds():.1f} s compiling in all (evaluation graphs too)")

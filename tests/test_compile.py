@@ -1,8 +1,15 @@
-"""--compile: per-block torch.compile gives eager's logits and gradients to float tolerance."""
+"""--compile: per-block torch.compile gives eager's logits and gradients to float tolerance.
+
+The suite traces with the aot_eager backend (Dynamo + AOTAutograd, about 15 s): it proves each
+block's forward and backward trace whole (fullgraph, no breaks) and equal eager. Inductor itself
+(C++ code generation) takes about 3 minutes cold on 2 shared cores (25 s with its cache warm),
+so that variant runs only with DNAHNET_TEST_INDUCTOR=1.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -11,13 +18,17 @@ from dnahnet.config import model_config_from_preset
 from dnahnet.nn.compile import compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM
 
+INDUCTOR = pytest.param("inductor", marks=pytest.mark.skipif(
+    not os.environ.get("DNAHNET_TEST_INDUCTOR"), reason="about 3 minutes cold; set DNAHNET_TEST_INDUCTOR=1"))
+
 
 @pytest.mark.slow
-def test_compiled_blocks_equal_eager_forward_and_backward():
+@pytest.mark.parametrize("backend", ["aot_eager", INDUCTOR])
+def test_compiled_blocks_equal_eager_forward_and_backward(backend):
     torch.manual_seed(0)
     eager = HNetLM(model_config_from_preset("tiny"))
     compiled = copy.deepcopy(eager)
-    assert compile_layers(compiled) == 3  # encoder m1, main T1, decoder m1
+    assert compile_layers(compiled, backend=backend, fullgraph=True) == 3  # encoder m1, main T1, decoder m1
     g = torch.Generator().manual_seed(1)
     ids = torch.tensor(list(b"ACGT"))[torch.randint(4, (2, 192), generator=g)]
     before = compile_seconds()

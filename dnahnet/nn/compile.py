@@ -16,15 +16,16 @@ from dnahnet.nn.isotropic import Block
 from dnahnet.nn.mamba2 import Mamba2
 
 
-def compile_layers(model: nn.Module) -> int:
+def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool = False) -> int:
     """Compile every Mamba-2 and attention block of `model` in place; returns how many were wrapped.
 
     Compilation itself happens lazily, on each block's first call (see `compile_seconds`).
+    `fullgraph=True` raises on any graph break instead of falling back (tests).
     """
     n = 0
     for module in model.modules():
         if isinstance(module, Block) and isinstance(module.mixer, (Mamba2, CausalMHA)):
-            module.compile()
+            module.compile(backend=backend, fullgraph=fullgraph)
             n += 1
     return n
 
