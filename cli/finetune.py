@@ -42,6 +42,7 @@ def gue(
     n_boot: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed (subsamples, probes, fine-tuning)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),
+    report_only: bool = typer.Option(False, "--report-only", help="Report the finished runs in --out only; train nothing (runs missing for a task are left out and said)."),
 ) -> None:
     """GUE: k-mer baseline, frozen probe and full fine-tune per checkpoint; test AUROC with intervals beside published ones.
 
@@ -54,6 +55,7 @@ def gue(
         tasks=None if tasks == "all" else [t for t in tasks.split(",") if t],
         modes=[m for m in modes.split(",") if m], max_train=max_train, kmax=kmax, epochs=epochs,
         eval_every=eval_every, batch_size=batch_size, n_boot=n_boot, seed=seed, device=device,
+        report_only=report_only,
     )
     report = run_gue(cfg, command=command_line(), log=lambda m: _note(m))
     _note(f"wrote {report}")

@@ -91,6 +91,7 @@ class GueConfig:
     n_boot: int = 1000
     seed: int = 0
     device: str = "auto"
+    report_only: bool = False  # use finished run folders only; train nothing (a report over runs of several invocations)
 
 
 # ----- k-mer baseline -------------------------------------------------------------------------------
@@ -220,6 +221,9 @@ def run_gue(cfg: GueConfig, command: str | None = None, log: Callable[[str], Non
                 run = out / "runs" / task / f"{_label(checkpoint)}-{mode}"
                 if (run / "finetune.json").exists():
                     meta = json.loads((run / "finetune.json").read_text())
+                elif cfg.report_only:
+                    log(f"{task}: {checkpoint} {mode}: no finished run, left out of the report (--report-only)")
+                    continue
                 else:
                     full = FullConfig(epochs=cfg.epochs, eval_every=cfg.eval_every, batch_size=cfg.batch_size, seed=cfg.seed)
                     meta = finetune(checkpoint, split["train"], split["dev"], run, test=split["test"], mode=mode,
@@ -274,10 +278,7 @@ def paired_differences(results: dict, data: Path, cfg: GueConfig) -> list[dict]:
             return np.asarray(labels, np.float64), np.asarray(row["kmer"]["test_predictions"], np.float64)
         return read_predictions(Path(row["runs"][key]["run"]) / "predictions_test.tsv")
 
-    first = next(iter(results["tasks"].values()), None)
-    if first is None:
-        return []
-    runs = first["runs"]
+    runs = {key: run for row in results["tasks"].values() for key, run in row["runs"].items()}
     pairs = [(key, "k-mer") for key in runs]
     pairs += [(a, b) for a in runs for b in runs
               if runs[a]["hierarchical"] and not runs[b]["hierarchical"] and runs[a]["mode"] == runs[b]["mode"]]
@@ -397,12 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--report-only", action="store_true", help="report finished runs only; train nothing")
     args = parser.parse_args(argv)
     cfg = GueConfig(
         checkpoints=[c for c in args.checkpoints.split(",") if c], data=args.data, out=args.out,
         tasks=None if args.tasks == "all" else args.tasks.split(","), modes=args.modes.split(","),
         max_train=args.max_train, kmax=args.kmax, epochs=args.epochs, eval_every=args.eval_every, batch_size=args.batch_size,
-        n_boot=args.bootstrap, seed=args.seed, device=args.device,
+        n_boot=args.bootstrap, seed=args.seed, device=args.device, report_only=args.report_only,
     )
     command = "python -m dnahnet_pipelines.gue " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:

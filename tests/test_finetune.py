@@ -187,6 +187,17 @@ def test_gue_pipeline_on_one_task(task, tmp_path):
     text = report.read_text()
     assert "| prom_prom_core_tata | Promoter TATA 70 bps |" in text and "| 0.778 | 0.795 | 0.783 | 0.810 | 0.796 |" in text
     run_gue(cfg, command="test")  # a rerun reuses the finished run folder instead of refusing it
+    paired = json.loads((tmp_path / "gue" / "results.json").read_text())["paired"]
+    assert [(p["a"], p["b"]) for p in paired] == [(f"{task['ckpt']}|probe", "k-mer")]  # one model: no H-Net/isotropic pair
+    diff = paired[0]["per_task"]["prom_prom_core_tata"]
+    assert diff["value"] == pytest.approx(probe["value"] - row["kmer"]["test"]["auroc"]["value"], abs=1e-9)
+    assert "## Paired differences in test AUROC" in report.read_text()
+    # --report-only: a checkpoint with no finished run is left out, nothing is trained
+    other = tmp_path / "never-trained"
+    only = GueConfig(**{**cfg.__dict__, "checkpoints": [str(task["ckpt"]), str(other)], "report_only": True})
+    run_gue(only, command="test")
+    runs = json.loads((tmp_path / "gue" / "results.json").read_text())["tasks"]["prom_prom_core_tata"]["runs"]
+    assert list(runs) == [f"{task['ckpt']}|probe"]
 
 
 def test_probe_regresses_gc_content_from_embeddings(task, tmp_path):
