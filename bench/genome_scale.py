@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--genome", default=str(DEFAULT_GENOME))
     ap.add_argument("--region", default=None, help="chr:start-end (1-based); default: the whole genome")
     ap.add_argument("--procs", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 2, 4, 8])
     ap.add_argument("--commands", nargs="+", default=["boundaries", "score"], choices=["boundaries", "score"])
     ap.add_argument("--shard-bases", type=int, default=None,
                     help="default: 1,000,000 (the CLI's), less for small regions so every process gets 8+ shards")
@@ -273,10 +273,11 @@ def report(meta: dict, rows: list[dict], sweep: list[dict]) -> str:
             continue
         lines.append(f"| {r['command']} | {r['processes']} | {kind} | {r['seconds']:.1f} | {r['bases_per_s']:,.0f} | {acgt} | "
                      f"{eff} | {r['peak_rss_bytes_max'] / mib:,.0f} | {outs} |")
-    lines += ["", f"Boundary export, one process, windows per forward pass ({meta.get('sweep_region', meta['region'])}):", "",
-              "| --batch-size | seconds | bases/s | peak RSS (MiB) |", "|---|---|---|---|"]
-    lines += [f"| {s['batch_size']} | {s['seconds']:.1f} | {s['bases_per_s']:,.0f} | {s['peak_rss_bytes_max'] / mib:,.0f} |"
-              for s in sweep]
+    if sweep:
+        lines += ["", f"Boundary export, one process, windows per forward pass ({meta.get('sweep_region', meta['region'])}):", "",
+                  "| --batch-size | seconds | bases/s | peak RSS (MiB) |", "|---|---|---|---|"]
+        lines += [f"| {s['batch_size']} | {s['seconds']:.1f} | {s['bases_per_s']:,.0f} | {s['peak_rss_bytes_max'] / mib:,.0f} |"
+                  for s in sweep]
     loads = [f"{r['command']} {r['processes']}p {r['load_before']:.1f}->{r['load_after']:.1f}" for r in rows if "load_before" in r]
     loads += [f"batch {s['batch_size']} {s['load_before']:.1f}->{s['load_after']:.1f}" for s in sweep if "load_before" in s]
     if loads:
