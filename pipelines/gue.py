@@ -232,7 +232,8 @@ def run_gue(cfg: GueConfig, command: str | None = None, log: Callable[[str], Non
                 auroc = meta["metrics"]["test"]["auroc"]
                 row["runs"][f"{checkpoint}|{mode}"] = {"checkpoint": checkpoint, "mode": mode, "test_auroc": auroc,
                                                        "wall_s": meta["wall_clock_s"]["total_s"], "run": str(run),
-                                                       "hierarchical": _hierarchical(run)}
+                                                       "hierarchical": _hierarchical(run),
+                                                       "best_step": (meta.get("fit") or {}).get("best_step") if mode == "full" else None}
                 log(f"{task}: {checkpoint} {mode} test AUROC {auroc['value']:.3f} [{auroc['low']:.3f}, {auroc['high']:.3f}]")
         results["tasks"][task] = row
     results["paired"] = paired_differences(results, data, cfg)
@@ -363,6 +364,12 @@ def render_report(results: dict) -> str:
                 cells.append(_fmt(run["test_auroc"]) if run else "-")
         pub = [f"{row['published'][m]:.3f}" for m in PUBLISHED_MODELS]
         lines.append("| " + " | ".join([task, row["name"], *cells, *pub]) + " |")
+    full = [r for row in results["tasks"].values() for r in row["runs"].values() if r["mode"] == "full"]
+    at_zero = [r for r in full if r.get("best_step") == 0]
+    if full:
+        lines += ["", f"Full fine-tuning starts from a linear-probe head (step 0) and keeps the step with the best dev "
+                  f"AUROC: in {len(at_zero)} of {len(full)} full runs that was step 0, i.e. training the backbone did not "
+                  "improve dev AUROC and the figure is that of the step-0 probe head."]
     lines += ["", "Wall-clock (s; k-mer: all k fitted; runs: embedding or training, prediction and bootstrap):", "",
               "| " + " | ".join(["task", "train / dev / test", "k-mer", *columns]) + " |",
               "|---|---|---|" + "---|" * len(columns)]
