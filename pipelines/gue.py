@@ -342,7 +342,9 @@ def _fmt(m: dict) -> str:
 
 def render_report(results: dict) -> str:
     cfg = results["config"]
-    columns = [f"{c} {m}" for c in cfg["checkpoints"] for m in cfg["modes"]]
+    names = [Path(c).name for c in cfg["checkpoints"]]
+    names = names if len(set(names)) == len(names) else list(cfg["checkpoints"])  # folder names when they identify
+    columns = [f"{n} {m}" for n in names for m in cfg["modes"]]
     lines = [
         "# GUE: k-mer baseline, probe and full fine-tune vs published AUROC",
         "",
@@ -381,6 +383,8 @@ def render_report(results: dict) -> str:
                 run = row["runs"].get(f"{c}|{m}")
                 cells.append(f"{run['wall_s']:.1f}" if run else "-")
         lines.append("| " + " | ".join([task, f"{s['train']:,} / {s['dev']:,} / {s['test']:,}", *cells]) + " |")
+    lines += ["", "`-`: no finished run for that task and checkpoint (not estimated). Columns name the checkpoint folders: "
+              + ", ".join(f"`{n}` = `{c}`" for n, c in zip(names, cfg["checkpoints"])) + "."]
     lines += render_paired(results.get("paired", []))
     lines += ["", f"Published columns: {SOURCE}. Those models were pretrained on whole genomes on GPU clusters "
               "and probed on complete training sets; they are anchors, not like-for-like comparisons.", ""]
