@@ -19,6 +19,7 @@ OUT/kmer/TASK.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -271,6 +272,7 @@ def paired_differences(results: dict, data: Path, cfg: GueConfig) -> list[dict]:
     from dnahnet.finetune.metrics import paired_auroc_difference
     from dnahnet.finetune.run import read_predictions
 
+    @functools.lru_cache(maxsize=None)  # each file is read once, though it takes part in several pairs
     def scores(task: str, key: str) -> tuple[np.ndarray, np.ndarray]:
         row = results["tasks"][task]
         if key == "k-mer":
