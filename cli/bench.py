@@ -49,7 +49,8 @@ def train(
     seq_len: int = typer.Option(None, help="Window length (default: each preset's)"),
     batch: int = typer.Option(None, help="Micro-batch (default: each preset's)"),
     repeats: int = typer.Option(3, help="Timed steps (best is kept)"),
-    profile: bool = typer.Option(True, help="Also profile one step by part"),
+    profile: bool = typer.Option(True, help="Also profile one step by part (not with --compile)"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the whole backbone, one graph (compile time reported separately)."),
 ) -> None:
     """Training-step bases/s and MFU against a matmul peak measured now, with a profile by part.
 
@@ -58,7 +59,7 @@ def train(
     from dnahnet.perf.train_profile import TrainBench, bench_train
 
     opts = TrainBench(configs=configs, out=str(out), device=device, seq_len=seq_len, batch=batch, repeats=repeats,
-                      profile=profile)
+                      profile=profile, compile=compile_)
     bench_train(opts, command=command_line(), log=typer.echo)
     typer.echo(f"report: {out / 'report.md'}")
 

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         shard_bases: int = typer.Option(1_000_000, "--shard-bases", help="Bases per shard: the unit of work per process and of restart (parts in <out>.parts/)."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),
         dtype: str = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately)."),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile the whole backbone, one graph (compile time reported separately)."),
     ) -> None:
         """Chunk boundaries as BED6 (name = stage, score = 1000 x p_t at the chunk start), sorted, 0-based.
 
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
               f"{s.regions_all_n} all-N regions, {s.windows_skipped_all_n} of {s.windows} windows all N (skipped); "
               f"{s.shards} shards on {env.world_size} process(es), {s.shards_reused} reused from an interrupted run",
               file=sys.stderr)
-        if model.compiled_blocks:
+        if model.compiled:
             from dnahnet.nn.compile import compile_summary
 
-            print(f"dnahnet: {compile_summary(model.compiled_blocks, time.perf_counter() - started)}", file=sys.stderr)
+            print(f"dnahnet: {compile_summary(model.compiled, time.perf_counter() - started)}", file=sys.stderr)

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(16, "--batch-size", help="Sequences (or windows) per forward pass."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N."),
         dtype: str = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately)."),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (stage outputs are tapped; compile time reported separately)."),
     ) -> None:
         """Hidden-state embeddings of sequences: mean-pooled, per base, or per chunk with base spans.
 
@@ -72,15 +72,16 @@ def register(app: typer.Typer) -> None:
             records_list = [(r.name, r.seq) for r in iter_genome_intervals(ref, bed)]
             total, records = sum(0 if s is None else len(s) for _, s in records_list), iter(records_list)
         started = time.perf_counter()
-        model = load(checkpoint, device=device, dtype=dtype, compile=compile_)
+        # per block: embedding taps stage outputs with forward hooks (see dnahnet.nn.compile)
+        model = load(checkpoint, device=device, dtype=dtype, compile="blocks" if compile_ else False)
         with progress(total, unit="bases", label="embed") as advance:
             n = embed_to_file(model, records, out, layer=layer, stage=stage, pool=pool, rc=rc, window=window or None,
                               context=context, batch_size=batch_size, on_bases=advance)
         _note(f"embedded {n} records ({total:,} bases), layer {layer} stage {stage} pool {pool}: {out}")
-        if model.compiled_blocks:
+        if model.compiled:
             from dnahnet.nn.compile import compile_summary
 
-            _note(compile_summary(model.compiled_blocks, time.perf_counter() - started))
+            _note(compile_summary(model.compiled, time.perf_counter() - started))
 
     @app.command()
     def export(

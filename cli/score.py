@@ -13,7 +13,7 @@ from dnahnet.errors import DnahnetInputError
 
 CHECKPOINT = typer.Option(..., "--checkpoint", help="Checkpoint folder (config.json + model.safetensors).")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")
-COMPILE = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately).")
+COMPILE = typer.Option(False, "--compile", help="torch.compile the whole backbone, one graph (compile time reported separately).")
 DTYPE = typer.Option("auto", "--dtype", help="auto (fp32), fp32, bf16 (CPU: autocast, where the CPU has avx512_bf16/amx_bf16), or on CUDA fp16.")
 
 
@@ -23,10 +23,10 @@ def _note(message: str) -> None:
 
 def _compile_note(model, started: float) -> None:
     """With --compile: compile time apart from run time, on stderr."""
-    if model.compiled_blocks:
+    if model.compiled:
         from dnahnet.nn.compile import compile_summary
 
-        _note(compile_summary(model.compiled_blocks, time.perf_counter() - started))
+        _note(compile_summary(model.compiled, time.perf_counter() - started))
 
 
 def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, window, context, reduce, batch_size,

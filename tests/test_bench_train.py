@@ -44,3 +44,13 @@ def test_unknown_config_and_short_length_are_input_errors(tmp_path):
         bench_train(TrainBench(configs="tiny,nope", out=str(tmp_path)))
     with pytest.raises(DnahnetInputError, match="smallest chunk"):
         bench_train(TrainBench(configs="tiny", seq_len=8, out=str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_bench_train_compiled_reports_compile_time_apart(tmp_path):
+    res = bench_train(TrainBench(configs="tiny-2stage", seq_len=256, batch=2, repeats=1, device="cpu", out=str(tmp_path),
+                                 compile=True, compile_backend="aot_eager"), log=lambda *_: None)
+    (row,) = res["rows"]
+    assert row["compiled"] and row["compile_s"] > 0 and row["first_step_s"] >= row["compile_s"]
+    assert row["bases_per_s"] > 0 and "profile_s" not in row  # labels do not survive compilation
+    assert "| tiny-2stage | " in (tmp_path / "report.md").read_text().split("compile s")[1]

@@ -111,11 +111,12 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def load(checkpoint_dir: str | Path, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-         compile: bool = False) -> "DnaModel":
+         compile: bool | str = False) -> "DnaModel":
     """Load a checkpoint folder, fine-tuned run folder or Hub id `org/name[@rev]` for inference.
 
     Device auto: CUDA if available; fp32 unless asked (`dnahnet.devices.resolve_precision`).
-    `compile`: torch.compile each Mamba-2/attention block (`dnahnet.nn.compile`; compiled on first use).
+    `compile`: True or "model" compiles the whole backbone, "blocks" each Mamba-2/attention block
+    (`dnahnet.nn.compile`; compiled on first use).
     """
     from dnahnet.hub import resolve_checkpoint
     from dnahnet.io.checkpoint import load_model
@@ -127,9 +128,10 @@ def load(checkpoint_dir: str | Path, device: str | torch.device | None = None, d
     net = load_model(checkpoint_dir, device=dev, dtype=precision.weights)
     model = DnaModel(net, name=name, train_seq_len=training_length(checkpoint_dir), precision=precision)
     if compile:
-        from dnahnet.nn.compile import compile_layers
+        from dnahnet.nn.compile import compile_layers, describe
 
-        model.compiled_blocks = compile_layers(net)
+        scope = "blocks" if compile == "blocks" else "model"
+        model.compiled = describe(scope, compile_layers(net, scope=scope))
     if (Path(checkpoint_dir) / "finetune.json").exists():  # a fine-tuned run folder carries a prediction head
         from dnahnet.finetune.run import load_head
 
@@ -188,7 +190,7 @@ class DnaModel:
         # How forward passes run: every forward of `net` made for this model goes through `autocast()`.
         self.precision = precision or Precision(_dtype_name(param.dtype), param.dtype, None, "the weights' dtype")
         self.head = None  # a `dnahnet.finetune.run.Head` when loaded from a fine-tuned run folder
-        self.compiled_blocks = 0  # blocks wrapped by torch.compile (`load(compile=True)`)
+        self.compiled = ""  # what torch.compile wrapped (`load(compile=...)`), "" when nothing
 
     @property
     def n_routed(self) -> int:

@@ -119,7 +119,9 @@ class CausalMHA(nn.Module):
             cache.v[:, :seqlen] = v.to(cache.v.dtype)
             cache.lengths.copy_(torch.full_like(cache.lengths, seqlen) if mask is None else mask.sum(-1))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
-        if self.window_size >= 0 and self.window_size < seqlen - 1:
+        # Traced (torch.compile), seqlen may be a data-dependent chunk count: take the windowed
+        # path whenever there is a window (exact at any length) rather than branch on it.
+        if self.window_size >= 0 and (torch.compiler.is_compiling() or self.window_size < seqlen - 1):
             out = sliding_window_attention(q, k, v, self.window_size)
         else:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)

@@ -184,13 +184,23 @@ class FixedRouting(nn.Module):
         return _output(p, None)
 
 
+def chunk_count(counts: torch.Tensor, seqlen: int) -> int:
+    """Width of the next stage: the longest row's boundary count, at least 1 (an all-padding batch
+    keeps one masked chunk). Under torch.compile (capture_scalar_outputs) this is an unbacked
+    size; the checks bound it to 1..seqlen so the stages after it trace without a graph break."""
+    m = counts.max().clamp(min=1).item() if counts.numel() else 1
+    torch._check(m >= 1)
+    torch._check(m <= max(seqlen, 1))
+    return m
+
+
 class ChunkLayer(nn.Module):
     """Keep the boundary positions of each row, in order, right-padded to the longest row."""
 
     def forward(self, h: torch.Tensor, boundary_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         seqlen = h.shape[1]
         counts = boundary_mask.sum(-1)
-        m = int(counts.max()) if counts.numel() else 0
+        m = chunk_count(counts, seqlen)
         order = torch.arange(seqlen, device=h.device)[None, :] + (~boundary_mask).long() * seqlen
         idx = torch.argsort(order, dim=1)[:, :m]
         chunks = torch.gather(h, 1, idx[..., None].expand(-1, -1, h.shape[-1]))

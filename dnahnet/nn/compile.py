@@ -1,27 +1,47 @@
-"""`--compile`: torch.compile per Mamba-2 / attention block, not of the whole model.
+"""`--compile`: torch.compile of the whole H-Net backbone, or of each Mamba-2 / attention block.
 
-Compiling a whole H-Net breaks the graph at `ChunkLayer`'s `int(counts.max())` (the
-chunk count sizes the next stage) and recompiles as chunk counts change; each block
-(norm, mixer, MLP) traces without a break, and its sequence length becomes a dynamic
-dimension after the first change. Only `forward` is compiled (`nn.Module.compile`):
-generation's `step()` stays eager.
+The forward pass has no graph break: the one data-dependent size, the chunk count that
+`ChunkLayer` hands to the next stage, is captured as an unbacked size (Dynamo's
+`capture_scalar_outputs`) and bounded to 1..L, and the SSD scan takes no Python branch or
+loop on a length when traced. So the backbone compiles to one graph per routed depth
+that does not recompile as chunk counts change; the sequence length becomes a dynamic
+dimension after its first change. Only `forward` is compiled (`nn.Module.compile`):
+generation's `step()` stays eager. `scope="blocks"` compiles each Mamba-2 / attention
+block alone (embedding taps stage outputs with forward hooks, which a whole graph would
+have to re-trace on every call).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+import torch
 from torch import nn
 
 from dnahnet.nn.attention import CausalMHA
 from dnahnet.nn.isotropic import Block
 from dnahnet.nn.mamba2 import Mamba2
 
+Scope = Literal["model", "blocks"]
 
-def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool = False) -> int:
-    """Compile every Mamba-2 and attention block of `model` in place; returns how many were wrapped.
 
-    Compilation itself happens lazily, on each block's first call (see `compile_seconds`).
+def enable_unbacked_chunk_counts() -> None:
+    """Let Dynamo trace `.item()` (the chunk count) into the graph instead of breaking there."""
+    torch._dynamo.config.capture_scalar_outputs = True
+
+
+def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool = False, scope: Scope = "model") -> int:
+    """Compile `model` (an HNetLM) in place; returns how many modules were wrapped.
+
+    scope "model": its backbone (every stage, routing, chunking, EMA; not the byte
+    embedding lookup or the LM head) as one module; "blocks": every Mamba-2 and attention
+    block. Compilation itself happens lazily, on the first call (see `compile_seconds`).
     `fullgraph=True` raises on any graph break instead of falling back (tests).
     """
+    if scope == "model":
+        enable_unbacked_chunk_counts()
+        model.backbone.compile(backend=backend, fullgraph=fullgraph)
+        return 1
     n = 0
     for module in model.modules():
         if isinstance(module, Block) and isinstance(module.mixer, (Mamba2, CausalMHA)):
@@ -39,7 +59,12 @@ def compile_seconds() -> float:
     return float(calculate_time_spent().get("total_wall_time", 0.0))
 
 
-def compile_summary(blocks: int, wall_s: float) -> str:
+def describe(scope: Scope, modules: int) -> str:
+    """What `compile_layers` wrapped, for logs."""
+    return "the whole backbone" if scope == "model" else f"{modules} blocks"
+
+
+def compile_summary(what: str, wall_s: float) -> str:
     """One line for a command's log: compile time apart from run time (wall_s: the whole command's work)."""
     spent = compile_seconds()
-    return f"--compile: {blocks} blocks, {spent:.1f} s compiling, {wall_s - spent:.1f} s running ({wall_s:.1f} s in all)"
+    return f"--compile: {what}, {spent:.1f} s compiling, {wall_s - spent:.1f} s running ({wall_s:.1f} s in all)"

@@ -53,15 +53,16 @@ def ssd_chunked(
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
     r = h // g
-    pad = (-l) % chunk_size
-    if pad:
-        # Zero input and zero log-decay leave the carried state untouched.
-        x = F.pad(x, (0, 0, 0, 0, 0, pad))
-        log_decay = F.pad(log_decay, (0, 0, 0, pad))
-        B = F.pad(B, (0, 0, 0, 0, 0, pad))
-        C = F.pad(C, (0, 0, 0, 0, 0, pad))
     q = chunk_size
-    c = x.shape[1] // q
+    c = -(-l // q)  # chunks; as a ceiling division a traced length's range carries over to c
+    pad = c * q - l
+    # Zero input and zero log-decay leave the carried state untouched. Padding by zero is a
+    # no-op, and padding unconditionally keeps a data-dependent length (a chunk count under
+    # torch.compile) free of Python branches.
+    x = F.pad(x, (0, 0, 0, 0, 0, pad))
+    log_decay = F.pad(log_decay, (0, 0, 0, pad))
+    B = F.pad(B, (0, 0, 0, 0, 0, pad))
+    C = F.pad(C, (0, 0, 0, 0, 0, pad))
     xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, q, p)
     Bc = B.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, 1, q, n)
     Cc = C.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)
@@ -77,16 +78,21 @@ def ssd_chunked(
     else:
         init = initial_state.reshape(b, 1, g, r, p, n).to(x.dtype)
     states = torch.cat([init, states], dim=1)  # (b, c+1, g, r, p, n)
-    chunk_log_decay = F.pad(A_cum[..., -1].permute(0, 2, 3, 1), (1, 0))  # (b, g, r, c+1)
+    # (b, g, r, c+1). A 3-D transpose, not a 4-D permute: the latter's backward trips a
+    # channels-last stride check that cannot decide a traced, data-dependent c (torch 2.13).
+    last = A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c)
+    chunk_log_decay = F.pad(last, (1, 0))
     states = _linear_recurrence(states, chunk_log_decay)
     carried, final = states[:, :-1], states[:, -1]
 
     # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
     # input never all exist at once (memory and cache grow with the slice, not l).
-    per_slice = max(1, INTRA_SLICE_POSITIONS // q)
+    # A traced graph (torch.compile) takes one slice: its length may be an unbacked size.
+    per_slice = None if torch.compiler.is_compiling() else max(1, INTRA_SLICE_POSITIONS // q)
+    starts = [0] if per_slice is None else range(0, c, per_slice)
     ys = []
-    for i in range(0, c, per_slice):
-        s = slice(i, i + per_slice)
+    for i in starts:
+        s = slice(i, None if per_slice is None else i + per_slice)
         y_in = _IntraChunk.apply(Cc[:, s], Bc[:, s], A_cum[:, s], xc[:, s])
         y_carried = (Cc[:, s] @ carried[:, s].mT) * torch.exp(A_cum[:, s])[..., None]
         ys.append(y_in + y_carried)
@@ -147,6 +153,19 @@ class _IntraChunk(torch.autograd.Function):
         return dCB @ B, dCB.mT @ C, dA_cum, dx
 
 
+def _dense_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """`_linear_recurrence` as one (T x T) decay matmul per head.
+
+    Only 3-D transposes and contiguous batched matmuls: with a traced, data-dependent T,
+    Inductor cannot order the strides of einsum's permuted operands (torch 2.13).
+    """
+    b, T, g, r, p, n = u.shape
+    decay_t = torch.exp(segsum(a)).reshape(b * g * r, T, T).mT.contiguous()  # [., c, z]
+    heads = u.reshape(b, T, g * r * p * n).transpose(1, 2).reshape(b * g * r, p * n, T)
+    out = heads @ decay_t  # (b g r, p n, z)
+    return out.reshape(b, g * r * p * n, T).transpose(1, 2).reshape(b, T, g, r, p, n)
+
+
 # Chunk states passed densely in one matmul up to this many; beyond, in blocks.
 STATE_PASS_BLOCK = 64
 
@@ -161,8 +180,10 @@ def _linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS
     the cost grows as T * block.
     """
     T = u.shape[1]
-    if T <= block:
-        return torch.einsum("bgrzc,bcgrpn->bzgrpn", torch.exp(segsum(a)), u)
+    # Traced (torch.compile), the number of chunks may be data-dependent: the dense form has no
+    # branch or loop on it (quadratic in T, which training lengths keep small).
+    if torch.compiler.is_compiling() or T <= block:
+        return _dense_recurrence(u, a)
     # As few blocks as `block` allows, evened out so the last one is not mostly padding
     # (65 chunk states run as 2 blocks of 33, not 2 of 64).
     n_blocks = -(-T // block)

@@ -57,6 +57,8 @@ class TrainBench:
     repeats: int = 3
     profile: bool = True
     seed: int = 0
+    compile: bool = False  # torch.compile the whole backbone after settling; no profile then
+    compile_backend: str = "inductor"  # tests trace with "aot_eager" (seconds, not minutes)
 
 
 def exclusive_part_times(totals: dict[str, float]) -> dict[str, float]:
@@ -90,7 +92,7 @@ def profile_step(step_fn, device: torch.device) -> dict[str, float]:
 
 
 def measure_train(name: str, device: torch.device, seq_len: int | None, batch: int | None, repeats: int,
-                  profile: bool, seed: int = 0) -> dict:
+                  profile: bool, seed: int = 0, compile: bool = False, backend: str = "inductor") -> dict:
     from dnahnet.config import model_config_from_preset
     from dnahnet.nn.hnet import HNetLM
 
@@ -122,6 +124,16 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
     settle_steps = settle_routing(model, targets, ids, autocast) if cfg.n_routed else 0
     for group in opt.param_groups:
         group["lr"] = 0.0  # timed steps cost a full AdamW step but leave the compression where it is
+    compile_s = None
+    if compile:
+        from dnahnet.nn.compile import compile_layers, compile_seconds
+
+        compile_layers(model, backend=backend, scope="model")
+        before = compile_seconds()
+        started = time.perf_counter()
+        step()  # compiles the forward and backward graphs
+        compile_s = compile_seconds() - before
+        first_step_s = time.perf_counter() - started
     seconds = best_time(step, repeats=repeats, warmup=1, device=device)
     ratios = realised_ratios(model, ids)  # realised compression over the batch
     flops_per_base = count_flops(cfg, seq_len, ratios or None).per_base(training=True)
@@ -130,8 +142,10 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
            "target_flops_per_base": count_flops(cfg, seq_len).per_base(training=True), "compression": ratios,
            "routed": cfg.n_routed, "target_compression": targets if cfg.n_routed else [],
            "settle_steps": settle_steps,
-           "settled": not cfg.n_routed or within_target(ratios, targets)}
-    if profile:
+           "settled": not cfg.n_routed or within_target(ratios, targets), "compiled": compile}
+    if compile:
+        row["compile_s"], row["first_step_s"] = compile_s, first_step_s
+    if profile and not compile:  # record_function labels do not survive compilation
         totals = profile_step(step, device)
         row["profile_inclusive_s"] = totals
         row["profile_s"] = summarise_profile(totals)
@@ -168,7 +182,8 @@ def bench_train(opts: TrainBench, command: str | None = None, log=print) -> dict
     peak_before = matmul_peak_flops(dev, peak_dtype, n=n)
     rows = []
     for name in configs:
-        rows.append(measure_train(name, dev, opts.seq_len, opts.batch, opts.repeats, opts.profile, opts.seed))
+        rows.append(measure_train(name, dev, opts.seq_len, opts.batch, opts.repeats, opts.profile, opts.seed, opts.compile,
+                                  opts.compile_backend))
         log(f"{name:22s} measured: {rows[-1]['bases_per_s']:,.0f} bases/s")
     # Measured again afterwards and the higher kept: a shared machine's brief slowdown during
     # one short peak measurement would otherwise inflate every MFU of the run.
@@ -187,6 +202,7 @@ def bench_train(opts: TrainBench, command: str | None = None, log=print) -> dict
     spread = max(f) / min(f) - 1
     results = {"command": command, "machine": machine(dev), "device": str(dev),
                "precision": "bf16 autocast" if dev.type == "cuda" else "fp32", "matmul_peak_flops": peak,
+               "compiled": opts.compile and opts.compile_backend,
                "matmul_peak_before_after_flops": [peak_before, peak_after],
                "peak_dtype": str(peak_dtype).replace("torch.", ""), "flops_spread": spread,
                "matched": spread <= FLOP_TOLERANCE, "date": time.strftime("%Y-%m-%d"), "rows": rows}
@@ -208,8 +224,11 @@ def report_markdown(results: dict) -> str:
               f"Training FLOPs per base are analytic (3 x forward) at the realised compression; spread across configs "
               f"{results['flops_spread']:.0%} ({'matched' if results['matched'] else 'NOT matched'} within {FLOP_TOLERANCE:.0%}).", "",
               f"H-Nets were first trained until each stage's compression was within {SETTLE_TOLERANCE:.0%} of its "
-              f"target (settle steps), then timed at learning rate 0.", "",
-              "| config | params | L x batch | bases/s | train MFLOP/base | compression (target) | settle steps | achieved GFLOP/s | MFU | per-FLOP slowdown vs best isotropic |",
+              f"target (settle steps), then timed at learning rate 0.", ""]
+    if results.get("compiled"):
+        lines += [f"Compiled: `torch.compile` ({results['compiled']}) of each model's whole backbone after settling; the timed steps "
+                  "exclude compilation, which the table after this one reports.", ""]
+    lines += ["| config | params | L x batch | bases/s | train MFLOP/base | compression (target) | settle steps | achieved GFLOP/s | MFU | per-FLOP slowdown vs best isotropic |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         comp = ",".join(f"{c:.2f}" for c in r["compression"]) or "-"
@@ -221,6 +240,10 @@ def report_markdown(results: dict) -> str:
         lines.append(f"| {r['config']} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {r['bases_per_s']:,.0f} | "
                      f"{r['train_flops_per_base'] / 1e6:.2f} | {comp} | {settle} | {r['achieved_flops_per_s'] / 1e9:.2f} | "
                      f"{r['mfu']:.1%} | {slow} |")
+    compiled = [r for r in results["rows"] if r.get("compiled")]
+    if compiled:
+        lines += ["", "| config | compile s | first step s (compiling) |", "|---|---|---|"]
+        lines += [f"| {r['config']} | {r['compile_s']:.1f} | {r['first_step_s']:.1f} |" for r in compiled]
     profiled = [r for r in results["rows"] if r.get("profile_s")]
     if profiled:
         keys = PART_GROUPS + ["forward_other", "backward_total", "optimizer_total"]

@@ -161,8 +161,10 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
 
         self.raw_model = model.to(self.device)
-        if config.compile:  # per block, before any wrapper; compiled lazily on the first steps
-            compile_layers(self.raw_model)
+        if config.compile:  # before any wrapper; compiled lazily on the first steps
+            # FSDP2 shards each block with its own hooks: there, compile the blocks, as its docs do.
+            fsdp = config.distributed == "fsdp" and self.env.world_size > 1
+            compile_layers(self.raw_model, scope="blocks" if fsdp else "model")
         self.model = wrap_model(self.raw_model, self.env, config.distributed)
         self.raw_model = unwrap(self.model)
         self.model_config = self.raw_model.config
