@@ -50,7 +50,7 @@ def train(
     batch: int = typer.Option(None, help="Micro-batch (default: each preset's)"),
     repeats: int = typer.Option(3, help="Timed steps (best is kept)"),
     profile: bool = typer.Option(True, help="Also profile one step by part (not with --compile)"),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the whole backbone, one graph (compile time reported separately)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile each Mamba-2/attention block, as pretrain does (compile time reported separately)."),
 ) -> None:
     """Training-step bases/s and MFU against a matmul peak measured now, with a profile by part.
 

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the initialisation and of the window draws.")] = None,
         eval_every: Annotated[Optional[int], typer.Option("--eval-every", help="Steps between held-out evaluations.")] = None,
         distributed: Annotated[Optional[str], typer.Option("--distributed", help="Under torchrun: ddp or fsdp.")] = None,
-        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the whole backbone, one graph (compile time reported separately).")] = False,
+        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile each Mamba-2/attention block (compile time reported separately).")] = False,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override one config field, SECTION.FIELD=VALUE (repeatable): --set train.lr=3e-4 --set model.d_model=[256,384]. See `dnahnet presets show NAME`.")] = None,
     ) -> None:
         """Pretrain a DNA (or byte) language model; with no arguments, cpu-small on the bundled demo genome.

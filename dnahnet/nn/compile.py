@@ -24,6 +24,13 @@ from dnahnet.nn.mamba2 import Mamba2
 
 Scope = Literal["model", "blocks"]
 
+# Training compiles per block. The whole backbone's forward and backward trace as one graph
+# and run equal to eager through AOTAutograd, but Inductor (torch 2.13) cannot lower the
+# backward: it asks for concrete strides of the EMA scan's state-size-1 matmuls, whose length
+# is the unbacked chunk count. Inference (forward only) compiles the whole backbone with
+# Inductor. FSDP2 also wants blocks compiled one by one.
+TRAINING_COMPILE_SCOPE: Scope = "blocks"
+
 
 def enable_unbacked_chunk_counts() -> None:
     """Let Dynamo trace `.item()` (the chunk count) into the graph instead of breaking there."""

@@ -56,13 +56,14 @@ def ssd_chunked(
     q = chunk_size
     c = -(-l // q)  # chunks; as a ceiling division a traced length's range carries over to c
     pad = c * q - l
-    # Zero input and zero log-decay leave the carried state untouched. Padding by zero is a
-    # no-op, and padding unconditionally keeps a data-dependent length (a chunk count under
-    # torch.compile) free of Python branches.
-    x = F.pad(x, (0, 0, 0, 0, 0, pad))
-    log_decay = F.pad(log_decay, (0, 0, 0, pad))
-    B = F.pad(B, (0, 0, 0, 0, 0, pad))
-    C = F.pad(C, (0, 0, 0, 0, 0, pad))
+    # Zero input and zero log-decay leave the carried state untouched. Traced, the length may
+    # be data-dependent (a chunk count): pad unconditionally (by zero is a no-op) rather than
+    # branch on it; eager, skip the copies when nothing is padded.
+    if torch.compiler.is_compiling() or pad:
+        x = F.pad(x, (0, 0, 0, 0, 0, pad))
+        log_decay = F.pad(log_decay, (0, 0, 0, pad))
+        B = F.pad(B, (0, 0, 0, 0, 0, pad))
+        C = F.pad(C, (0, 0, 0, 0, 0, pad))
     xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, q, p)
     Bc = B.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, 1, q, n)
     Cc = C.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)

@@ -57,7 +57,7 @@ class TrainBench:
     repeats: int = 3
     profile: bool = True
     seed: int = 0
-    compile: bool = False  # torch.compile the whole backbone after settling; no profile then
+    compile: bool = False  # torch.compile as training does (per block) after settling; no profile then
     compile_backend: str = "inductor"  # tests trace with "aot_eager" (seconds, not minutes)
 
 
@@ -126,9 +126,9 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
         group["lr"] = 0.0  # timed steps cost a full AdamW step but leave the compression where it is
     compile_s = None
     if compile:
-        from dnahnet.nn.compile import compile_layers, compile_seconds
+        from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
 
-        compile_layers(model, backend=backend, scope="model")
+        compile_layers(model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
         before = compile_seconds()
         started = time.perf_counter()
         step()  # compiles the forward and backward graphs
@@ -226,7 +226,7 @@ def report_markdown(results: dict) -> str:
               f"H-Nets were first trained until each stage's compression was within {SETTLE_TOLERANCE:.0%} of its "
               f"target (settle steps), then timed at learning rate 0.", ""]
     if results.get("compiled"):
-        lines += [f"Compiled: `torch.compile` ({results['compiled']}) of each model's whole backbone after settling; the timed steps "
+        lines += [f"Compiled: `torch.compile` ({results['compiled']}) of each Mamba-2 / attention block, as `pretrain --compile` does, after settling; the timed steps "
                   "exclude compilation, which the table after this one reports.", ""]
     lines += ["| config | params | L x batch | bases/s | train MFLOP/base | compression (target) | settle steps | achieved GFLOP/s | MFU | per-FLOP slowdown vs best isotropic |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -52,7 +52,7 @@ from dnahnet.io.checkpoint import TRAIN, first_line, read_config
 from dnahnet.io.jsonfile import dumps
 from dnahnet.io.runlock import LOCK, run_lock
 from dnahnet.nn.chunking import ratio_loss
-from dnahnet.nn.compile import compile_layers, compile_seconds
+from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM, parameter_groups
 from dnahnet.train import checkpoint as ckpt
 from dnahnet.train.distributed import gradient_sync, unwrap, wrap_model
@@ -162,9 +162,7 @@ class Trainer:
 
         self.raw_model = model.to(self.device)
         if config.compile:  # before any wrapper; compiled lazily on the first steps
-            # FSDP2 shards each block with its own hooks: there, compile the blocks, as its docs do.
-            fsdp = config.distributed == "fsdp" and self.env.world_size > 1
-            compile_layers(self.raw_model, scope="blocks" if fsdp else "model")
+            compile_layers(self.raw_model, scope=TRAINING_COMPILE_SCOPE)
         self.model = wrap_model(self.raw_model, self.env, config.distributed)
         self.raw_model = unwrap(self.model)
         self.model_config = self.raw_model.config
