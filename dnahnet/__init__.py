@@ -5,16 +5,17 @@ from dnahnet.errors import DnahnetInputError
 __version__ = "0.1.0"
 
 
-def load(checkpoint_dir, device=None, dtype=None):
+def load(checkpoint_dir, device=None, dtype=None, compile=False):
     """Load a checkpoint as a scoring/generation/embedding model (see dnahnet.infer).
 
     `checkpoint_dir`: a checkpoint folder, a fine-tuned run folder (then `.predict(seqs)`
     works), or a Hugging Face Hub id `org/name[@revision]` resolved through the HF cache
-    (`HF_HUB_OFFLINE=1`: cache only).
+    (`HF_HUB_OFFLINE=1`: cache only). `compile`: True compiles the whole backbone with
+    torch.compile on first use, "blocks" each Mamba-2/attention block (`dnahnet.nn.compile`).
     """
     from dnahnet.infer.model import load as _load
 
-    return _load(checkpoint_dir, device=device, dtype=dtype)
+    return _load(checkpoint_dir, device=device, dtype=dtype, compile=compile)
 
 
 __all__ = ["DnahnetInputError", "load", "__version__"]

@@ -95,3 +95,18 @@ def test_compiled_blocks_equal_eager_forward_and_backward():
     compiled = copy.deepcopy(eager)
     assert compile_layers(compiled, backend="aot_eager", fullgraph=True, scope="blocks") == 3  # encoder m1, main T1, decoder m1
     _compare(eager, compiled, _ids(2, 192, 1))
+
+
+def test_load_compiles_the_whole_backbone_and_embed_compiles_blocks(tmp_path):
+    """What `--compile` wraps per command (compilation itself is lazy, so nothing compiles here)."""
+    import dnahnet
+    from dnahnet.io.checkpoint import save_model
+
+    save_model(tmp_path / "ck", HNetLM(model_config_from_preset("tiny")))
+    whole = dnahnet.load(tmp_path / "ck", device="cpu", compile=True)
+    assert whole.compiled == "the whole backbone"
+    assert whole.net.backbone._compiled_call_impl is not None
+    assert torch._dynamo.config.capture_scalar_outputs  # chunk counts traced, not a graph break
+    blocks = dnahnet.load(tmp_path / "ck", device="cpu", compile="blocks")
+    assert blocks.compiled == "3 blocks" and blocks.net.backbone._compiled_call_impl is None
+    assert dnahnet.load(tmp_path / "ck", device="cpu").compiled == ""

@@ -3,9 +3,10 @@
 The forward pass has no graph break: the one data-dependent size, the chunk count that
 `ChunkLayer` hands to the next stage, is captured as an unbacked size (Dynamo's
 `capture_scalar_outputs`) and bounded to 1..L, and the SSD scan takes no Python branch or
-loop on a length when traced. So the backbone compiles to one graph per routed depth
-that does not recompile as chunk counts change; the sequence length becomes a dynamic
-dimension after its first change. Only `forward` is compiled (`nn.Module.compile`):
+loop on a length when traced. So the backbone compiles to one graph that does not
+recompile as chunk counts change; the sequence length becomes a dynamic dimension after
+its first change. The count itself is still read on the host once per routed stage (a
+CUDA sync): it sizes the next stage, and the only static bound on it is L. Only `forward` is compiled (`nn.Module.compile`):
 generation's `step()` stays eager. `scope="blocks"` compiles each Mamba-2 / attention
 block alone (embedding taps stage outputs with forward hooks, which a whole graph would
 have to re-trace on every call).
