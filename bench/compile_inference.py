@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     eager = dnahnet.load(args.checkpoint, device="cpu").net
     compiled = dnahnet.load(args.checkpoint, device="cpu", compile=True).net
-    print(f"machine: {machine('cpu')}, {torch.get_num_threads()} threads; checkpoint {args.checkpoint}; batch 1, fp32, forward")
+    print(f"machine: {machine('cpu')}; checkpoint {args.checkpoint}; batch 1, fp32, forward")
     seed = 0
     for length in (int(x) for x in args.lengths.split(",")):
         seed += 1
