@@ -101,3 +101,17 @@ def test_realised_compression_is_positions_per_chunk_at_each_stage():
     b2 = torch.tensor([[1, 0, 0]], dtype=torch.bool)  # 3 chunks -> 1
     outs = [RoutingOutput(b.float(), b, torch.ones_like(b, dtype=torch.float32)) for b in (b1, b2)]
     assert realised_compression(outs) == [4.0, 3.0]
+
+
+def test_ema_scan_past_the_dense_state_pass_and_its_gradients():
+    """Over 64 chunks the chunk states pass in blocks; values and gradients equal the loop."""
+    torch.manual_seed(3)
+    z = torch.randn(2, 64 * 70 + 5, 3, dtype=torch.float64)
+    P = torch.rand(2, z.shape[1], dtype=torch.float64).clamp(1e-4, 1 - 1e-4)
+    torch.testing.assert_close(ema_scan(z, P, chunk_size=64), ema_sequential(z, P), rtol=1e-9, atol=1e-12)
+    zs, Ps = z[:, :150].clone().requires_grad_(), P[:, :150].clone().requires_grad_()
+    w = torch.randn(2, 150, 3, dtype=torch.float64)
+    g_scan = torch.autograd.grad((ema_scan(zs, Ps, chunk_size=16) * w).sum(), (zs, Ps))
+    g_loop = torch.autograd.grad((ema_sequential(zs, Ps) * w).sum(), (zs, Ps))
+    for a, b in zip(g_scan, g_loop):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

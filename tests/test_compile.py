@@ -66,13 +66,14 @@ def _compare(eager: HNetLM, compiled: HNetLM, ids: torch.Tensor) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["aot_eager", INDUCTOR])
-def test_compiled_backbone_equals_eager_and_does_not_recompile_for_chunk_counts(backend):
+def test_compiled_backbone_equals_eager_and_does_not_recompile_for_chunk_counts():
+    """Forward and backward of the whole graph (AOTAutograd; training compiles per block, see
+    dnahnet.nn.compile, because Inductor's whole backward fails at run time on torch 2.13)."""
     torch._dynamo.reset()
     torch.manual_seed(0)
     eager = HNetLM(model_config_from_preset("tiny-2stage"))
     compiled = copy.deepcopy(eager)
-    assert compile_layers(compiled, backend=backend, fullgraph=True, scope="model") == 1
+    assert compile_layers(compiled, backend="aot_eager", fullgraph=True, scope="model") == 1
     before = compile_seconds()
     _compare(eager, compiled, _ids(2, 192, 1))
     assert compile_seconds() > before  # it really compiled
@@ -88,13 +89,30 @@ def test_compiled_backbone_equals_eager_and_does_not_recompile_for_chunk_counts(
 
 
 @pytest.mark.slow
-def test_compiled_blocks_equal_eager_forward_and_backward():
+@pytest.mark.parametrize("backend", ["aot_eager", INDUCTOR])
+def test_compiled_blocks_equal_eager_forward_and_backward(backend):
     torch._dynamo.reset()
     torch.manual_seed(0)
     eager = HNetLM(model_config_from_preset("tiny"))
     compiled = copy.deepcopy(eager)
-    assert compile_layers(compiled, backend="aot_eager", fullgraph=True, scope="blocks") == 3  # encoder m1, main T1, decoder m1
+    assert compile_layers(compiled, backend=backend, fullgraph=True, scope="blocks") == 3  # encoder m1, main T1, decoder m1
     _compare(eager, compiled, _ids(2, 192, 1))
+
+
+@pytest.mark.skipif(not os.environ.get("DNAHNET_TEST_INDUCTOR"), reason="about 6 minutes cold; set DNAHNET_TEST_INDUCTOR=1")
+def test_inductor_whole_backbone_inference_equals_eager():
+    """What `score --compile` / `boundaries --compile` run: Inductor, forward only, one graph."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    eager = HNetLM(model_config_from_preset("tiny-2stage")).eval()
+    compiled = copy.deepcopy(eager)
+    compile_layers(compiled, backend="inductor", fullgraph=True, scope="model")
+    with torch.no_grad():
+        for seed in (1, 2, 3):
+            ids = _ids(2, 192, seed)
+            a, b = eager(ids), compiled(ids)
+            torch.testing.assert_close(b.logits, a.logits, rtol=1e-4, atol=1e-4)
+    assert counters["stats"]["unique_graphs"] == 1
 
 
 def test_load_compiles_the_whole_backbone_and_embed_compiles_blocks(tmp_path):

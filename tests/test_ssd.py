@@ -61,13 +61,13 @@ def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurre
 
 
 def test_blocked_state_pass_equals_the_dense_one_and_keeps_gradients():
-    from dnahnet.nn.ssd import _linear_recurrence
+    from dnahnet.nn.ssd import linear_recurrence
 
     gen = torch.Generator().manual_seed(1)
     u = torch.randn(1, 37, 1, 2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     a = (-torch.rand(1, 1, 2, 37, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()
-    dense = _linear_recurrence(u, a, block=64)
-    blocked = _linear_recurrence(u, a, block=8)
+    dense = linear_recurrence(u, a, block=64)
+    blocked = linear_recurrence(u, a, block=8)
     torch.testing.assert_close(blocked, dense, rtol=1e-12, atol=1e-12)
     g_dense = torch.autograd.grad(dense.sum(), (u, a))
     g_blocked = torch.autograd.grad(blocked.sum(), (u, a))

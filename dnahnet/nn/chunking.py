@@ -3,9 +3,9 @@
 Routing: p_t = clamp((1 - cos(W_q x_{t-1}, W_k x_t)) / 2, 0, 1), p_0 = 1;
 boundary b_t = [p_t > 0.5] (a tie is not a boundary); confidence c_t = max(p_t, 1 - p_t).
 Chunk keeps the boundary positions in order. Dechunk runs an EMA over chunk outputs,
-z̄_k = P_k ẑ_k + (1 - P_k) z̄_{k-1} with P clamped to [1e-4, 1 - 1e-4], through the
-same chunked SSD scan as Mamba-2, then gives each position the z̄ of the last chunk
-that starts at or before it.
+z̄_k = P_k ẑ_k + (1 - P_k) z̄_{k-1} with P clamped to [1e-4, 1 - 1e-4], as a chunked
+scan (the SSD of a one-state SSM, sharing Mamba-2's chunk-state pass), then gives each
+position the z̄ of the last chunk that starts at or before it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnahnet.nn.ssd import ssd_chunked
+from dnahnet.nn.ssd import linear_recurrence
 
 P_MIN = 1e-4
 EMA_CHUNK = 64  # small: the intra-chunk part of an EMA is pure overhead (2·M·chunk·D FLOPs)
@@ -217,22 +217,39 @@ def boundary_probs_of_chunks(p: torch.Tensor, boundary_mask: torch.Tensor, m: in
 
 
 def ema_scan(z: torch.Tensor, P: torch.Tensor, chunk_size: int = EMA_CHUNK) -> torch.Tensor:
-    """z̄_k = P_k z_k + (1 - P_k) z̄_{k-1} (z̄_{-1} = 0) for z (B, M, D), P (B, M), via the SSD scan.
+    """z̄_k = P_k z_k + (1 - P_k) z̄_{k-1} (z̄_{-1} = 0) for z (B, M, D), P (B, M): the SSD scan of a
+    one-state, one-head SSM (dt = -log(1 - P), x = z / dt, A = -1, B = P, C = 1), so dt*A = log(1 - P)
+    and x*dt*B = P z and nothing is divided.
 
-    As an SSM: dt = -log(1 - P), x = z / dt, A = -1, B = P, C = 1; the scan takes
-    x*dt = z and dt*A = log(1 - P) directly, so nothing is divided.
+    Written for its shape rather than through `ssd_chunked`: every matmul is a 3-D batched one,
+    which Inductor lowers for a traced, data-dependent M (the generic scan's state-size-1 matmuls
+    it cannot, torch 2.13). Chunk states pass through `linear_recurrence` (dense, or blocked
+    beyond 64 chunks eagerly).
     """
     bsz, m, d = z.shape
     compute = torch.float64 if z.dtype == torch.float64 else torch.float32
     Pf = P.to(compute)
-    y, _ = ssd_chunked(
-        z.to(compute).unsqueeze(2),  # (B, M, 1 head, D)
-        torch.log1p(-Pf).unsqueeze(-1),  # (B, M, 1)
-        Pf[..., None, None],  # B: (B, M, 1 group, 1 state)
-        torch.ones_like(Pf)[..., None, None],
-        chunk_size=chunk_size,
-    )
-    return y.squeeze(2)
+    q = chunk_size
+    c = -(-m // q)
+    pad = c * q - m
+    u = (Pf[..., None] * z.to(compute))  # the input each step adds, (B, M, D)
+    log_keep = torch.log1p(-Pf)  # log(1 - P) <= 0
+    if torch.compiler.is_compiling() or pad:  # zero input and zero log-decay: the state carries over
+        u = F.pad(u, (0, 0, 0, pad))
+        log_keep = F.pad(log_keep, (0, pad))
+    a_cum = log_keep.reshape(bsz * c, q).cumsum(-1)  # (B c, q)
+    upper = torch.ones(q, q, dtype=torch.bool, device=z.device).triu_(1)
+    decay = (a_cum[:, :, None] - a_cum[:, None, :]).masked_fill_(upper, float("-inf")).exp_()  # (B c, q, q)
+    uc = u.reshape(bsz * c, q, d)
+    within = decay @ uc  # from zero at each chunk start
+    to_end = torch.exp(a_cum[:, -1:] - a_cum)[:, None, :]  # (B c, 1, q)
+    states = (to_end @ uc).reshape(bsz, c, d)  # what each chunk leaves, from zero
+    states = torch.cat([states.new_zeros(bsz, 1, d), states], dim=1)
+    chunk_keep = F.pad(a_cum[:, -1].reshape(bsz, c), (1, 0))  # (B, c + 1)
+    carried = linear_recurrence(states.reshape(bsz, c + 1, 1, 1, d, 1), chunk_keep.reshape(bsz, 1, 1, c + 1))
+    carried = carried.reshape(bsz, c + 1, d)[:, :-1].reshape(bsz * c, 1, d)  # state entering each chunk
+    y = within + torch.exp(a_cum)[..., None] * carried
+    return y.reshape(bsz, c * q, d)[:, :m]
 
 
 def ema_sequential(z: torch.Tensor, P: torch.Tensor) -> torch.Tensor:

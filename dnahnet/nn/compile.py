@@ -26,10 +26,11 @@ from dnahnet.nn.mamba2 import Mamba2
 Scope = Literal["model", "blocks"]
 
 # Training compiles per block. The whole backbone's forward and backward trace as one graph
-# and run equal to eager through AOTAutograd, but Inductor (torch 2.13) cannot lower the
-# backward: it asks for concrete strides of the EMA scan's state-size-1 matmuls, whose length
-# is the unbacked chunk count. Inference (forward only) compiles the whole backbone with
-# Inductor. FSDP2 also wants blocks compiled one by one.
+# and run equal to eager through AOTAutograd, and Inductor (torch 2.13) generates both, but
+# its compiled backward then fails its own input check at run time: it assumed a contiguous
+# stride for a saved tensor whose stride is the unbacked chunk count ("expected ... stride
+# 2368==4096"). Inference (forward only) compiles the whole backbone with Inductor. FSDP2
+# also wants blocks compiled one by one.
 TRAINING_COMPILE_SCOPE: Scope = "blocks"
 
 

@@ -83,7 +83,7 @@ def ssd_chunked(
     # channels-last stride check that cannot decide a traced, data-dependent c (torch 2.13).
     last = A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c)
     chunk_log_decay = F.pad(last, (1, 0))
-    states = _linear_recurrence(states, chunk_log_decay)
+    states = linear_recurrence(states, chunk_log_decay)
     carried, final = states[:, :-1], states[:, -1]
 
     # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
@@ -155,7 +155,7 @@ class _IntraChunk(torch.autograd.Function):
 
 
 def _dense_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """`_linear_recurrence` as one (T x T) decay matmul per head.
+    """`linear_recurrence` as one (T x T) decay matmul per head.
 
     Only 3-D transposes and contiguous batched matmuls: with a traced, data-dependent T,
     Inductor cannot order the strides of einsum's permuted operands (torch 2.13).
@@ -171,7 +171,7 @@ def _dense_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 STATE_PASS_BLOCK = 64
 
 
-def _linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_BLOCK) -> torch.Tensor:
+def linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_BLOCK) -> torch.Tensor:
     """out[t] = exp(a[t]) * out[t-1] + u[t], out[-1] = 0, over the chunk axis.
 
     u: (b, T, g, r, p, n); a: (b, g, r, T). The dense form is a (T x T) decay
