@@ -107,12 +107,13 @@ def test_inductor_whole_backbone_inference_equals_eager():
     eager = HNetLM(model_config_from_preset("tiny-2stage")).eval()
     compiled = copy.deepcopy(eager)
     compile_layers(compiled, backend="inductor", fullgraph=True, scope="model")
+    graphs = counters["stats"]["unique_graphs"]  # a process-wide count
     with torch.no_grad():
         for seed in (1, 2, 3):
             ids = _ids(2, 192, seed)
             a, b = eager(ids), compiled(ids)
             torch.testing.assert_close(b.logits, a.logits, rtol=1e-4, atol=1e-4)
-    assert counters["stats"]["unique_graphs"] == 1
+    assert counters["stats"]["unique_graphs"] == graphs + 1  # one graph for every chunk count
 
 
 def test_load_compiles_the_whole_backbone_and_embed_compiles_blocks(tmp_path):
