@@ -129,3 +129,16 @@ def test_load_compiles_the_whole_backbone_and_embed_compiles_blocks(tmp_path):
     blocks = dnahnet.load(tmp_path / "ck", device="cpu", compile="blocks")
     assert blocks.compiled == "3 blocks" and blocks.net.backbone._compiled_call_impl is None
     assert dnahnet.load(tmp_path / "ck", device="cpu").compiled == ""
+
+
+def test_padded_batches_trace_as_one_graph():
+    """Scoring pads the last batch of windows: the masked forward has no break either."""
+    enable_unbacked_chunk_counts()
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = HNetLM(model_config_from_preset("tiny-2stage")).eval()
+    mask = torch.ones(2, 256, dtype=torch.bool)
+    mask[1, 200:] = False
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(model)(_ids(2, 256, 1), mask)
+    assert [r.reason for r in explanation.break_reasons] == [] and explanation.graph_count == 1
