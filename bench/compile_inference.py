@@ -22,12 +22,12 @@ from torch._dynamo.utils import counters
 
 import dnahnet
 from dnahnet.nn.compile import compile_seconds
+from dnahnet.perf.inference import random_dna
 from dnahnet.perf.measure import machine
 
 
 def _ids(length: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.tensor(list(b"ACGT"))[torch.randint(4, (1, length), generator=gen)]
+    return torch.as_tensor(random_dna(length, seed)).long()[None]
 
 
 def _timed(net, ids):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnahnet.nn.ssd import linear_recurrence
+from dnahnet.nn.ssd import decay_matrix, linear_recurrence
 
 P_MIN = 1e-4
 EMA_CHUNK = 64  # small: the intra-chunk part of an EMA is pure overhead (2·M·chunk·D FLOPs)
@@ -232,14 +232,13 @@ def ema_scan(z: torch.Tensor, P: torch.Tensor, chunk_size: int = EMA_CHUNK) -> t
     q = chunk_size
     c = -(-m // q)
     pad = c * q - m
-    u = (Pf[..., None] * z.to(compute))  # the input each step adds, (B, M, D)
+    u = Pf[..., None] * z.to(compute)  # the input each step adds, (B, M, D)
     log_keep = torch.log1p(-Pf)  # log(1 - P) <= 0
     if torch.compiler.is_compiling() or pad:  # zero input and zero log-decay: the state carries over
         u = F.pad(u, (0, 0, 0, pad))
         log_keep = F.pad(log_keep, (0, pad))
     a_cum = log_keep.reshape(bsz * c, q).cumsum(-1)  # (B c, q)
-    upper = torch.ones(q, q, dtype=torch.bool, device=z.device).triu_(1)
-    decay = (a_cum[:, :, None] - a_cum[:, None, :]).masked_fill_(upper, float("-inf")).exp_()  # (B c, q, q)
+    decay = decay_matrix(a_cum)  # (B c, q, q)
     uc = u.reshape(bsz * c, q, d)
     within = decay @ uc  # from zero at each chunk start
     to_end = torch.exp(a_cum[:, -1:] - a_cum)[:, None, :]  # (B c, 1, q)

@@ -89,11 +89,13 @@ def ssd_chunked(
     # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
     # input never all exist at once (memory and cache grow with the slice, not l).
     # A traced graph (torch.compile) takes one slice: its length may be an unbacked size.
-    per_slice = None if torch.compiler.is_compiling() else max(1, INTRA_SLICE_POSITIONS // q)
-    starts = [0] if per_slice is None else range(0, c, per_slice)
+    if torch.compiler.is_compiling():
+        slices = [slice(None)]
+    else:
+        per_slice = max(1, INTRA_SLICE_POSITIONS // q)
+        slices = [slice(i, i + per_slice) for i in range(0, c, per_slice)]
     ys = []
-    for i in starts:
-        s = slice(i, None if per_slice is None else i + per_slice)
+    for s in slices:
         y_in = _IntraChunk.apply(Cc[:, s], Bc[:, s], A_cum[:, s], xc[:, s])
         y_carried = (Cc[:, s] @ carried[:, s].mT) * torch.exp(A_cum[:, s])[..., None]
         ys.append(y_in + y_carried)
@@ -106,7 +108,7 @@ def ssd_chunked(
 INTRA_SLICE_POSITIONS = 16384
 
 
-def _decay_matrix(A_cum: torch.Tensor) -> torch.Tensor:
+def decay_matrix(A_cum: torch.Tensor) -> torch.Tensor:
     """exp(A_cum[l] - A_cum[s]) for l >= s, 0 above the diagonal: (..., q) -> (..., q, q).
 
     One broadcast difference of the cumulative sum (as mamba_ssm's kernels do)
@@ -131,7 +133,7 @@ class _IntraChunk(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, C, B, A_cum, x):
-        decay = _decay_matrix(A_cum)
+        decay = decay_matrix(A_cum)
         CB = C @ B.mT
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(C, B, decay, CB, x)
