@@ -15,7 +15,7 @@ bench_app = typer.Typer(help="Benchmarks: inference throughput/memory by length;
 @bench_app.command()
 def inference(
     configs: str = typer.Option("bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage,"
-                                "bench-hnet-1stage-swa,bench-hnet-1stage-mamba2",
+                                "bench-hnet-1stage-swa,bench-hnet-1stage-mamba2,bench-hnet-1stage-mamba2-m1",
                                 help="Comma-separated presets (the bench-* presets are matched at ~2M parameters)"),
     lengths: str = typer.Option("1024,4096,16384,65536,131072", help="Comma-separated sequence lengths"),
     out: Path = typer.Option(Path("runs/bench-inference"), help="Output folder"),

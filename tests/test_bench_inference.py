@@ -84,7 +84,7 @@ def test_bench_presets_are_matched_in_parameters():
 
     counts = []
     for name in ["bench-transformer", "bench-mamba2", "bench-hnet-1stage", "bench-hnet-2stage",
-                 "bench-hnet-1stage-swa", "bench-hnet-1stage-mamba2"]:
+                 "bench-hnet-1stage-swa", "bench-hnet-1stage-mamba2", "bench-hnet-1stage-mamba2-m1"]:
         with torch.device("meta"):
             counts.append(sum(p.numel() for p in HNetLM(model_config_from_preset(name)).parameters()))
     assert max(counts) / min(counts) < 1.10

@@ -218,3 +218,16 @@ def test_probe_regresses_gc_content_from_embeddings(task, tmp_path):
     np.testing.assert_allclose(dnahnet.load(run, device="cpu").predict(seqs), saved, rtol=0, atol=1e-6)
     with pytest.raises(DnahnetInputError, match="row 1: label 'high' is not numeric for task regress"):
         read_labelled(write_table(tmp_path / "bad.csv", ["ACGT"], ["high"]), "regress")
+
+
+def test_saved_predictions_round_trip_exactly(tmp_path):
+    """Saturated probabilities stay distinct in predictions_*.tsv, so metrics from the file equal the run's."""
+    from dnahnet.finetune.data import LabelledSet
+    from dnahnet.finetune.run import _write_predictions, read_predictions
+
+    pred = np.array([1 - 1e-10, 1 - 2e-10, 0.1 + 1e-12, 0.1, 3e-300])
+    data = LabelledSet("t.csv", names=[f"s{i}" for i in range(5)], seqs=[np.zeros(1, np.uint8)] * 5,
+                       labels=np.array([1.0, 0.0, 1.0, 0.0, np.nan]))
+    _write_predictions(tmp_path / "p.tsv", data, pred)
+    labels, back = read_predictions(tmp_path / "p.tsv")
+    assert np.array_equal(back, pred) and np.array_equal(labels[:4], data.labels[:4]) and np.isnan(labels[4])

@@ -86,3 +86,30 @@ def test_kernel_switch_keeps_cpu_on_the_pure_path(monkeypatch):
 def test_width_not_divisible_by_headdim_is_refused():
     with pytest.raises(ValueError, match="headdim"):
         Mamba2(24, headdim=32)
+
+
+def test_forward_continues_from_a_used_cache_across_segments():
+    """Segments of one sequence through a carried cache (one shorter than the conv) equal one forward."""
+    m = _model()
+    u = torch.randn(2, 37, 32, dtype=torch.float64)
+    full = m(u)
+    cache = m.allocate_inference_cache(2, dtype=torch.float64)
+    cuts = [0, 10, 12, 29, 37]  # a 2-position segment is shorter than d_conv
+    parts = torch.cat([m(u[:, a:b], cache) for a, b in zip(cuts, cuts[1:])], dim=1)
+    torch.testing.assert_close(parts, full, rtol=1e-10, atol=1e-10)
+    following = torch.randn(2, 1, 32, dtype=torch.float64)  # the cache left behind also steps on exactly
+    torch.testing.assert_close(m.step(following, cache), m(torch.cat([u, following], 1))[:, -1:], rtol=1e-10, atol=1e-10)
+
+
+def test_masked_row_keeps_its_state_through_later_segments():
+    m = _model()
+    u = torch.randn(2, 30, 32, dtype=torch.float64)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 7:] = False  # row 1 ends inside the first segment
+    cache = m.allocate_inference_cache(2, dtype=torch.float64)
+    m(u[:, :16], cache, mask[:, :16])
+    m(u[:, 16:], cache, mask[:, 16:])
+    alone = m.allocate_inference_cache(1, dtype=torch.float64)
+    m(u[1:, :7], alone)
+    torch.testing.assert_close(cache.ssm_state[1:], alone.ssm_state, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(cache.conv_state[1:], alone.conv_state, rtol=1e-10, atol=1e-10)

@@ -93,10 +93,12 @@ def load_head(directory: str | os.PathLike) -> Head | None:
 
 
 def _write_predictions(path: Path, data: LabelledSet, pred: np.ndarray) -> None:
+    """Predictions in full (shortest round-trip) precision: rounded, saturated probabilities
+    tie, and metrics recomputed from the file would differ from the run's own."""
     with atomic_open(path) as fh:
         fh.write("name\tlabel\tprediction\n")
         for name, y, p in zip(data.names, data.labels, pred):
-            fh.write(f"{name}\t{'' if not math.isfinite(y) else f'{y:g}'}\t{p:.8g}\n")
+            fh.write(f"{name}\t{'' if not math.isfinite(y) else f'{y:g}'}\t{float(p)!r}\n")
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,7 @@ from dnahnet.perf.settle import realised_ratios, settle_routing, within_target
 
 MODES = ("forward", "score")
 DEFAULT_CONFIGS = ["bench-transformer", "bench-mamba2", "bench-hnet-1stage", "bench-hnet-2stage",
-                   "bench-hnet-1stage-swa", "bench-hnet-1stage-mamba2"]
+                   "bench-hnet-1stage-swa", "bench-hnet-1stage-mamba2", "bench-hnet-1stage-mamba2-m1"]
 DEFAULT_LENGTHS = [1024, 4096, 16384, 65536, 131072]
 MILLION = 1_000_000
 

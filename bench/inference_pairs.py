@@ -1,0 +1,195 @@
+"""H-Nets against a baseline in one process: interleaved batch-1 forward passes, paired speed ratios.
+
+`dnahnet bench inference` measures each (config, length) in its own child process (for
+peak memory), so a ratio between two configs compares runs minutes apart on a machine
+whose speed drifts by ~20%. Here every repeat runs each model once on the same input,
+back to back (A B C A B C ...), and each ratio is taken within a round: the report gives
+the median of those paired ratios with a bootstrap 95% interval, not a ratio of bests.
+
+H-Nets run with the weights `dnahnet.perf.inference.settled_weights` gives them (trained
+on random DNA until their compression is within tolerance of the target), as in the
+inference benchmark. fp32, batch 1, `torch.inference_mode`, with the allocator settings of
+the command line (`dnahnet.perf.allocator`).
+
+    python bench/inference_pairs.py --configs bench-mamba2,bench-hnet-1stage-mamba2,bench-hnet-1stage-mamba2-m1 \
+        --lengths 1024,4096,16384,65536,262144,1048576 --out bench/results/inference_pairs_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dnahnet.nn.isotropic as isotropic
+from dnahnet.config import model_config_from_preset
+from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.nn.chunking import realised_compression
+from dnahnet.nn.hnet import HNetLM
+from dnahnet.perf.inference import parse_configs, parse_lengths, random_dna, settled_weights
+from dnahnet.perf.allocator import keep_freed_memory
+from dnahnet.perf.measure import machine
+
+
+WARMUP_BASES = 16384
+MIN_PAIRS_FOR_INTERVAL = 10  # a bootstrap of fewer paired ratios is reported as a range only
+
+
+def build(name: str, scratch: Path, seed: int) -> tuple[HNetLM, dict | None]:
+    cfg = model_config_from_preset(name)
+    torch.manual_seed(seed)
+    net = HNetLM(cfg)
+    settled = None
+    if cfg.n_routed:
+        settled = settled_weights(name, torch.device("cpu"), seed, scratch)
+        net.load_state_dict(torch.load(settled["path"], weights_only=True))
+    return net.eval(), settled
+
+
+def use_segment(positions: int) -> None:
+    """Stream Mamba-2 stacks in segments of `positions` (0: never)."""
+    isotropic.STREAM_SEGMENT_POSITIONS = positions if positions > 0 else sys.maxsize
+
+
+def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: int, min_seconds: float,
+                   seed: int) -> dict:
+    """Seconds per forward of every (model, streaming segment), interleaved: at least `repeats`
+    rounds and at least `min_seconds` in all. Each is warmed up once on the first 16,384 bases."""
+    ids = torch.as_tensor(random_dna(length, seed)).long()[None]
+    seconds: dict[str, list[float]] = {name: [] for name in nets}
+    compression: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for net, segment in nets.values():
+            use_segment(segment)
+            net(ids[:, :WARMUP_BASES])
+        while len(seconds[next(iter(nets))]) < repeats or time.perf_counter() - started < min_seconds:
+            for name, (net, segment) in nets.items():
+                use_segment(segment)
+                start = time.perf_counter()
+                out = net(ids)
+                seconds[name].append(time.perf_counter() - start)
+                compression.setdefault(name, realised_compression(out.routing))
+                del out
+    return {"length": length, "seconds": seconds, "compression": compression}
+
+
+def median_interval(values: list[float], seed: int = 0, resamples: int = 2000) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of the median (pairs resampled)."""
+    rng = np.random.default_rng(seed)
+    v = np.asarray(values)
+    medians = np.median(v[rng.integers(0, len(v), size=(resamples, len(v)))], axis=1)
+    return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
+
+
+def summarise(row: dict, baseline: str) -> dict:
+    base = row["seconds"][baseline]
+    out = {}
+    for name, secs in row["seconds"].items():
+        entry = {"best_bases_per_s": row["length"] / min(secs), "median_bases_per_s": row["length"] / statistics.median(secs)}
+        if name != baseline:
+            ratios = sorted(b / s for b, s in zip(base, secs))
+            low, high = median_interval(ratios)
+            entry.update(pairs=len(ratios), ratio_median=statistics.median(ratios), ratio_ci_low=low, ratio_ci_high=high,
+                         ratio_min=ratios[0], ratio_max=ratios[-1])
+        out[name] = entry
+    return out
+
+
+def report(results: dict) -> str:
+    names, baseline = results["configs"], results["configs"][0]
+    lines = ["# H-Nets against a baseline, interleaved in one process", "", "Command:", "", f"    {results['command']}", "",
+             f"Machine: {results['machine']}; fp32, batch 1, "
+             f"interleaved rounds per length (at least {results['repeats']} and at least {results['min_seconds']:g} s), "
+             f"after one warm-up each on {WARMUP_BASES:,} bases; streaming segment "
+             f"{', '.join(str(x) if x else 'off' for x in results['segments'])} (`name@segment` when several). Parameters: "
+             + ", ".join(f"{n} {p / 1e6:.2f}M" for n, p in results["params"].items()) + ".", "",
+             f"Median bases/s (best in brackets); for each H-Net the median of its paired speed ratios over {baseline} "
+             "(one per round), a percentile-bootstrap 95% interval of that median, and the range:", "",
+             "| length | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for row in results["rows"]:
+        s = row["summary"]
+        cells = []
+        for name in names:
+            e = s[name]
+            cell = f"{e['median_bases_per_s']:,.0f} ({e['best_bases_per_s']:,.0f})"
+            if name != baseline:
+                interval = (f"95% CI {e['ratio_ci_low']:.2f}-{e['ratio_ci_high']:.2f}, " if e["pairs"] >= MIN_PAIRS_FOR_INTERVAL
+                            else "too few pairs for an interval, ")
+                cell += (f"; **{e['ratio_median']:.2f}x** ({interval}range {e['ratio_min']:.2f}-{e['ratio_max']:.2f}, "
+                         f"{e['pairs']} pairs)")
+            cells.append(cell)
+        lines.append(f"| {row['length']:,} | " + " | ".join(cells) + " |")
+    lines += ["", "Realised compression (L/M per routed stage) at each length: "
+              + "; ".join(f"{r['length']:,}: " + ", ".join(f"{n} {','.join(f'{c:.2f}' for c in v)}"
+                                                         for n, v in r["compression"].items() if v)
+                          for r in results["rows"]), ""]
+    return "\n".join(lines)
+
+
+def rewrite_report(folder: Path) -> None:
+    """Re-render report.md from a run's results.json (after a change to the report's wording)."""
+    results = json.loads((folder / "results.json").read_text())
+    for row in results["rows"]:
+        row["summary"] = summarise(row, results["configs"][0])
+    with atomic_open(folder / "report.md") as fh:
+        fh.write(report(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="bench-mamba2,bench-hnet-1stage-mamba2,bench-hnet-1stage-mamba2-m1",
+                   help="comma-separated presets; the first is the baseline of every ratio")
+    p.add_argument("--lengths", default="1024,4096,16384,65536,262144,1048576")
+    p.add_argument("--repeats", type=int, default=5, help="at least this many interleaved rounds per length")
+    p.add_argument("--min-seconds", type=float, default=30.0, help="and rounds until this much time has passed")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--segment", default=str(isotropic.STREAM_SEGMENT_POSITIONS),
+                   help="positions per streamed segment of a Mamba-2 stack (0: never stream); several, comma-"
+                        "separated, run every config at each, interleaved")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    out = check_writable_dir(args.out)
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()  # the allocator settings the CLI runs with
+    segments = [int(x) for x in args.segment.split(",") if x.strip()]
+    names = list(parse_configs(args.configs))
+    lengths = parse_lengths(args.lengths)
+    nets, settled = {}, {}
+    with tempfile.TemporaryDirectory(prefix="dnahnet-pairs-") as scratch:
+        for name in names:
+            net, s = build(name, Path(scratch), args.seed)
+            for segment in segments:
+                nets[name if len(segments) == 1 else f"{name}@{segment or 'off'}"] = (net, segment)
+            if s:
+                settled[name] = {"steps": s["steps"], "compression": s["compression"], "ok": s["ok"]}
+    results = {"command": "python bench/inference_pairs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": args.threads,
+               "repeats": args.repeats, "min_seconds": args.min_seconds, "segments": segments, "date": time.strftime("%Y-%m-%d"), "configs": list(nets),
+               "params": {n: sum(p.numel() for p in net.parameters()) for n, (net, _) in nets.items()},
+               "settled": settled, "rows": []}
+    for length in lengths:
+        row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed)
+        row["summary"] = summarise(row, next(iter(nets)))
+        results["rows"].append(row)
+        print(f"L={length:>9,d}  " + "  ".join(
+            f"{n}: {e['median_bases_per_s']:,.0f}/s" + (f" ({e['ratio_median']:.2f}x [{e['ratio_ci_low']:.2f},{e['ratio_ci_high']:.2f}])"
+                                                         if "ratio_median" in e else "")
+            for n, e in row["summary"].items()), flush=True)
+        with atomic_open(out / "results.json") as fh:  # kept current: a long run can be read as it goes
+            json.dump(results, fh, indent=2)
+        with atomic_open(out / "report.md") as fh:
+            fh.write(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""bench/inference_pairs: interleaved rounds, paired ratios with an interval, streaming variants."""
+
+import json
+
+import numpy as np
+
+from bench.inference_pairs import MIN_PAIRS_FOR_INTERVAL, main, median_interval, summarise
+
+
+def test_median_interval_holds_the_median_and_narrows_with_more_pairs():
+    rng = np.random.default_rng(1)
+    few, many = list(1.6 + 0.2 * rng.standard_normal(12)), list(1.6 + 0.2 * rng.standard_normal(400))
+    for values in (few, many):
+        low, high = median_interval(values)
+        assert low <= float(np.median(values)) <= high
+    assert np.subtract(*median_interval(many)[::-1]) < np.subtract(*median_interval(few)[::-1])
+
+
+def test_ratios_are_paired_within_rounds():
+    row = {"length": 100, "seconds": {"base": [1.0, 2.0, 1.0], "fast": [0.5, 1.0, 0.5]}}
+    fast = summarise(row, "base")["fast"]
+    assert fast["ratio_median"] == fast["ratio_min"] == fast["ratio_max"] == 2.0  # drift cancels within a round
+    assert fast["pairs"] == 3 and summarise(row, "base")["base"]["best_bases_per_s"] == 100.0
+
+
+def test_run_writes_a_report_with_every_variant(tmp_path):
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny-transformer,tiny", "--lengths", "256", "--repeats", str(MIN_PAIRS_FOR_INTERVAL),
+                 "--min-seconds", "0", "--segment", "0,64", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["configs"] == ["tiny-transformer@off", "tiny-transformer@64", "tiny@off", "tiny@64"]
+    summary = results["rows"][0]["summary"]
+    assert summary["tiny@64"]["pairs"] == MIN_PAIRS_FOR_INTERVAL and summary["tiny@64"]["ratio_median"] > 0
+    assert results["rows"][0]["compression"]["tiny@64"]  # an H-Net reports its realised compression
+    report = (out / "report.md").read_text()
+    assert "95% CI" in report and "python bench/inference_pairs.py" in report
