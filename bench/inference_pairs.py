@@ -33,7 +33,7 @@ from dnahnet.config import model_config_from_preset
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.hnet import HNetLM
-from dnahnet.perf.inference import parse_configs, parse_lengths, random_dna, settled_weights
+from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
 from dnahnet.perf.allocator import keep_freed_memory
 from dnahnet.perf.measure import machine
 
@@ -43,14 +43,9 @@ MIN_PAIRS_FOR_INTERVAL = 10  # a bootstrap of fewer paired ratios is reported as
 
 
 def build(name: str, scratch: Path, seed: int) -> tuple[HNetLM, dict | None]:
-    cfg = model_config_from_preset(name)
-    torch.manual_seed(seed)
-    net = HNetLM(cfg)
-    settled = None
-    if cfg.n_routed:
-        settled = settled_weights(name, torch.device("cpu"), seed, scratch)
-        net.load_state_dict(torch.load(settled["path"], weights_only=True))
-    return net.eval(), settled
+    """The model `dnahnet bench inference` measures: H-Nets with their routing settled first."""
+    settled = settled_weights(name, torch.device("cpu"), seed, scratch) if model_config_from_preset(name).n_routed else None
+    return bench_net(name, seed, settled and settled["path"]), settled
 
 
 def use_segment(positions: int) -> None:
@@ -76,7 +71,8 @@ def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: in
                 start = time.perf_counter()
                 out = net(ids)
                 seconds[name].append(time.perf_counter() - start)
-                compression.setdefault(name, realised_compression(out.routing))
+                if name not in compression:
+                    compression[name] = realised_compression(out.routing)
                 del out
     return {"length": length, "seconds": seconds, "compression": compression}
 
@@ -134,12 +130,19 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def rewrite_report(folder: Path) -> None:
-    """Re-render report.md from a run's results.json (after a change to the report's wording)."""
-    results = json.loads((folder / "results.json").read_text())
-    for row in results["rows"]:
-        row["summary"] = summarise(row, results["configs"][0])
-    with atomic_open(folder / "report.md") as fh:
+def measure_and_write(nets: dict[str, tuple[HNetLM, int]], length: int, args: argparse.Namespace, results: dict,
+                      out: Path) -> None:
+    """One length: measure, print a line, and rewrite results.json and report.md."""
+    row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed)
+    row["summary"] = summarise(row, next(iter(nets)))
+    results["rows"].append(row)
+    print(f"L={length:>9,d}  " + "  ".join(
+        f"{n}: {e['median_bases_per_s']:,.0f}/s" + (f" ({e['ratio_median']:.2f}x [{e['ratio_ci_low']:.2f},{e['ratio_ci_high']:.2f}])"
+                                                     if "ratio_median" in e else "")
+        for n, e in row["summary"].items()), flush=True)
+    with atomic_open(out / "results.json") as fh:  # kept current: a long run can be read as it goes
+        json.dump(results, fh, indent=2)
+    with atomic_open(out / "report.md") as fh:
         fh.write(report(results))
 
 
@@ -176,18 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                "repeats": args.repeats, "min_seconds": args.min_seconds, "segments": segments, "date": time.strftime("%Y-%m-%d"), "configs": list(nets),
                "params": {n: sum(p.numel() for p in net.parameters()) for n, (net, _) in nets.items()},
                "settled": settled, "rows": []}
-    for length in lengths:
-        row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed)
-        row["summary"] = summarise(row, next(iter(nets)))
-        results["rows"].append(row)
-        print(f"L={length:>9,d}  " + "  ".join(
-            f"{n}: {e['median_bases_per_s']:,.0f}/s" + (f" ({e['ratio_median']:.2f}x [{e['ratio_ci_low']:.2f},{e['ratio_ci_high']:.2f}])"
-                                                         if "ratio_median" in e else "")
-            for n, e in row["summary"].items()), flush=True)
-        with atomic_open(out / "results.json") as fh:  # kept current: a long run can be read as it goes
-            json.dump(results, fh, indent=2)
-        with atomic_open(out / "report.md") as fh:
-            fh.write(report(results))
+    default_segment = isotropic.STREAM_SEGMENT_POSITIONS
+    try:
+        for length in lengths:
+            measure_and_write(nets, length, args, results, out)
+    finally:
+        isotropic.STREAM_SEGMENT_POSITIONS = default_segment  # callers in this process stream as before
     return 0
 
 

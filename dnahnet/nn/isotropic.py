@@ -130,12 +130,13 @@ class Isotropic(nn.Module):
 
     def _streams(self, h: torch.Tensor) -> bool:
         """Whether to run a long input segment by segment: only without autograd, and only for a
-        stack of recurrent (Mamba-2) mixers, whose carried state makes it exact."""
+        stack of recurrent (Mamba-2) mixers, whose carried state makes it exact. The length is
+        compared last: traced, it may be a data-dependent chunk count that cannot be guarded on."""
         return (
-            h.shape[1] > STREAM_SEGMENT_POSITIONS
+            not torch.compiler.is_compiling()
             and not torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
             and all(isinstance(layer.mixer, Mamba2) for layer in self.layers)
+            and h.shape[1] > STREAM_SEGMENT_POSITIONS
         )
 
     def _forward_segments(

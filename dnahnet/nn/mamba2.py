@@ -32,17 +32,21 @@ def kernels_available() -> bool:
     return _kernel_scan is not None
 
 
-def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def causal_depthwise_conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, history: torch.Tensor | None = None
+) -> torch.Tensor:
     """Causal depthwise conv over time as K shifted multiply-adds: x (B, L, C), weight (C, 1, K).
+
+    `history` (B, K-1, C): the inputs just before x (a carried cache); zeros when None.
 
     Same result as `nn.Conv1d(groups=C, padding=K-1)` cut to L, but its backward is
     elementwise work instead of the depthwise-convolution backward kernel, which
     is very slow on CPU. Fused multiply-adds (`addcmul`) make it K passes over the
-    input instead of 2K: 1.4x faster than separate products and sums at (1, 16384, 256).
+    input instead of 2K (15.1 -> 10.8 ms at (1, 16384, 256), one timing).
     """
     k = weight.shape[-1]
     seqlen = x.shape[1]
-    padded = F.pad(x, (0, 0, k - 1, 0))
+    padded = F.pad(x, (0, 0, k - 1, 0)) if history is None else torch.cat([history, x], dim=1)
     w = weight.squeeze(1).to(x.dtype)  # (C, K)
     out = torch.addcmul(bias.to(x.dtype), padded[:, k - 1 : k - 1 + seqlen], w[:, k - 1])
     for i in range(k - 1):
@@ -129,10 +133,10 @@ class Mamba2(nn.Module):
             xbc = causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias)
             initial_state = None
         else:
-            earlier = cache.conv_state.transpose(1, 2).to(xbc.dtype)  # (B, d_conv, conv_dim)
-            with_earlier = torch.cat([earlier[:, 1:], xbc], dim=1)
-            cache.conv_state.copy_(self._conv_tail(torch.cat([earlier, xbc], dim=1), mask))
-            xbc = causal_depthwise_conv(with_earlier, self.conv1d.weight, self.conv1d.bias)[:, self.d_conv - 1 :]
+            earlier = cache.conv_state.transpose(1, 2).to(xbc.dtype)  # (B, d_conv, conv_dim); may view the cache
+            convolved = causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias, history=earlier[:, 1:])
+            cache.conv_state.copy_(self._conv_tail(torch.cat([earlier, xbc], dim=1), mask))  # after reading it
+            xbc = convolved
             initial_state = cache.ssm_state
         xbc = F.silu(xbc)
         x, B, C = self._split_xbc(xbc)

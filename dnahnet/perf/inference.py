@@ -98,6 +98,18 @@ def random_dna(length: int, seed: int = 0) -> np.ndarray:
     return np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, size=length)]
 
 
+def bench_net(config: str, seed: int, weights: str | None = None):
+    """The benchmarked model: `config` built from `seed` (as `settled_weights` builds it), with the
+    settled `weights` when given, in eval mode on the CPU."""
+    from dnahnet.nn.hnet import HNetLM
+
+    torch.manual_seed(seed)
+    net = HNetLM(model_config_from_preset(config))
+    if weights:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
 def measure_one(config: str, length: int, mode: str = "forward", window: int = 4096, device: str = "cpu",
                 repeats: int = 3, budget_s: float = 30.0, seed: int = 0, weights: str | None = None) -> dict:
     """One measurement in this process (the child on CPU). Returns timings, memory and FLOPs.
@@ -106,16 +118,11 @@ def measure_one(config: str, length: int, mode: str = "forward", window: int = 4
     """
     from dnahnet.infer.model import DnaModel
     from dnahnet.infer.model import plan_windows
-    from dnahnet.nn.hnet import HNetLM
 
     dev = torch.device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cfg = model_config_from_preset(config)
-    torch.manual_seed(seed)
-    net = HNetLM(cfg)
-    if weights:
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    net = net.to(device=dev, dtype=dtype).eval()
+    net = bench_net(config, seed, weights).to(device=dev, dtype=dtype)
     seq = random_dna(length, seed)
     ratios: list[float] = []
     if dev.type == "cuda":
