@@ -3,13 +3,17 @@
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them everything here is a
 single-process no-op, so callers read the same with and without it. CUDA ranks
 use NCCL and one GPU each (cuda:LOCAL_RANK); CPU ranks use gloo, which is how the
-tests run two processes on one machine. Wrapping a model for data parallelism
+tests run two processes on one machine; when every gloo rank is on this host
+(torchrun's LOCAL_WORLD_SIZE equals WORLD_SIZE) they talk over the loopback
+interface rather than whatever address the host name resolves to, unless
+GLOO_SOCKET_IFNAME says otherwise. Wrapping a model for data parallelism
 (DDP/FSDP) is training's business: `dnahnet.train.distributed`.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +45,15 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _loopback_for_single_host_gloo(world: int) -> None:
+    """Pin gloo to the loopback interface when all `world` ranks run on this host and nobody chose one."""
+    if "GLOO_SOCKET_IFNAME" in os.environ or int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != world:
+        return
+    loopback = [name for _, name in socket.if_nameindex() if name in ("lo", "lo0")]
+    if loopback:
+        os.environ["GLOO_SOCKET_IFNAME"] = loopback[0]
+
+
 def setup(device: str = "auto") -> DistEnv:
     """Join the torchrun process group if there is one; pick this rank's device."""
     world = launched_world_size()
@@ -50,6 +63,8 @@ def setup(device: str = "auto") -> DistEnv:
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
+        else:
+            _loopback_for_single_host_gloo(world)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from dnahnet.train import checkpoint as ckpt
 from dnahnet.train.trainer import pretrain, run_configs
+from multiprocess import arm_rank_deadline, free_port, run_command, single_host_env, spawn
 
 STEPS = 3
 
@@ -24,20 +22,15 @@ def configs(**train):
     return run_configs("tiny", train=train)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, out: str, train: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    arm_rank_deadline()
+    os.environ.update(single_host_env(rank, world, port))
     torch.set_num_threads(1)
     pretrain(*configs(**train), out)
 
 
 def run_two_processes(out, **train) -> None:
-    mp.spawn(_worker, args=(2, free_port(), str(out), train), nprocs=2, join=True)
+    spawn(_worker, args=(2, free_port(), str(out), train), nprocs=2)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +74,21 @@ def test_torchrun_cli_matches_one_process(single, tmp_path):
         "--steps", str(STEPS), "--eval-every", str(STEPS), "--out", str(tmp_path),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DNAHNET_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = run_command(cmd, env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("checkpoint  ") == 1  # only rank 0 reports
     assert_same_run(tmp_path, single)
+
+
+@pytest.mark.parametrize("local_world, preset, expected", [(2, None, "lo"), (1, None, None), (2, "eth9", "eth9")],
+                         ids=["one-host", "two-hosts", "user-choice"])
+def test_gloo_ranks_on_one_host_talk_over_loopback(monkeypatch, local_world, preset, expected):
+    from dnahnet.distributed import _loopback_for_single_host_gloo
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
+    if preset is None:
+        monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    else:
+        monkeypatch.setenv("GLOO_SOCKET_IFNAME", preset)
+    _loopback_for_single_host_gloo(world=2)
+    assert os.environ.get("GLOO_SOCKET_IFNAME") == expected

@@ -19,7 +19,7 @@ from dnahnet.infer.scoring import score_regions
 from dnahnet.infer.sharding import Region, plan_shards, select_regions
 from dnahnet_cli.main import main
 from infer_fixtures import SMALL_SIZES, checkpoints, chr22, small_genome, tiny, tiny2  # noqa: F401
-from test_ddp import free_port
+from multiprocess import arm_rank_deadline, free_port, single_host_env, spawn
 
 SHARDING = ["--window", "512", "--context", "128", "--shard-bases", "600", "--batch-size", "3"]
 
@@ -38,11 +38,11 @@ def _rank(rank: int, world: int, ports: list[int], commands: list[list[str]], ca
     """One process of a torchrun-like launch: the same environment, then each command in turn."""
     import torch
 
+    arm_rank_deadline()
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      DNAHNET_CACHE=cache)
+    os.environ["DNAHNET_CACHE"] = cache
     for port, argv in zip(ports, commands):
-        os.environ["MASTER_PORT"] = str(port)
+        os.environ.update(single_host_env(rank, world, port))
         code = main(argv)
         if code != 0:
             raise SystemExit(f"rank {rank}: {argv[0]} exited {code}")
@@ -50,10 +50,8 @@ def _rank(rank: int, world: int, ports: list[int], commands: list[list[str]], ca
 
 def launch(commands: list[list[str]], tmp_path, nproc: int = 2) -> None:
     """What `torchrun --nproc-per-node 2 -m dnahnet_cli ...` does, for several commands in one launch."""
-    import torch.multiprocessing as mp
-
     ports = [free_port() for _ in commands]
-    mp.spawn(_rank, args=(nproc, ports, commands, str(tmp_path / "cache")), nprocs=nproc, join=True)
+    spawn(_rank, args=(nproc, ports, commands, str(tmp_path / "cache")), nprocs=nproc)
 
 
 def files(folder) -> dict[str, bytes]:
