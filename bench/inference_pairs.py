@@ -49,7 +49,7 @@ def build(name: str, scratch: Path, seed: int) -> tuple[HNetLM, dict | None]:
 
 
 def use_segment(positions: int) -> None:
-    """Stream Mamba-2 stacks in segments of `positions` (0: never)."""
+    """Stream recurrent models and Mamba-2 stacks in segments of `positions` (0: never)."""
     isotropic.STREAM_SEGMENT_POSITIONS = positions if positions > 0 else sys.maxsize
 
 

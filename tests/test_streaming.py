@@ -1,5 +1,7 @@
 """Long inputs stream through Mamba-2 stacks segment by segment without autograd, exactly."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -57,3 +59,63 @@ def test_streamed_hnet_scores_equal_one_pass(short_segments, preset):
     with torch.inference_mode():
         streamed = net(ids).logits
     torch.testing.assert_close(streamed, whole, rtol=1e-9, atol=1e-9)
+
+
+def _model(preset: str, **overrides) -> HNetLM:
+    torch.manual_seed(0)
+    config = dataclasses.replace(model_config_from_preset(preset), **overrides)
+    return HNetLM(config).double().eval()
+
+
+ALL_MAMBA_2STAGE = dict(arch_layout=["m1", ["m1", ["m2"], "m1"], "m1"])
+
+
+@pytest.mark.parametrize("preset, overrides", [
+    ("bench-hnet-1stage-mamba2-m1", {}),
+    ("tiny-2stage", ALL_MAMBA_2STAGE),
+    ("tiny-2stage", {**ALL_MAMBA_2STAGE, "chunking": "every_k", "k": 5}),  # stage 1 then has segments with no boundary
+    ("tiny-2stage", {**ALL_MAMBA_2STAGE, "chunking": "every_k", "k": 30}),  # stage 0 too: segments of 24 that emit no chunk
+    ("bench-mamba2", {}),
+], ids=["1stage", "2stage", "2stage-fixed5", "2stage-fixed30", "isotropic"])
+def test_a_streamed_row_gives_one_pass_logits_and_routing_at_every_stage(short_segments, preset, overrides):
+    net = _model(preset, **overrides)
+    ids = torch.randint(0, 4, (1, 301))
+    whole = net(ids)  # autograd on: one pass
+    with torch.inference_mode():
+        assert net._streams(ids, None, None)
+        streamed = net(ids)
+    torch.testing.assert_close(streamed.logits, whole.logits.detach(), rtol=1e-9, atol=1e-9)
+    assert len(streamed.routing) == len(whole.routing) == net.n_routed
+    for one, many in zip(whole.routing, streamed.routing):
+        valid = slice(None) if one.mask is None else one.mask[0]
+        assert torch.equal(many.boundary_mask[0], one.boundary_mask[0, valid])
+        torch.testing.assert_close(many.boundary_prob[0], one.boundary_prob[0, valid].detach(), rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(many.selected_probs[0], one.selected_probs[0, valid].detach(), rtol=1e-9, atol=1e-12)
+    for a, b in zip(streamed.ratio_losses, whole.ratio_losses):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
+
+
+def test_only_single_unpadded_rows_of_recurrent_models_stream_whole(short_segments):
+    net = _model("bench-hnet-1stage-mamba2-m1")
+    ids = torch.randint(0, 4, (1, 100))
+    with torch.no_grad():
+        assert net._streams(ids, None, None)
+        assert not net._streams(ids[:, :24], None, None)  # one segment
+        assert not net._streams(ids.expand(2, -1), None, None)
+        assert not net._streams(ids, torch.ones_like(ids, dtype=torch.bool), None)
+        assert not net._streams(ids, None, net.allocate_inference_cache(1, 0))
+        assert not _model("tiny")._streams(ids, None, None)  # attention in the main network
+    assert not net._streams(ids, None, None)  # autograd
+
+
+def test_prefill_in_two_parts_then_steps_equal_one_prefill(short_segments):
+    """A used cache is continued: prefill 40 + 33 bases, then 5 steps, as prefill 73 then 5 steps."""
+    net = _model("tiny-2stage", **ALL_MAMBA_2STAGE)
+    ids = torch.randint(0, 4, (1, 78))
+    with torch.no_grad():
+        one, two = (net.allocate_inference_cache(1, 0, dtype=torch.float64) for _ in range(2))
+        first = net(ids[:, :73], cache=one).logits
+        parts = torch.cat([net(ids[:, :40], cache=two).logits, net(ids[:, 40:73], cache=two).logits], dim=1)
+        torch.testing.assert_close(parts, first, rtol=1e-9, atol=1e-9)
+        for t in range(73, 78):
+            torch.testing.assert_close(net.step(ids[:, t : t + 1], two), net.step(ids[:, t : t + 1], one), rtol=1e-9, atol=1e-9)

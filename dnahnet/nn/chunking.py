@@ -100,13 +100,23 @@ def _output(p: torch.Tensor, mask: torch.Tensor | None) -> RoutingOutput:
     return RoutingOutput(p, b, torch.maximum(p, 1.0 - p), mask)
 
 
+def valid_lengths(mask: torch.Tensor | None, bsz: int, seqlen: int, device) -> torch.Tensor:
+    """Valid (left-aligned) positions per row, (B,) long."""
+    return torch.full((bsz,), seqlen, device=device) if mask is None else mask.sum(-1)
+
+
+def last_valid(x: torch.Tensor, lengths: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """Each row's value at its last valid position of x (B, L, D), or `previous` (B, D) for a row with none."""
+    last = x[torch.arange(x.shape[0], device=x.device), (lengths - 1).clamp(min=0)].to(previous.dtype)
+    return torch.where((lengths > 0)[:, None], last, previous)
+
+
 def _fill_cache(cache: RoutingCache, h: torch.Tensor, mask: torch.Tensor | None) -> None:
-    bsz, seqlen, _ = h.shape
-    lengths = torch.full((bsz,), seqlen, device=h.device) if mask is None else mask.sum(-1)
-    last = (lengths - 1).clamp(min=0)
-    cache.last_hidden.copy_(h[torch.arange(bsz, device=h.device), last].to(cache.last_hidden.dtype))
-    cache.has_seen.copy_(lengths > 0)
-    cache.position.copy_(lengths)
+    """Advance the cache past this forward's valid positions; a row with none keeps its state."""
+    lengths = valid_lengths(mask, h.shape[0], h.shape[1], h.device)
+    cache.last_hidden.copy_(last_valid(h, lengths, cache.last_hidden))
+    cache.has_seen.copy_(cache.has_seen | (lengths > 0))
+    cache.position.add_(lengths)
 
 
 def full_precision(t: torch.Tensor):
@@ -137,8 +147,13 @@ class RoutingModule(nn.Module):
             return torch.clamp((1.0 - (q * k).sum(-1)) / 2.0, 0.0, 1.0)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: RoutingCache | None = None) -> RoutingOutput:
+        """h (B, L, D). With a `cache` this continues from the positions it has seen (p_0 compares
+        with its last hidden state, not 1) and then advances it: a fresh cache gives the same
+        decisions as none, and segments run one after another give those of one pass."""
         p = F.pad(self._prob(h[:, :-1], h[:, 1:]), (1, 0), value=1.0)
         if cache is not None:
+            first = self._prob(cache.last_hidden.to(h.dtype), h[:, 0])
+            p = torch.cat([torch.where(cache.has_seen, first, p[:, 0])[:, None], p[:, 1:]], dim=1)
             _fill_cache(cache, h, mask)
         return _output(p, mask)
 
@@ -166,10 +181,11 @@ class FixedRouting(nn.Module):
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: RoutingCache | None = None) -> RoutingOutput:
         bsz, seqlen, _ = h.shape
-        pos = torch.arange(seqlen, device=h.device)
-        p = (pos % self.k == 0).to(h.dtype if h.dtype == torch.float64 else torch.float32).expand(bsz, seqlen)
-        if cache is not None:
+        pos = torch.arange(seqlen, device=h.device).expand(bsz, seqlen)
+        if cache is not None:  # continue the grid from the positions the cache has seen
+            pos = pos + cache.position[:, None]
             _fill_cache(cache, h, mask)
+        p = (pos % self.k == 0).to(h.dtype if h.dtype == torch.float64 else torch.float32)
         return _output(p, mask)
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, device, dtype=None) -> RoutingCache:
@@ -280,18 +296,25 @@ class DeChunkLayer(nn.Module):
         mask: torch.Tensor | None = None,
         cache: DeChunkCache | None = None,
     ) -> torch.Tensor:
+        """z (B, M, D) chunk outputs -> (B, L, D). With a `cache` the EMA starts from its last value,
+        and positions before this call's first boundary take that value (segments run one after
+        another give one pass's result); the cache then holds the value at the last valid position."""
         # fp32 before the clamp: in bf16, 1 - 1e-4 rounds to 1 and log1p(-P) becomes -inf.
         probs = boundary_prob if boundary_prob.dtype == torch.float64 else boundary_prob.float()
         P = boundary_probs_of_chunks(probs, boundary_mask, z.shape[1]).clamp(P_MIN, 1 - P_MIN)
         with full_precision(z):  # the EMA's scan matmuls in fp32 under bf16 autocast too
             smooth = ema_scan(z, P)
-        plug = (torch.cumsum(boundary_mask.long(), dim=1) - 1).clamp(min=0)
+        plug = torch.cumsum(boundary_mask.long(), dim=1)  # chunks started so far: 1 + index of this position's chunk
+        if cache is None:
+            plug = (plug - 1).clamp(min=0)
+        else:
+            start = cache.last_value.to(smooth.dtype)
+            smooth = smooth + torch.exp(torch.cumsum(torch.log1p(-P.to(smooth.dtype)), dim=1))[..., None] * start[:, None]
+            smooth = torch.cat([start[:, None], smooth], dim=1)  # index 0: before this call's first boundary
         out = torch.gather(smooth, 1, plug[..., None].expand(-1, -1, smooth.shape[-1]))
         if cache is not None:
-            bsz, seqlen = boundary_mask.shape
-            lengths = torch.full((bsz,), seqlen, device=z.device) if mask is None else mask.sum(-1)
-            last = out[torch.arange(bsz, device=z.device), (lengths - 1).clamp(min=0)]
-            cache.last_value.copy_(last.to(cache.last_value.dtype))
+            lengths = valid_lengths(mask, *boundary_mask.shape, z.device)
+            cache.last_value.copy_(last_valid(out, lengths, cache.last_value))
         return out.to(z.dtype)
 
     def allocate_inference_cache(self, batch_size: int, max_seqlen: int, device, dtype=None) -> DeChunkCache:

@@ -29,6 +29,7 @@ from dnahnet.nn.chunking import (
     ratio_loss,
     ste,
 )
+from dnahnet.nn import isotropic
 from dnahnet.nn.isotropic import Isotropic, IsotropicCache
 
 
@@ -222,12 +223,54 @@ class HNetLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None, cache: HNetCache | None = None) -> HNetOutput:
         """input_ids (B, L). `mask` (B, L) marks valid (left-aligned) positions; a fresh
-        `cache` from `allocate_inference_cache` is filled for later `step()` calls (prefill)."""
+        `cache` from `allocate_inference_cache` is filled for later `step()` calls (prefill),
+        and a used one is continued from."""
+        if self._streams(input_ids, mask, cache):
+            return self._forward_segments(input_ids)
         with record_function("embedding"):
             h = self.embeddings(input_ids)
         h, routing = self.backbone(h, mask, cache)
         with record_function("lm_head"):
             logits = self.lm_head(h.to(self.lm_head.weight.dtype) if h.dtype != torch.float64 else h)
+        return self._output(logits, routing)
+
+    @property
+    def recurrent(self) -> bool:
+        """Every stack of every stage is Mamba-2 only, so the whole model can continue from a cache."""
+        return all(stack.recurrent for stack in self.modules() if isinstance(stack, Isotropic))
+
+    def _streams(self, input_ids: torch.Tensor, mask: torch.Tensor | None, cache: HNetCache | None) -> bool:
+        """Whether to run a long input segment by segment through every stage (see `_forward_segments`):
+        without autograd, one unpadded row, no caller's cache, a recurrent model; the length last
+        (traced, it may not be guarded on)."""
+        return (
+            not torch.compiler.is_compiling()
+            and not torch.is_grad_enabled()
+            and cache is None
+            and mask is None
+            and input_ids.shape[0] == 1
+            and self.recurrent
+            and input_ids.shape[1] > isotropic.STREAM_SEGMENT_POSITIONS
+        )
+
+    def _forward_segments(self, input_ids: torch.Tensor) -> HNetOutput:
+        """The whole model over one segment of positions, then the next, every stage continuing from
+        its cache (conv and SSM states, the router's last hidden state, the dechunk EMA's last value):
+        nothing of full length is materialised but the logits, so the outer stage of a 1M-base input
+        runs at the speed of a short one. Equal to one pass; the routing outputs of the segments are
+        joined (a segment that emitted no chunk adds nothing to the next stage's)."""
+        segment = isotropic.STREAM_SEGMENT_POSITIONS
+        cache = self.allocate_inference_cache(1, 0, dtype=self.embeddings.weight.dtype)
+        logits, parts = None, []
+        for start in range(0, input_ids.shape[1], segment):
+            out = self(input_ids[:, start : start + segment], None, cache)
+            if logits is None:
+                logits = out.logits.new_empty(1, input_ids.shape[1], out.logits.shape[-1])
+            logits[:, start : start + out.logits.shape[1]] = out.logits
+            parts.append(out.routing)
+        return self._output(logits, [_joined(stage) for stage in zip(*parts)])
+
+    def _output(self, logits: torch.Tensor, routing: list[RoutingOutput]) -> HNetOutput:
         with record_function("ratio_loss"):
             if self.config.learned_routing:
                 losses = self.ratio_losses(routing)
@@ -252,6 +295,14 @@ class HNetLM(nn.Module):
         h, routing = self.backbone.step(h, cache)
         cache.last_routing = routing
         return self.lm_head(h.to(self.lm_head.weight.dtype) if h.dtype != torch.float64 else h)
+
+
+def _joined(segments: tuple[RoutingOutput, ...]) -> RoutingOutput:
+    """One row's routing outputs of consecutive segments as one: their valid positions, in order."""
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(s, name) if s.mask is None else getattr(s, name)[s.mask][None] for s in segments], dim=1)
+
+    return RoutingOutput(cat("boundary_prob"), cat("boundary_mask"), cat("selected_probs"), None)
 
 
 def stage_of_parameter(name: str) -> int:

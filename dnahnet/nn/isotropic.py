@@ -135,9 +135,14 @@ class Isotropic(nn.Module):
         return (
             not torch.compiler.is_compiling()
             and not torch.is_grad_enabled()
-            and all(isinstance(layer.mixer, Mamba2) for layer in self.layers)
+            and self.recurrent
             and h.shape[1] > STREAM_SEGMENT_POSITIONS
         )
+
+    @property
+    def recurrent(self) -> bool:
+        """Every mixer is Mamba-2: a carried conv and SSM state is all a continuation needs."""
+        return all(isinstance(layer.mixer, Mamba2) for layer in self.layers)
 
     def _forward_segments(
         self, h: torch.Tensor, cache: IsotropicCache | None, mask: torch.Tensor | None
