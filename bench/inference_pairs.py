@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import dnahnet.nn.isotropic as isotropic
@@ -35,11 +34,10 @@ from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
 from dnahnet.perf.allocator import keep_freed_memory
-from dnahnet.perf.measure import machine
+from dnahnet.perf.measure import describe_ratio, machine, paired_ratio_summary
 
 
 WARMUP_BASES = 16384
-MIN_PAIRS_FOR_INTERVAL = 10  # a bootstrap of fewer paired ratios is reported as a range only
 
 
 def build(name: str, scratch: Path, seed: int) -> tuple[HNetLM, dict | None]:
@@ -77,24 +75,13 @@ def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: in
     return {"length": length, "seconds": seconds, "compression": compression}
 
 
-def median_interval(values: list[float], seed: int = 0, resamples: int = 2000) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of the median (pairs resampled)."""
-    rng = np.random.default_rng(seed)
-    v = np.asarray(values)
-    medians = np.median(v[rng.integers(0, len(v), size=(resamples, len(v)))], axis=1)
-    return float(np.percentile(medians, 2.5)), float(np.percentile(medians, 97.5))
-
-
 def summarise(row: dict, baseline: str) -> dict:
     base = row["seconds"][baseline]
     out = {}
     for name, secs in row["seconds"].items():
         entry = {"best_bases_per_s": row["length"] / min(secs), "median_bases_per_s": row["length"] / statistics.median(secs)}
         if name != baseline:
-            ratios = sorted(b / s for b, s in zip(base, secs))
-            low, high = median_interval(ratios)
-            entry.update(pairs=len(ratios), ratio_median=statistics.median(ratios), ratio_ci_low=low, ratio_ci_high=high,
-                         ratio_min=ratios[0], ratio_max=ratios[-1])
+            entry.update(paired_ratio_summary([b / s for b, s in zip(base, secs)]))
         out[name] = entry
     return out
 
@@ -117,10 +104,7 @@ def report(results: dict) -> str:
             e = s[name]
             cell = f"{e['median_bases_per_s']:,.0f} ({e['best_bases_per_s']:,.0f})"
             if name != baseline:
-                interval = (f"95% CI {e['ratio_ci_low']:.2f}-{e['ratio_ci_high']:.2f}, " if e["pairs"] >= MIN_PAIRS_FOR_INTERVAL
-                            else "too few pairs for an interval, ")
-                cell += (f"; **{e['ratio_median']:.2f}x** ({interval}range {e['ratio_min']:.2f}-{e['ratio_max']:.2f}, "
-                         f"{e['pairs']} pairs)")
+                cell += "; " + describe_ratio(e)
             cells.append(cell)
         lines.append(f"| {row['length']:,} | " + " | ".join(cells) + " |")
     lines += ["", "Realised compression (L/M per routed stage) at each length: "

@@ -6,16 +6,22 @@ import numpy as np
 
 import dnahnet.nn.isotropic as isotropic
 
-from bench.inference_pairs import MIN_PAIRS_FOR_INTERVAL, main, median_interval, summarise
+from bench.inference_pairs import main, summarise
+from dnahnet.perf.measure import MIN_PAIRS_FOR_INTERVAL, describe_ratio, paired_ratio_summary
 
 
 def test_median_interval_holds_the_median_and_narrows_with_more_pairs():
     rng = np.random.default_rng(1)
     few, many = list(1.6 + 0.2 * rng.standard_normal(12)), list(1.6 + 0.2 * rng.standard_normal(400))
-    for values in (few, many):
-        low, high = median_interval(values)
-        assert low <= float(np.median(values)) <= high
-    assert np.subtract(*median_interval(many)[::-1]) < np.subtract(*median_interval(few)[::-1])
+    width = {}
+    for name, values in (("few", few), ("many", many)):
+        s = paired_ratio_summary(values)
+        assert s["ratio_ci_low"] <= float(np.median(values)) == s["ratio_median"] <= s["ratio_ci_high"]
+        assert (s["ratio_min"], s["ratio_max"], s["pairs"]) == (min(values), max(values), len(values))
+        width[name] = s["ratio_ci_high"] - s["ratio_ci_low"]
+    assert width["many"] < width["few"]
+    assert "95% CI" in describe_ratio(paired_ratio_summary(few))
+    assert "too few pairs for an interval" in describe_ratio(paired_ratio_summary(few[: MIN_PAIRS_FOR_INTERVAL - 1]))
 
 
 def test_ratios_are_paired_within_rounds():

@@ -205,3 +205,27 @@ if __name__ == "__main__":
     keep_freed_memory()  # measure what the CLI runs: the same allocator settings
     out = _child(json.loads(sys.argv[1]))
     print(RESULT_PREFIX + json.dumps(out), flush=True)
+
+
+MIN_PAIRS_FOR_INTERVAL = 10  # a bootstrap of fewer paired ratios is reported as a range only
+
+
+def paired_ratio_summary(ratios: list[float], seed: int = 0, resamples: int = 2000) -> dict:
+    """Median of per-round paired ratios, a percentile-bootstrap 95% interval of the median (rounds
+    resampled; meaningful from MIN_PAIRS_FOR_INTERVAL rounds) and the range."""
+    import numpy as np
+
+    v = np.sort(np.asarray(ratios, dtype=float))
+    rng = np.random.default_rng(seed)
+    medians = np.median(v[rng.integers(0, len(v), size=(resamples, len(v)))], axis=1)
+    return {"pairs": len(v), "ratio_median": float(np.median(v)), "ratio_ci_low": float(np.percentile(medians, 2.5)),
+            "ratio_ci_high": float(np.percentile(medians, 97.5)), "ratio_min": float(v[0]), "ratio_max": float(v[-1])}
+
+
+def describe_ratio(entry: dict) -> str:
+    """'**1.23x** (95% CI 1.1-1.3, range ..., n pairs)' for a `paired_ratio_summary`."""
+    interval = (f"95% CI {entry['ratio_ci_low']:.2f}-{entry['ratio_ci_high']:.2f}, " if entry["pairs"] >= MIN_PAIRS_FOR_INTERVAL
+                else "too few pairs for an interval, ")
+    return (f"**{entry['ratio_median']:.2f}x** ({interval}range {entry['ratio_min']:.2f}-{entry['ratio_max']:.2f}, "
+            f"{entry['pairs']} pairs)")
+

@@ -26,6 +26,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,8 +92,31 @@ def profile_step(step_fn, device: torch.device) -> dict[str, float]:
     return totals
 
 
-def measure_train(name: str, device: torch.device, seq_len: int | None, batch: int | None, repeats: int,
-                  profile: bool, seed: int = 0, compile: bool = False, backend: str = "inductor") -> dict:
+@dataclass
+class TrainStep:
+    """One config's timed unit: forward + backward + AdamW (learning rate 0) on a fixed micro-batch."""
+
+    name: str
+    cfg: object
+    model: torch.nn.Module
+    ids: torch.Tensor
+    step: Callable[[], None]
+    settle_steps: int
+
+    @property
+    def bases(self) -> int:
+        return self.ids.numel()
+
+    def flops_per_base(self) -> tuple[float, list[float]]:
+        """Analytic training FLOPs per base at the compression the model realises on this batch."""
+        ratios = realised_ratios(self.model, self.ids)
+        return count_flops(self.cfg, self.ids.shape[1], ratios or None).per_base(training=True), ratios
+
+
+def prepare_train_step(name: str, device: torch.device, seq_len: int | None = None, batch: int | None = None,
+                       seed: int = 0) -> TrainStep:
+    """Build the model and batch, settle an H-Net's routing to its target compression, then set the
+    learning rate to 0 so timed steps cost a full AdamW step but keep that compression."""
     from dnahnet.config import model_config_from_preset
     from dnahnet.nn.hnet import HNetLM
 
@@ -120,10 +144,17 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
                 opt.step()
                 opt.zero_grad(set_to_none=True)
 
-    targets = cfg.stage_target_ratios()
-    settle_steps = settle_routing(model, targets, ids, autocast) if cfg.n_routed else 0
+    settle_steps = settle_routing(model, cfg.stage_target_ratios(), ids, autocast) if cfg.n_routed else 0
     for group in opt.param_groups:
-        group["lr"] = 0.0  # timed steps cost a full AdamW step but leave the compression where it is
+        group["lr"] = 0.0
+    return TrainStep(name, cfg, model, ids, step, settle_steps)
+
+
+def measure_train(name: str, device: torch.device, seq_len: int | None, batch: int | None, repeats: int,
+                  profile: bool, seed: int = 0, compile: bool = False, backend: str = "inductor") -> dict:
+    prepared = prepare_train_step(name, device, seq_len, batch, seed)
+    cfg, model, ids, step = prepared.cfg, prepared.model, prepared.ids, prepared.step
+    targets = cfg.stage_target_ratios()
     compile_s = None
     if compile:
         from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
@@ -135,13 +166,13 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
         compile_s = compile_seconds() - before
         first_step_s = time.perf_counter() - started
     seconds = best_time(step, repeats=repeats, warmup=1, device=device)
-    ratios = realised_ratios(model, ids)  # realised compression over the batch
-    flops_per_base = count_flops(cfg, seq_len, ratios or None).per_base(training=True)
+    flops_per_base, ratios = prepared.flops_per_base()
+    batch, seq_len = ids.shape
     row = {"config": name, "params": sum(p.numel() for p in model.parameters()), "seq_len": seq_len, "batch": batch,
            "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base,
            "target_flops_per_base": count_flops(cfg, seq_len).per_base(training=True), "compression": ratios,
            "routed": cfg.n_routed, "target_compression": targets if cfg.n_routed else [],
-           "settle_steps": settle_steps,
+           "settle_steps": prepared.settle_steps,
            "settled": not cfg.n_routed or within_target(ratios, targets), "compiled": compile}
     if compile:
         row["compile_s"], row["first_step_s"] = compile_s, first_step_s

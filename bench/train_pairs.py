@@ -1,0 +1,115 @@
+"""Training steps of several models interleaved in one process: paired time-per-FLOP ratios.
+
+`dnahnet bench train` times each config once, one after another, on a VM whose speed drifts
+by ~20% between runs, so its per-FLOP slowdowns move by as much between two invocations.
+Here every round runs one training step (forward, backward, AdamW at learning rate 0) of
+each model back to back, and each model's time per FLOP is divided by the baseline's within
+the round: the report gives the median of those paired ratios with a bootstrap 95% interval
+of the median, and the MFU of each model's median step against the fp32 matmul peak
+measured before and after the rounds (the higher of the two).
+
+Models are built and H-Nets settled to their target compression as in `dnahnet bench train`
+(`dnahnet.perf.train_profile.prepare_train_step`); FLOPs are analytic at the realised compression.
+
+    python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
+        --repeats 10 --out runs/train_pairs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.perf.allocator import keep_freed_memory
+from dnahnet.perf.inference import parse_configs
+from dnahnet.perf.measure import describe_ratio, machine, matmul_peak_flops, paired_ratio_summary
+from dnahnet.perf.train_profile import prepare_train_step
+
+
+def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int) -> dict:
+    device = torch.device("cpu")
+    steps = {name: prepare_train_step(name, device, seq_len, batch, seed) for name in configs}
+    flops = {name: s.flops_per_base() for name, s in steps.items()}
+    peak_before = matmul_peak_flops(device)
+    for s in steps.values():
+        s.step()  # warm-up
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, s in steps.items():
+            start = time.perf_counter()
+            s.step()
+            seconds[name].append(time.perf_counter() - start)
+    peak = max(peak_before, matmul_peak_flops(device))
+    baseline = configs[0]
+    rows = {}
+    for name, s in steps.items():
+        per_base, ratios = flops[name]
+        median_s = statistics.median(seconds[name])
+        row = {"params": sum(p.numel() for p in s.model.parameters()), "seq_len": s.ids.shape[1], "batch": s.ids.shape[0],
+               "settle_steps": s.settle_steps, "compression": ratios, "train_flops_per_base": per_base,
+               "seconds": seconds[name], "median_bases_per_s": s.bases / median_s, "best_bases_per_s": s.bases / min(seconds[name]),
+               "median_mfu": s.bases * per_base / median_s / peak}
+        if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
+            base_flops = flops[baseline][0] * steps[baseline].bases
+            row.update(paired_ratio_summary([
+                (t / (per_base * s.bases)) / (b / base_flops) for t, b in zip(seconds[name], seconds[baseline])]))
+        rows[name] = row
+    return {"baseline": baseline, "matmul_peak_flops": [peak_before, peak], "rows": rows}
+
+
+def report(results: dict) -> str:
+    base = results["baseline"]
+    lines = ["# Training steps interleaved in one process: paired time per FLOP", "", "Command:", "",
+             f"    {results['command']}", "", f"Machine: {results['machine']}; fp32, {results['repeats']} interleaved rounds "
+             f"after one warm-up step each; fp32 matmul peak {results['matmul_peak_flops'][1] / 1e9:.1f} GFLOP/s (the higher of "
+             "before and after the rounds).", "",
+             f"Per-FLOP slowdown: a model's step time per training FLOP divided by {base}'s in the same round; the median "
+             "of those ratios, a percentile-bootstrap 95% interval of the median, and the range.", "",
+             "| config | params | L x batch | compression | train MFLOP/base | median bases/s (best) | MFU of the median step "
+             f"| per-FLOP slowdown vs {base} |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results["rows"].items():
+        comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
+        slow = "1.00x (baseline)" if name == base else describe_ratio(r)
+        lines.append(f"| {name} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {comp} | "
+                     f"{r['train_flops_per_base'] / 1e6:.2f} | {r['median_bases_per_s']:,.0f} ({r['best_bases_per_s']:,.0f}) | "
+                     f"{100 * r['median_mfu']:.1f}% | {slow} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2",
+                   help="comma-separated presets; the first is the baseline of every ratio")
+    p.add_argument("--repeats", type=int, default=10, help="interleaved rounds")
+    p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
+    p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    out = check_writable_dir(args.out)
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()  # the allocator settings the CLI runs with
+    results = {"command": "python bench/train_pairs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": args.threads,
+               "repeats": args.repeats, "date": time.strftime("%Y-%m-%d"),
+               **measure(list(parse_configs(args.configs)), args.repeats, args.seq_len, args.batch_size, args.seed)}
+    with atomic_open(out / "results.json") as fh:
+        json.dump(results, fh, indent=2)
+    with atomic_open(out / "report.md") as fh:
+        fh.write(report(results))
+    for name, r in results["rows"].items():
+        print(f"{name:28s} {r['median_bases_per_s']:>9,.0f} bases/s  MFU {100 * r['median_mfu']:.1f}%"
+              + (f"  per-FLOP {r['ratio_median']:.2f}x [{r['ratio_ci_low']:.2f},{r['ratio_ci_high']:.2f}]" if "ratio_median" in r else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""bench/train_pairs: interleaved training steps, per-FLOP slowdowns paired within rounds."""
+
+import json
+import statistics
+
+from bench.train_pairs import main
+
+
+def test_per_flop_slowdowns_are_paired_within_rounds_and_reported(tmp_path):
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny-transformer,tiny", "--repeats", "3", "--seq-len", "64", "--batch-size", "2",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    base, hnet = results["rows"]["tiny-transformer"], results["rows"]["tiny"]
+    assert len(base["seconds"]) == len(hnet["seconds"]) == 3 and "ratio_median" not in base
+    per_round = [(t / (hnet["train_flops_per_base"] * 128)) / (b / (base["train_flops_per_base"] * 128))
+                 for t, b in zip(hnet["seconds"], base["seconds"])]
+    assert hnet["ratio_median"] == statistics.median(per_round)
+    assert hnet["ratio_min"] == min(per_round) and hnet["pairs"] == 3
+    assert hnet["compression"] and 0 < hnet["median_mfu"] < 1
+    text = (out / "report.md").read_text()
+    assert "python bench/train_pairs.py --configs tiny-transformer,tiny" in text
+    assert "too few pairs for an interval" in text and "| tiny | " in text
