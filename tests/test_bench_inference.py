@@ -90,22 +90,21 @@ def test_bench_presets_are_matched_in_parameters():
     assert max(counts) / min(counts) < 1.10
 
 
-def test_best_time_counts_runs_and_keeps_a_long_warmup():
+def test_best_time_discards_the_warmup_and_always_times_one_run_after_it():
+    import time
+
     from dnahnet.perf.measure import best_time
 
     calls = []
     assert best_time(lambda: calls.append(1), repeats=3, warmup=1) >= 0
     assert len(calls) == 4  # one warm-up, three timed
-    slow = []
+    durations = iter([0.2, 0.01, 0.01, 0.01])  # a slow first pass, then fast ones
 
-    def sleep_once():
-        import time
+    def run():
+        time.sleep(next(durations))
 
-        slow.append(1)
-        time.sleep(0.05)
-
-    assert best_time(sleep_once, repeats=3, warmup=1, budget_s=0.01) >= 0.05
-    assert len(slow) == 1  # a warm-up longer than the budget is the measurement
+    assert best_time(run, repeats=3, warmup=1, budget_s=0.005) < 0.1  # the slow warm-up is never the measurement
+    assert next(durations) == 0.01  # warm-up plus exactly one timed run: the budget was spent after it
 
 
 def test_speed_ratios_compare_hnets_with_isotropic_models_only_in_every_mode():

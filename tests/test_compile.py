@@ -142,3 +142,16 @@ def test_padded_batches_trace_as_one_graph():
     with torch.no_grad():
         explanation = torch._dynamo.explain(model)(_ids(2, 256, 1), mask)
     assert [r.reason for r in explanation.break_reasons] == [] and explanation.graph_count == 1
+
+
+def test_an_eager_forward_does_not_import_sympy():
+    """torch._check's first call imports sympy (~0.5-1 s on the first pass of every CLI run); only traces need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom dnahnet.config import model_config_from_preset\nfrom dnahnet.nn.hnet import HNetLM\n"
+            "net = HNetLM(model_config_from_preset('tiny-2stage')).eval()\n"
+            "with torch.no_grad():\n    net(torch.randint(0, 4, (2, 64)))\nprint('sympy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

@@ -205,8 +205,9 @@ def chunk_count(counts: torch.Tensor, seqlen: int) -> int:
     keeps one masked chunk). Under torch.compile (capture_scalar_outputs) this is an unbacked
     size; the checks bound it to 1..seqlen so the stages after it trace without a graph break."""
     m = counts.max().clamp(min=1).item() if counts.numel() else 1
-    torch._check(m >= 1)
-    torch._check(m <= max(seqlen, 1))
+    if torch.compiler.is_compiling():  # eagerly m is a plain int; torch._check's first call imports sympy (~0.5-1 s)
+        torch._check(m >= 1)
+        torch._check(m <= max(seqlen, 1))
     return m
 
 

@@ -168,18 +168,13 @@ def synchronize(device: torch.device) -> None:
 
 def best_time(fn, repeats: int = 3, warmup: int = 1, device: torch.device | None = None,
               budget_s: float | None = None) -> float:
-    """Best wall time of `fn()` over `repeats` runs after `warmup`; stops early once `budget_s` is spent.
-
-    A warm-up run that alone exceeds `budget_s` is kept as the measurement: at that size first-call
-    costs are noise, and a second run would double a benchmark that is already long.
-    """
+    """Best wall time of `fn()` over `repeats` runs after `warmup` discarded ones; once `budget_s` is
+    spent no further repeat starts, but at least one timed run always follows the warm-up (a first
+    pass pays page faults and first-call costs that later ones do not, and models pay them unequally)."""
     device = device or torch.device("cpu")
     for _ in range(warmup):
-        t0 = time.perf_counter()
         fn()
         synchronize(device)
-        if budget_s is not None and time.perf_counter() - t0 > budget_s:
-            return time.perf_counter() - t0
     times, start = [], time.perf_counter()
     for _ in range(max(repeats, 1)):
         t0 = time.perf_counter()
@@ -199,12 +194,6 @@ def machine(device: str | torch.device = "cpu") -> str:
     if device.type == "cuda":
         what += f", GPU {torch.cuda.get_device_name(device)}"
     return f"{what}, torch {torch.__version__}, {torch.get_num_threads()} threads, {datetime.date.today().isoformat()}"
-
-
-if __name__ == "__main__":
-    keep_freed_memory()  # measure what the CLI runs: the same allocator settings
-    out = _child(json.loads(sys.argv[1]))
-    print(RESULT_PREFIX + json.dumps(out), flush=True)
 
 
 MIN_PAIRS_FOR_INTERVAL = 10  # a bootstrap of fewer paired ratios is reported as a range only
@@ -229,3 +218,8 @@ def describe_ratio(entry: dict) -> str:
     return (f"**{entry['ratio_median']:.2f}x** ({interval}range {entry['ratio_min']:.2f}-{entry['ratio_max']:.2f}, "
             f"{entry['pairs']} pairs)")
 
+
+if __name__ == "__main__":
+    keep_freed_memory()  # measure what the CLI runs: the same allocator settings
+    out = _child(json.loads(sys.argv[1]))
+    print(RESULT_PREFIX + json.dumps(out), flush=True)
