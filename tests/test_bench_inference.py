@@ -50,6 +50,9 @@ def test_bench_inference_end_to_end_with_a_length_that_does_not_fit(tmp_path):
     ok = rows[("tiny", 256)]
     assert ok["status"] == "ok" and ok["bases_per_s"] > 0 and ok["peak_memory_bytes"] > 0 and ok["flops_per_base"] > 0
     assert len(ok["compression"]) == 1 and ok["compression"][0] > 1
+    assert ok["first_pass_s"] > 0 and ok["latency_s"] > 0  # the first pass is timed apart from the measured one
+    tsv = (tmp_path / "results.tsv").read_text().splitlines()
+    assert tsv[0].split("\t")[6] == "first_pass_s" and all(len(line.split("\t")) == len(tsv[0].split("\t")) for line in tsv)
     assert res["settled"]["tiny"]["ok"] and "tiny-transformer" not in res["settled"]  # H-Nets only, at their target
     assert "H-Nets were trained on random DNA" in (tmp_path / "report.md").read_text()
     assert rows[("tiny", 262144)]["status"] == FAILED_TO_FIT
