@@ -33,8 +33,7 @@ from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
-from dnahnet.perf.allocator import keep_freed_memory
-from dnahnet.perf.measure import describe_ratio, machine, paired_ratio_summary
+from dnahnet.perf.measure import describe_ratio, paired_ratio_summary, start_paired_bench
 
 
 WARMUP_BASES = 16384
@@ -145,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
-    torch.set_num_threads(args.threads)
-    keep_freed_memory()  # the allocator settings the CLI runs with
+    results = start_paired_bench("bench/inference_pairs.py", argv, args.threads, args.repeats)
     segments = [int(x) for x in args.segment.split(",") if x.strip()]
     names = list(parse_configs(args.configs))
     lengths = parse_lengths(args.lengths)
@@ -158,11 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 nets[name if len(segments) == 1 else f"{name}@{segment or 'off'}"] = (net, segment)
             if s:
                 settled[name] = {"steps": s["steps"], "compression": s["compression"], "ok": s["ok"]}
-    results = {"command": "python bench/inference_pairs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": args.threads,
-               "repeats": args.repeats, "min_seconds": args.min_seconds, "segments": segments, "date": time.strftime("%Y-%m-%d"), "configs": list(nets),
-               "params": {n: sum(p.numel() for p in net.parameters()) for n, (net, _) in nets.items()},
-               "settled": settled, "rows": []}
+    results.update(min_seconds=args.min_seconds, segments=segments, configs=list(nets),
+                   params={n: sum(p.numel() for p in net.parameters()) for n, (net, _) in nets.items()},
+                   settled=settled, rows=[])
     default_segment = isotropic.STREAM_SEGMENT_POSITIONS
     try:
         for length in lengths:

@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from dnahnet.io.atomic import atomic_open, check_writable_dir
-from dnahnet.perf.allocator import keep_freed_memory
 from dnahnet.perf.inference import parse_configs
-from dnahnet.perf.measure import describe_ratio, machine, matmul_peak_flops, paired_ratio_summary
+from dnahnet.perf.measure import describe_ratio, matmul_peak_flops, paired_ratio_summary, start_paired_bench
 from dnahnet.perf.train_profile import prepare_train_step
 
 
@@ -95,12 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
-    torch.set_num_threads(args.threads)
-    keep_freed_memory()  # the allocator settings the CLI runs with
-    results = {"command": "python bench/train_pairs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": args.threads,
-               "repeats": args.repeats, "date": time.strftime("%Y-%m-%d"),
-               **measure(list(parse_configs(args.configs)), args.repeats, args.seq_len, args.batch_size, args.seed)}
+    results = start_paired_bench("bench/train_pairs.py", argv, args.threads, args.repeats)
+    results.update(measure(list(parse_configs(args.configs)), args.repeats, args.seq_len, args.batch_size, args.seed))
     with atomic_open(out / "results.json") as fh:
         json.dump(results, fh, indent=2)
     with atomic_open(out / "report.md") as fh:

@@ -226,13 +226,26 @@ class HNetLM(nn.Module):
         `cache` from `allocate_inference_cache` is filled for later `step()` calls (prefill),
         and a used one is continued from."""
         if self._streams(input_ids, mask, cache):
-            return self._forward_segments(input_ids)
+            logits, routing = self._forward_segments(input_ids)
+        else:
+            logits, routing = self._logits_and_routing(input_ids, mask, cache)
+        with record_function("ratio_loss"):
+            if self.config.learned_routing:
+                losses = self.ratio_losses(routing)
+            else:
+                losses = [torch.zeros((), device=logits.device) for _ in routing]
+            total = self.config.ratio_loss_weight * sum(losses) if losses else torch.zeros((), device=logits.device)
+        return HNetOutput(logits, routing, losses, total)
+
+    def _logits_and_routing(
+        self, input_ids: torch.Tensor, mask: torch.Tensor | None, cache: HNetCache | None
+    ) -> tuple[torch.Tensor, list[RoutingOutput]]:
         with record_function("embedding"):
             h = self.embeddings(input_ids)
         h, routing = self.backbone(h, mask, cache)
         with record_function("lm_head"):
             logits = self.lm_head(h.to(self.lm_head.weight.dtype) if h.dtype != torch.float64 else h)
-        return self._output(logits, routing)
+        return logits, routing
 
     @property
     def recurrent(self) -> bool:
@@ -241,19 +254,16 @@ class HNetLM(nn.Module):
 
     def _streams(self, input_ids: torch.Tensor, mask: torch.Tensor | None, cache: HNetCache | None) -> bool:
         """Whether to run a long input segment by segment through every stage (see `_forward_segments`):
-        without autograd, one unpadded row, no caller's cache, a recurrent model; the length last
-        (traced, it may not be guarded on)."""
+        without autograd, one unpadded row, no caller's cache, a recurrent model."""
         return (
-            not torch.compiler.is_compiling()
-            and not torch.is_grad_enabled()
+            isotropic.long_enough_to_stream(input_ids.shape[1])
             and cache is None
             and mask is None
             and input_ids.shape[0] == 1
             and self.recurrent
-            and input_ids.shape[1] > isotropic.STREAM_SEGMENT_POSITIONS
         )
 
-    def _forward_segments(self, input_ids: torch.Tensor) -> HNetOutput:
+    def _forward_segments(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, list[RoutingOutput]]:
         """The whole model over one segment of positions, then the next, every stage continuing from
         its cache (conv and SSM states, the router's last hidden state, the dechunk EMA's last value):
         nothing of full length is materialised but the logits, so the outer stage of a 1M-base input
@@ -263,21 +273,12 @@ class HNetLM(nn.Module):
         cache = self.allocate_inference_cache(1, 0, dtype=self.embeddings.weight.dtype)
         logits, parts = None, []
         for start in range(0, input_ids.shape[1], segment):
-            out = self(input_ids[:, start : start + segment], None, cache)
+            part, routing = self._logits_and_routing(input_ids[:, start : start + segment], None, cache)
             if logits is None:
-                logits = out.logits.new_empty(1, input_ids.shape[1], out.logits.shape[-1])
-            logits[:, start : start + out.logits.shape[1]] = out.logits
-            parts.append(out.routing)
-        return self._output(logits, [_joined(stage) for stage in zip(*parts)])
-
-    def _output(self, logits: torch.Tensor, routing: list[RoutingOutput]) -> HNetOutput:
-        with record_function("ratio_loss"):
-            if self.config.learned_routing:
-                losses = self.ratio_losses(routing)
-            else:
-                losses = [torch.zeros((), device=logits.device) for _ in routing]
-            total = self.config.ratio_loss_weight * sum(losses) if losses else torch.zeros((), device=logits.device)
-        return HNetOutput(logits, routing, losses, total)
+                logits = part.new_empty(1, input_ids.shape[1], part.shape[-1])
+            logits[:, start : start + part.shape[1]] = part
+            parts.append(routing)
+        return logits, [_joined(stage) for stage in zip(*parts)]
 
     def boundary_counts(self, input_ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per routed stage (boundary count, valid count) without running main networks or decoders."""

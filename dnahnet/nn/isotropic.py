@@ -28,6 +28,13 @@ from dnahnet.nn.norm import RMSNorm
 STREAM_SEGMENT_POSITIONS = 16384
 
 
+def long_enough_to_stream(length: int) -> bool:
+    """Eager, without autograd, and longer than one segment: when a recurrent stack or model may
+    stream (the callers add what they need besides). Under tracing it is False before the length is
+    read, since a traced chunk count may be data-dependent and must not be guarded on."""
+    return not torch.compiler.is_compiling() and not torch.is_grad_enabled() and length > STREAM_SEGMENT_POSITIONS
+
+
 class SwiGLU(nn.Module):
     """fc1 stacks (value, gate); out = fc2(value * silu(gate)). `width` is the built hidden width."""
 
@@ -130,14 +137,8 @@ class Isotropic(nn.Module):
 
     def _streams(self, h: torch.Tensor) -> bool:
         """Whether to run a long input segment by segment: only without autograd, and only for a
-        stack of recurrent (Mamba-2) mixers, whose carried state makes it exact. The length is
-        compared last: traced, it may be a data-dependent chunk count that cannot be guarded on."""
-        return (
-            not torch.compiler.is_compiling()
-            and not torch.is_grad_enabled()
-            and self.recurrent
-            and h.shape[1] > STREAM_SEGMENT_POSITIONS
-        )
+        stack of recurrent (Mamba-2) mixers, whose carried state makes it exact."""
+        return long_enough_to_stream(h.shape[1]) and self.recurrent
 
     @property
     def recurrent(self) -> bool:

@@ -211,6 +211,16 @@ def paired_ratio_summary(ratios: list[float], seed: int = 0, resamples: int = 20
             "ratio_ci_high": float(np.percentile(medians, 97.5)), "ratio_min": float(v[0]), "ratio_max": float(v[-1])}
 
 
+def start_paired_bench(script: str, argv: list[str] | None, threads: int, repeats: int) -> dict:
+    """Set this process up as the CLI runs (`threads`, its allocator settings) and return the header
+    every paired benchmark's results carry: the command, machine, torch, threads, repeats and date."""
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    return {"command": f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": threads,
+            "repeats": repeats, "date": time.strftime("%Y-%m-%d")}
+
+
 def describe_ratio(entry: dict) -> str:
     """'**1.23x** (95% CI 1.1-1.3, range ..., n pairs)' for a `paired_ratio_summary`."""
     interval = (f"95% CI {entry['ratio_ci_low']:.2f}-{entry['ratio_ci_high']:.2f}, " if entry["pairs"] >= MIN_PAIRS_FOR_INTERVAL
