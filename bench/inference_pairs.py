@@ -18,7 +18,6 @@ the command line (`dnahnet.perf.allocator`).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,11 +28,11 @@ import torch
 
 import dnahnet.nn.isotropic as isotropic
 from dnahnet.config import model_config_from_preset
-from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
-from dnahnet.perf.measure import describe_ratio, paired_ratio_summary, start_paired_bench
+from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, paired_ratio_summary, save_paired_bench, start_paired_bench
 
 
 WARMUP_BASES = 16384
@@ -123,10 +122,7 @@ def measure_and_write(nets: dict[str, tuple[HNetLM, int]], length: int, args: ar
         f"{n}: {e['median_bases_per_s']:,.0f}/s" + (f" ({e['ratio_median']:.2f}x [{e['ratio_ci_low']:.2f},{e['ratio_ci_high']:.2f}])"
                                                      if "ratio_median" in e else "")
         for n, e in row["summary"].items()), flush=True)
-    with atomic_open(out / "results.json") as fh:  # kept current: a long run can be read as it goes
-        json.dump(results, fh, indent=2)
-    with atomic_open(out / "report.md") as fh:
-        fh.write(report(results))
+    save_paired_bench(out, results, report(results))  # kept current: a long run can be read as it goes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,14 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="bench-mamba2,bench-hnet-1stage-mamba2,bench-hnet-1stage-mamba2-m1",
                    help="comma-separated presets; the first is the baseline of every ratio")
     p.add_argument("--lengths", default="1024,4096,16384,65536,262144,1048576")
-    p.add_argument("--repeats", type=int, default=5, help="at least this many interleaved rounds per length")
+    add_paired_bench_arguments(p, repeats=5, repeats_help="at least this many interleaved rounds per length")
     p.add_argument("--min-seconds", type=float, default=30.0, help="and rounds until this much time has passed")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--segment", default=str(isotropic.STREAM_SEGMENT_POSITIONS),
                    help="positions per streamed segment of a Mamba-2 stack (0: never stream); several, comma-"
                         "separated, run every config at each, interleaved")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     results = start_paired_bench("bench/inference_pairs.py", argv, args.threads, args.repeats)

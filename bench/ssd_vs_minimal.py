@@ -8,6 +8,11 @@ the benchmark needs no CUDA package. Both run in this process, interleaved
 paired ratios, for per-head B/C (g = h) and for the shared B/C (g = 1) that
 dnahnet's Mamba-2 uses.
 
+Backward starts from fixed random gradients of the output and the final state, as
+inside a model. `--upstream sum` backpropagates `y.sum() + state.sum()` instead, as
+this script did before 2026-12-02: that gradient is one value broadcast with stride 0,
+which CPU bmm handles one matrix at a time, so it timed a case no model produces.
+
     python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128]
 """
 
@@ -64,18 +69,25 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int) -> dict:
+def _backward(y: torch.Tensor, state: torch.Tensor, upstream: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    if upstream is None:
+        (y.sum() + state.sum()).backward()
+    else:
+        torch.autograd.backward((y, state), upstream)
+
+
+def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, upstream: str = "dense") -> dict:
     """Interleaved timings of both paths on the same inputs; checks they agree first."""
     x, a, B, C = _inputs(length, h, p, n, g)
     Bh, Ch = (t.repeat_interleave(h // g, dim=2) for t in (B, C))
+    gen = torch.Generator().manual_seed(1)
+    grads = None if upstream == "sum" else (torch.randn(x.shape, generator=gen), torch.randn(1, h, p, n, generator=gen))
 
     def ours():
-        y, s = ssd_chunked(x, a, B, C, q)
-        (y.sum() + s.sum()).backward()
+        _backward(*ssd_chunked(x, a, B, C, q), grads)
 
     def reference():
-        y, s = minimal_ssd(x, a, Bh, Ch, q)
-        (y.sum() + s.sum()).backward()
+        _backward(*minimal_ssd(x, a, Bh, Ch, q), grads)
 
     with torch.no_grad():
         y1, s1 = ssd_chunked(x, a, B, C, q)
@@ -101,12 +113,14 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--upstream", choices=["dense", "sum"], default="dense",
+                    help="gradient backward starts from: fixed random tensors (default) or that of a sum()")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward")
+    print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward from a {args.upstream} upstream gradient")
     print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
     for g in (args.heads, 1):
-        r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats)
+        r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream)
         label = "per-head B/C" if g == args.heads else "shared B/C"
         print(f"{label:13s} ssd_chunked best {r['ours_best'] * 1e3:7.1f} ms median {r['ours_median'] * 1e3:7.1f} ms | "
               f"minimal best {r['ref_best'] * 1e3:7.1f} ms median {r['ref_median'] * 1e3:7.1f} ms | "

@@ -18,16 +18,14 @@ Models are built and H-Nets settled to their target compression as in `dnahnet b
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from dnahnet.io.atomic import atomic_open, check_writable_dir
+from dnahnet.io.atomic import check_writable_dir
 from dnahnet.perf.inference import parse_configs
-from dnahnet.perf.measure import describe_ratio, matmul_peak_flops, paired_ratio_summary, start_paired_bench
+from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, matmul_peak_flops, paired_ratio_summary, save_paired_bench, start_paired_bench
 from dnahnet.perf.train_profile import prepare_train_step
 
 
@@ -85,20 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2",
                    help="comma-separated presets; the first is the baseline of every ratio")
-    p.add_argument("--repeats", type=int, default=10, help="interleaved rounds")
     p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    add_paired_bench_arguments(p)
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     results = start_paired_bench("bench/train_pairs.py", argv, args.threads, args.repeats)
     results.update(measure(list(parse_configs(args.configs)), args.repeats, args.seq_len, args.batch_size, args.seed))
-    with atomic_open(out / "results.json") as fh:
-        json.dump(results, fh, indent=2)
-    with atomic_open(out / "report.md") as fh:
-        fh.write(report(results))
+    save_paired_bench(out, results, report(results))
     for name, r in results["rows"].items():
         print(f"{name:28s} {r['median_bases_per_s']:>9,.0f} bases/s  MFU {100 * r['median_mfu']:.1f}%"
               + (f"  per-FLOP {r['ratio_median']:.2f}x [{r['ratio_ci_low']:.2f},{r['ratio_ci_high']:.2f}]" if "ratio_median" in r else ""))

@@ -113,3 +113,19 @@ def test_masked_row_keeps_its_state_through_later_segments():
     m(u[1:, :7], alone)
     torch.testing.assert_close(cache.ssm_state[1:], alone.ssm_state, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(cache.conv_state[1:], alone.conv_state, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 5, 40])  # shorter than, equal to and longer than the kernel
+def test_causal_conv_and_its_hand_written_backward_equal_torch_conv1d(length):
+    """The shifted multiply-adds and `_CausalConv`'s backward give conv1d's output and all three gradients."""
+    torch.manual_seed(length)
+    x = torch.randn(3, length, 10, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(10, 1, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(10, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.conv1d(x.transpose(1, 2), w, b, padding=3, groups=10)[..., :length].transpose(1, 2)
+    out = mamba2_module.causal_depthwise_conv(x, w, b)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(ref).transpose(0, 1).contiguous().transpose(0, 1)  # a non-contiguous gradient
+    for got, want in zip(torch.autograd.grad(out, (x, w, b), upstream), torch.autograd.grad(ref, (x, w, b), upstream)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(mamba2_module.causal_depthwise_conv, (x, w, b))

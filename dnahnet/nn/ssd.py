@@ -64,9 +64,11 @@ def ssd_chunked(
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
-    xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, q, p)
-    Bc = B.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, 1, q, n)
-    Cc = C.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5)
+    # Laid out once, contiguous: CPU bmm runs permuted operands a matrix at a time or copies
+    # them at every matmul, and elementwise results keep their input's (permuted) strides.
+    xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5).contiguous()  # (b, c, g, r, q, p)
+    Bc = B.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5).contiguous()  # (b, c, g, 1, q, n)
+    Cc = C.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5).contiguous()
     A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1)  # (b, c, g, r, q)
 
     # 1. The state each chunk leaves behind, starting from zero: sum_s decay(s->end) x_s B_s^T.
@@ -143,8 +145,10 @@ class _IntraChunk(torch.autograd.Function):
     def backward(ctx, dy):
         C, B, decay, CB, x = ctx.saved_tensors
         # Under autocast the forward matmuls ran in low precision, but backward runs
-        # outside autocast: work in the inputs' dtype throughout.
-        dy, CB = dy.to(x.dtype), CB.to(x.dtype)
+        # outside autocast: work in the inputs' dtype throughout. The incoming gradient is a
+        # permuted view of the output's layout; CPU bmm runs such operands one matrix at a
+        # time with a copy each (10x slower), so lay it out once.
+        dy, CB = dy.to(x.dtype).contiguous(), CB.to(x.dtype)
         scores = decay * CB
         dx = scores.mT @ dy
         dscores = dy @ x.mT

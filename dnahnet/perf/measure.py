@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -219,6 +220,24 @@ def start_paired_bench(script: str, argv: list[str] | None, threads: int, repeat
     return {"command": f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": threads,
             "repeats": repeats, "date": time.strftime("%Y-%m-%d")}
+
+
+def add_paired_bench_arguments(parser, repeats: int = 10, repeats_help: str = "interleaved rounds") -> None:
+    """The options every paired benchmark script takes: --repeats, --threads, --seed and --out."""
+    parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+
+
+def save_paired_bench(out: Path, results: dict, report: str) -> None:
+    """Write a paired benchmark's results.json and report.md into `out`, each atomically."""
+    from dnahnet.io.atomic import atomic_open
+
+    with atomic_open(out / "results.json") as fh:
+        json.dump(results, fh, indent=2)
+    with atomic_open(out / "report.md") as fh:
+        fh.write(report)
 
 
 def describe_ratio(entry: dict) -> str:

@@ -1,0 +1,125 @@
+"""Training steps with another commit's Mamba-2 kernels, interleaved with the working tree's.
+
+A faster scan in isolation need not make training faster (a benchmark's `y.sum()` gradient,
+for one, is a stride-0 tensor that no model produces and that CPU bmm handles a matrix at a
+time). This judges a change to the SSD scan or the causal conv where it counts: it loads
+`dnahnet/nn/ssd.py` and `dnahnet/nn/mamba2.py` as they were at `--against` (`git show`) into
+private modules, and every round runs one training step of each preset with that commit's
+`ssd_chunked` and `causal_depthwise_conv` and one with the working tree's, in alternating
+order (forward, backward, AdamW at learning rate 0, the settled H-Nets and batch of `dnahnet
+bench train`). Reported: median step times and the median of the per-round old/new ratios
+with a percentile-bootstrap 95% interval. One Mamba-2 block at the first preset's width is
+timed the same way (forward and backward from a fixed random output gradient).
+
+    python bench/kernels_ab.py --against c0be8c6 --configs cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \\
+        --repeats 20 --out runs/kernels_ab
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+import types
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import dnahnet.nn.mamba2 as mamba2_module
+from dnahnet.config import model_config_from_preset
+from dnahnet.io.atomic import check_writable_dir
+from dnahnet.perf.inference import parse_configs
+from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, paired_ratio_summary, save_paired_bench, start_paired_bench
+from dnahnet.perf.train_profile import prepare_train_step
+
+REPO = Path(__file__).resolve().parent.parent
+SWAPPED = ("ssd_chunked", "causal_depthwise_conv")
+
+
+def module_at(commit: str, path: str) -> types.ModuleType:
+    """The file `path` as it was at `commit`, imported as a private module."""
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"at_{commit}_{Path(path).stem}")
+    exec(compile(source, f"{commit}:{path}", "exec"), module.__dict__)
+    return module
+
+
+def kernels_at(commit: str) -> dict[str, Callable]:
+    return {"ssd_chunked": module_at(commit, "dnahnet/nn/ssd.py").ssd_chunked,
+            "causal_depthwise_conv": module_at(commit, "dnahnet/nn/mamba2.py").causal_depthwise_conv}
+
+
+def use(kernels: dict[str, Callable]) -> None:
+    for name, fn in kernels.items():
+        setattr(mamba2_module, name, fn)
+
+
+def block_step(config: str) -> Callable[[], None]:
+    """Forward and backward of one Mamba-2 block at `config`'s width on 8 x 1,024 positions."""
+    cfg = model_config_from_preset(config)
+    ssm = dict(cfg.ssm_cfg)
+    torch.manual_seed(0)
+    block = mamba2_module.Mamba2(cfg.d_model[0], **{k: ssm[k] for k in ("d_state", "d_conv", "expand", "headdim", "chunk_size") if k in ssm})
+    u = torch.randn(8, 1024, cfg.d_model[0], requires_grad=True)
+    upstream = torch.randn(8, 1024, cfg.d_model[0])
+    return lambda: block(u).backward(upstream)
+
+
+def measure(against: str, configs: list[str], repeats: int, seed: int) -> dict:
+    current = {name: getattr(mamba2_module, name) for name in SWAPPED}
+    versions = {"old": kernels_at(against), "new": current}
+    steps = {f"Mamba-2 block ({configs[0]} width)": block_step(configs[0])}
+    steps.update({name: prepare_train_step(name, torch.device("cpu"), seed=seed).step for name in configs})
+    seconds = {(name, v): [] for name in steps for v in versions}
+    try:
+        for name, step in steps.items():  # warm-up
+            for kernels in versions.values():
+                use(kernels)
+                step()
+        for r in range(repeats):
+            for name, step in steps.items():
+                for v in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                    use(versions[v])
+                    start = time.perf_counter()
+                    step()
+                    seconds[(name, v)].append(time.perf_counter() - start)
+    finally:
+        use(current)
+    rows = {}
+    for name in steps:
+        old, new = seconds[(name, "old")], seconds[(name, "new")]
+        rows[name] = {"old_seconds": old, "new_seconds": new, "old_median_s": statistics.median(old),
+                      "new_median_s": statistics.median(new), **paired_ratio_summary([o / n for o, n in zip(old, new)])}
+    return {"against": against, "rows": rows}
+
+
+def report(results: dict) -> str:
+    lines = ["# Training steps: another commit's Mamba-2 kernels against the working tree's", "", "Command:", "",
+             f"    {results['command']}", "", f"Machine: {results['machine']}; fp32, {results['repeats']} rounds, old and new "
+             f"alternating in one process. Old = `ssd_chunked` and `causal_depthwise_conv` at {results['against']}.", "",
+             "| step | old median | new median | speed-up (old / new, paired) |", "|---|---|---|---|"]
+    for name, r in results["rows"].items():
+        lines.append(f"| {name} | {r['old_median_s'] * 1e3:.1f} ms | {r['new_median_s'] * 1e3:.1f} ms | {describe_ratio(r)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--against", required=True, help="commit whose ssd_chunked / causal_depthwise_conv are the 'old' kernels")
+    p.add_argument("--configs", default="cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2", help="comma-separated presets")
+    add_paired_bench_arguments(p, repeats_help="rounds")
+    args = p.parse_args(argv)
+    out = check_writable_dir(args.out)
+    results = start_paired_bench("bench/kernels_ab.py", argv, args.threads, args.repeats)
+    results.update(measure(args.against, list(parse_configs(args.configs)), args.repeats, args.seed))
+    save_paired_bench(out, results, report(results))
+    for name, r in results["rows"].items():
+        print(f"{name:36s} old {r['old_median_s'] * 1e3:8.1f} ms  new {r['new_median_s'] * 1e3:8.1f} ms  "
+              f"old/new {r['ratio_median']:.3f} [{r['ratio_ci_low']:.3f},{r['ratio_ci_high']:.3f}]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""bench/kernels_ab: another commit's Mamba-2 kernels timed against the working tree's in one process."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import dnahnet.nn.mamba2 as mamba2_module
+from bench.kernels_ab import SWAPPED, kernels_at, main
+
+REPO = Path(__file__).resolve().parent.parent
+IN_A_CLONE = shutil.which("git") is not None and subprocess.run(
+    ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True).returncode == 0
+pytestmark = pytest.mark.skipif(not IN_A_CLONE, reason="needs git and a clone of the repository (reads a commit's files)")
+
+
+def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_path):
+    old = kernels_at("HEAD")
+    for name in SWAPPED:
+        assert old[name] is not getattr(mamba2_module, name)
+        assert old[name].__code__.co_filename.startswith("HEAD:dnahnet/nn/")
+    current = {name: getattr(mamba2_module, name) for name in SWAPPED}
+    out = tmp_path / "ab"
+    assert main(["--against", "HEAD", "--configs", "tiny", "--repeats", "2", "--out", str(out)]) == 0
+    assert {name: getattr(mamba2_module, name) for name in SWAPPED} == current
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["rows"]) == {"Mamba-2 block (tiny width)", "tiny"}
+    for row in results["rows"].values():
+        assert len(row["old_seconds"]) == len(row["new_seconds"]) == 2 and row["pairs"] == 2
+        assert row["ratio_median"] > 0
+    text = (out / "report.md").read_text()
+    assert "python bench/kernels_ab.py --against HEAD --configs tiny" in text and "at HEAD" in text
