@@ -10,6 +10,9 @@ measured before and after the rounds (the higher of the two).
 
 Models are built and H-Nets settled to their target compression as in `dnahnet bench train`
 (`dnahnet.perf.train_profile.prepare_train_step`); FLOPs are analytic at the realised compression.
+A config written NAME:compiled trains with each Mamba-2/attention block compiled by Inductor, as
+`pretrain --compile` does; its compile time is reported apart, so eager and compiled models (or
+two compiled ones) pair up in the same rounds.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -23,15 +26,47 @@ import time
 
 import torch
 
+from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.perf.inference import parse_configs
-from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, matmul_peak_flops, paired_ratio_summary, save_paired_bench, start_paired_bench
-from dnahnet.perf.train_profile import prepare_train_step
+from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, matmul_peak_flops, paired_ratio_summary,
+                                  save_paired_bench, start_paired_bench)
+from dnahnet.perf.train_profile import TrainStep, prepare_train_step
 
 
-def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int) -> dict:
+COMPILED = ":compiled"  # a config name with this suffix trains with each Mamba-2/attention block compiled
+
+
+def parse_train_configs(text: str) -> list[str]:
+    """Preset names, each optionally with ':compiled'; unknown presets raise with the list."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [n for n in names if ":" in n and not n.endswith(COMPILED)]
+    if bad:
+        raise DnahnetInputError(f"--configs: {bad[0]!r}: the only suffix is {COMPILED!r}")
+    parse_configs([n.removesuffix(COMPILED) for n in names])
+    return names
+
+
+def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | None, seed: int,
+            backend: str = "inductor") -> tuple[TrainStep, float | None]:
+    """A settled training step; for a ':compiled' name, its blocks compiled as `pretrain --compile` does and the
+    seconds spent compiling (during one step: compilation is lazy)."""
+    prepared = prepare_train_step(name.removesuffix(COMPILED), device, seq_len, batch, seed)
+    if not name.endswith(COMPILED):
+        return prepared, None
+    from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
+
+    compile_layers(prepared.model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
+    before = compile_seconds()
+    prepared.step()
+    return prepared, compile_seconds() - before
+
+
+def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int,
+            backend: str = "inductor") -> dict:
     device = torch.device("cpu")
-    steps = {name: prepare_train_step(name, device, seq_len, batch, seed) for name in configs}
+    prepared = {name: prepare(name, device, seq_len, batch, seed, backend) for name in configs}
+    steps = {name: s for name, (s, _) in prepared.items()}
     flops = {name: s.flops_per_base() for name, s in steps.items()}
     peak_before = matmul_peak_flops(device)
     for s in steps.values():
@@ -51,11 +86,14 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
         row = {"params": sum(p.numel() for p in s.model.parameters()), "seq_len": s.ids.shape[1], "batch": s.ids.shape[0],
                "settle_steps": s.settle_steps, "compression": ratios, "train_flops_per_base": per_base,
                "seconds": seconds[name], "median_bases_per_s": s.bases / median_s, "best_bases_per_s": s.bases / min(seconds[name]),
-               "median_mfu": s.bases * per_base / median_s / peak}
+               "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1]}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
             base_flops = flops[baseline][0] * steps[baseline].bases
             row.update(paired_ratio_summary([
                 (t / (per_base * s.bases)) / (b / base_flops) for t, b in zip(seconds[name], seconds[baseline])]))
+        eager = name.removesuffix(COMPILED)
+        if name != eager and eager in seconds:  # the same preset eager in the same rounds: what compiling gains
+            row["over_eager"] = paired_ratio_summary([e / c for e, c in zip(seconds[eager], seconds[name])])
         rows[name] = row
     return {"baseline": baseline, "matmul_peak_flops": [peak_before, peak], "rows": rows}
 
@@ -73,23 +111,32 @@ def report(results: dict) -> str:
     for name, r in results["rows"].items():
         comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
         slow = "1.00x (baseline)" if name == base else describe_ratio(r)
-        lines.append(f"| {name} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {comp} | "
+        label = name if r.get("compile_s") is None else f"{name} ({r['compile_s']:.0f} s compiling)"
+        lines.append(f"| {label} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {comp} | "
                      f"{r['train_flops_per_base'] / 1e6:.2f} | {r['median_bases_per_s']:,.0f} ({r['best_bases_per_s']:,.0f}) | "
                      f"{100 * r['median_mfu']:.1f}% | {slow} |")
+    gains = [(name, r["over_eager"]) for name, r in results["rows"].items() if "over_eager" in r]
+    if gains:
+        lines += ["", "Compiled against the same preset eager, step time paired within rounds:", ""]
+        lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in gains]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2",
-                   help="comma-separated presets; the first is the baseline of every ratio")
+                   help="comma-separated presets, each optionally NAME:compiled (blocks compiled with Inductor, as "
+                        "`pretrain --compile`); the first is the baseline of every ratio")
     p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of :compiled configs "
+                   "(tests trace with aot_eager: seconds, not minutes)")
     add_paired_bench_arguments(p)
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     results = start_paired_bench("bench/train_pairs.py", argv, args.threads, args.repeats)
-    results.update(measure(list(parse_configs(args.configs)), args.repeats, args.seq_len, args.batch_size, args.seed))
+    results.update(measure(parse_train_configs(args.configs), args.repeats, args.seq_len, args.batch_size, args.seed,
+                           args.compile_backend))
     save_paired_bench(out, results, report(results))
     for name, r in results["rows"].items():
         print(f"{name:28s} {r['median_bases_per_s']:>9,.0f} bases/s  MFU {100 * r['median_mfu']:.1f}%"

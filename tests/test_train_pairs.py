@@ -21,3 +21,27 @@ def test_per_flop_slowdowns_are_paired_within_rounds_and_reported(tmp_path):
     text = (out / "report.md").read_text()
     assert "python bench/train_pairs.py --configs tiny-transformer,tiny" in text
     assert "too few pairs for an interval" in text and "| tiny | " in text
+
+
+def test_a_compiled_config_pairs_with_its_eager_self(tmp_path):
+    """NAME:compiled trains the same preset with its blocks compiled; compile time is reported apart."""
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny,tiny:compiled", "--repeats", "2", "--seq-len", "64", "--batch-size", "2",
+                 "--compile-backend", "aot_eager", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert rows["tiny"]["compile_s"] is None and rows["tiny:compiled"]["compile_s"] > 0
+    assert rows["tiny:compiled"]["train_flops_per_base"] > 0 and rows["tiny:compiled"]["pairs"] == 2
+    gain = rows["tiny:compiled"]["over_eager"]
+    assert gain["ratio_median"] == statistics.median(
+        [e / c for e, c in zip(rows["tiny"]["seconds"], rows["tiny:compiled"]["seconds"])])
+    text = (out / "report.md").read_text()
+    assert "| tiny:compiled (" in text and "- tiny:compiled: **" in text
+
+
+def test_an_unknown_suffix_is_refused(tmp_path):
+    import pytest
+
+    from dnahnet.errors import DnahnetInputError
+
+    with pytest.raises(DnahnetInputError, match="'tiny:fast'"):
+        main(["--configs", "tiny:fast", "--out", str(tmp_path / "x")])
