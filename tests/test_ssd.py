@@ -3,7 +3,26 @@
 import pytest
 import torch
 
+import dnahnet.nn.ssd as ssd_module
 from dnahnet.nn.ssd import segsum, ssd_chunked, ssd_sequential
+
+
+@pytest.fixture(params=["factored", "per-head decay"])
+def scan_path(request, monkeypatch):
+    """Run a test through both intra-chunk forms; fails if the wanted one was not taken where it applies."""
+    taken = []
+    original = ssd_module._ssd_factored
+
+    def spy(x, log_decay, B, C, q, initial_state):
+        out = original(x, log_decay, B, C, q, initial_state)
+        taken.append((out is not None, B.shape[-2] < x.shape[-2]))
+        return out
+
+    monkeypatch.setattr(ssd_module, "_ssd_factored", spy)
+    monkeypatch.setattr(ssd_module, "FACTORED_EXPONENT_LIMIT", 1e3 if request.param == "factored" else -1.0)
+    yield request.param
+    assert taken, "ssd_chunked did not consult the factored form"
+    assert all(used == (request.param == "factored" and shared) for used, shared in taken)
 
 
 def _inputs(b, l, h, p, g, n, seed=0):
@@ -18,7 +37,7 @@ def _inputs(b, l, h, p, g, n, seed=0):
 @pytest.mark.parametrize("length", [64, 67, 5, 1])
 @pytest.mark.parametrize("with_initial_state", [False, True])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_chunked_ssd_equals_sequential_recurrence(length, with_initial_state, groups):
+def test_chunked_ssd_equals_sequential_recurrence(length, with_initial_state, groups, scan_path):
     x, a, B, C = _inputs(2, length, 4, 3, groups, 5)
     init = torch.randn(2, 4, 3, 5, dtype=torch.float64) if with_initial_state else None
     y_fast, final_fast = ssd_chunked(x, a, B, C, chunk_size=16, initial_state=init)
@@ -28,7 +47,7 @@ def test_chunked_ssd_equals_sequential_recurrence(length, with_initial_state, gr
     assert ((final_fast - final_ref).abs().max() / final_ref.abs().max()) < 1e-6
 
 
-def test_chunked_ssd_chains_across_calls_through_the_final_state():
+def test_chunked_ssd_chains_across_calls_through_the_final_state(scan_path):
     x, a, B, C = _inputs(1, 50, 2, 3, 1, 4)
     y_all, final_all = ssd_chunked(x, a, B, C, chunk_size=8)
     y1, s1 = ssd_chunked(x[:, :21], a[:, :21], B[:, :21], C[:, :21], chunk_size=8)
@@ -46,7 +65,7 @@ def test_segsum_is_sum_over_the_half_open_segment_and_minus_inf_above_the_diagon
 
 
 @pytest.mark.parametrize("with_initial_state", [False, True])
-def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state):
+def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state, scan_path):
     # chunk_size 2 over 301 bases gives 151 chunks: the blocked state pass
     # (blocks of STATE_PASS_BLOCK, padded last block) must match step by step.
     from dnahnet.nn.ssd import STATE_PASS_BLOCK
@@ -90,7 +109,7 @@ def test_chunked_ssd_computed_in_slices_of_chunks_equals_the_recurrence(monkeypa
 
 
 @pytest.mark.parametrize("groups", [1, 2, 4])
-def test_chunked_ssd_gradients_equal_the_recurrences_for_every_input(groups):
+def test_chunked_ssd_gradients_equal_the_recurrences_for_every_input(groups, scan_path):
     # The intra-chunk blocks are recomputed in a hand-written backward: every input's
     # gradient (x, log-decay, B, C, initial state) must match autograd through the loop.
     x, a, B, C = _inputs(2, 45, 4, 3, groups, 5, seed=5)
@@ -107,4 +126,72 @@ def test_chunked_ssd_gradients_equal_the_recurrences_for_every_input(groups):
     fast = grads(lambda x, a, B, C, s0: ssd_chunked(x, a, B, C, chunk_size=8, initial_state=s0))
     ref = grads(lambda x, a, B, C, s0: ssd_sequential(x, a, B, C, initial_state=s0))
     for got, want in zip(fast, ref):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_fast_decaying_heads_and_per_head_b_c_take_the_per_head_path_and_stay_exact():
+    """Past FACTORED_EXPONENT_LIMIT (or with a B/C per head) the factored form declines; the result is unchanged."""
+    x, a, B, C = _inputs(2, 40, 4, 3, 1, 5, seed=7)
+    fast = a * 20  # up to 40 per step: a 16-position chunk spans far more than twice the limit
+    q = 16
+    assert ssd_module._ssd_factored(x[:, :32], fast[:, :32], B[:, :32], C[:, :32], q, None) is None
+    x4, a4, B4, C4 = _inputs(2, 32, 4, 3, 4, 5, seed=7)
+    assert ssd_module._ssd_factored(x4, a4, B4, C4, q, None) is None
+    assert ssd_module._ssd_factored(x[:, :32], a[:, :32], B[:, :32], C[:, :32], q, None) is not None
+    y, final = ssd_chunked(x, fast, B, C, chunk_size=q)
+    y_ref, final_ref = ssd_sequential(x, fast, B, C)
+    torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(final, final_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_factored_form_in_float32_at_its_exponent_limit_keeps_float32_accuracy():
+    """Decays that push the row/column factors to just under e^40: outputs and gradients stay finite and close."""
+    gen = torch.Generator().manual_seed(8)
+    b, l, h, p, n, q = 2, 64, 4, 8, 6, 32
+    # Per-step log-decay -2.4 over chunks of 32: the middle reference (after 17 steps) is 38.4 below the
+    # first position's cumulative decay and 36 above the last's, just under the limit of 40.
+    a64 = torch.full((b, l, h), -2.4, dtype=torch.float64)
+    x64 = torch.randn(b, l, h, p, dtype=torch.float64, generator=gen)
+    B64 = torch.randn(b, l, 1, n, dtype=torch.float64, generator=gen)
+    C64 = torch.randn(b, l, 1, n, dtype=torch.float64, generator=gen)
+    inputs32 = [t.float().requires_grad_() for t in (x64, a64, B64, C64)]
+    y32, s32 = ssd_module._ssd_factored(*inputs32, q, None)
+    y_ref, s_ref = ssd_sequential(x64, a64, B64, C64)
+    torch.testing.assert_close(y32.double(), y_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(s32.double(), s_ref, rtol=1e-4, atol=1e-4)
+    w = torch.randn(y32.shape, generator=gen)
+    grads32 = torch.autograd.grad((y32 * w).sum(), inputs32)
+    inputs64 = [t.detach().double().requires_grad_() for t in inputs32]
+    y64, _ = ssd_sequential(*inputs64)
+    grads64 = torch.autograd.grad((y64 * w.double()).sum(), inputs64)
+    for got, want in zip(grads32, grads64):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got.double(), want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("with_initial_state", [False, True])
+def test_heads_too_fast_for_the_factored_form_run_per_head_beside_the_rest(with_initial_state, monkeypatch):
+    """One group of B/C, heads 0 and 2 past the limit: those take the per-head path, the others the factored
+    one, and outputs, final state and every gradient still equal the recurrence's."""
+    x, a, B, C = _inputs(2, 45, 4, 3, 1, 5, seed=9)
+    a = a * torch.tensor([20.0, 1.0, 20.0, 1.0], dtype=torch.float64)
+    init = torch.randn(2, 4, 3, 5, dtype=torch.float64) if with_initial_state else None
+    calls = []
+    original = ssd_module._factored_scan
+    monkeypatch.setattr(ssd_module, "_factored_scan", lambda x, *rest: calls.append(x.shape[2]) or original(x, *rest))
+    inputs = [t.clone().requires_grad_() for t in (x, a, B, C)] + ([init.clone().requires_grad_()] if init is not None else [])
+    gen = torch.Generator().manual_seed(10)
+    w_y = torch.randn(x.shape, dtype=torch.float64, generator=gen)
+    w_s = torch.randn(2, 4, 3, 5, dtype=torch.float64, generator=gen)
+
+    def run(scan):
+        y, s = scan(*inputs[:4], inputs[4] if init is not None else None)
+        return (y, s), torch.autograd.grad((y * w_y).sum() + (s * w_s).sum(), inputs)
+
+    (y, s), grads = run(lambda x, a, B, C, s0: ssd_chunked(x, a, B, C, chunk_size=16, initial_state=s0))
+    assert calls == [2]  # the two slow heads, factored; the fast two went per head
+    (y_ref, s_ref), grads_ref = run(lambda x, a, B, C, s0: ssd_sequential(x, a, B, C, initial_state=s0))
+    torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(s, s_ref, rtol=1e-9, atol=1e-9)
+    for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)

@@ -64,6 +64,11 @@ def ssd_chunked(
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
+    if not torch.compiler.is_compiling():
+        factored = _ssd_factored(x, log_decay, B, C, q, initial_state)
+        if factored is not None:
+            y, final = factored
+            return y[:, :l], final
     # Laid out once, contiguous: CPU bmm runs permuted operands a matrix at a time or copies
     # them at every matmul, and elementwise results keep their input's (permuted) strides.
     xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5).contiguous()  # (b, c, g, r, q, p)
@@ -104,6 +109,95 @@ def ssd_chunked(
     y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, c, g, r, q, p)
     y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, c * q, h, p)[:, :l]
     return y, final.reshape(b, h, p, n)
+
+
+# Largest exponent the factored scan lets a decay factor reach: e^40 ~ 2e17 keeps every product and
+# gradient of fp32 (and bf16) activations far from overflow.
+FACTORED_EXPONENT_LIMIT = 40.0
+
+
+def _ssd_factored(
+    x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
+    initial_state: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The chunked scan with each chunk's decay matrix factored, or None where that is unsafe.
+
+    Inside a chunk exp(A_l - A_s) = exp(A_l - R) * exp(R - A_s) for any reference R (here the
+    cumulative log-decay at the chunk's middle), so ((C B^T) * decay) x becomes
+    rows * (tril(C B^T) @ (cols * x)): no (q x q) block per head, one per group shared by its
+    heads, and every tensor keeps the input's position-major layout, so the heads of a group
+    are the columns of one matmul. Exact in exact arithmetic; in floating point the factors
+    grow as e^(exponent), so a head takes this form only when none of its factors' exponents
+    exceeds FACTORED_EXPONENT_LIMIT (its log-decay spans at most twice that in any chunk).
+    With one group of B/C, the heads that decay faster than that run through the caller's
+    per-head path and the rest through this one; otherwise (no head within the limit, several
+    groups with one too fast, per-head B/C, fp16 autocast, other dtypes) this returns None and
+    the caller takes the per-head path for all. Eager only: the check reads the heads' largest
+    exponents on the host.
+
+    Shapes as `ssd_chunked`, with l already a multiple of q. Returns y (b, l, h, p) and the
+    final state (b, h, p, n).
+    """
+    if x.dtype not in (torch.float32, torch.float64) or B.shape[-2] == x.shape[-2]:
+        return None  # per-head B/C: no (q x q) block to share; the per-head path was no slower there
+    if x.device.type == "cuda" and torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.float16:
+        return None
+    b, l, h, _ = x.shape
+    A_cum = log_decay.reshape(b, l // q, q, h).cumsum(dim=2)  # (b, c, q, h), position-major like x
+    ref = A_cum[:, :, q // 2 : q // 2 + 1]
+    with torch.no_grad():  # each head's largest exponent of a row or column factor
+        reach = torch.maximum(A_cum[:, :, :1] - ref, ref - A_cum[:, :, -1:]).amax(dim=(0, 1, 2))
+    within = (reach <= FACTORED_EXPONENT_LIMIT).tolist()
+    if all(within):
+        return _factored_scan(x, A_cum, ref, B, C, initial_state)
+    if not any(within) or B.shape[-2] > 1:
+        return None
+    fits = [i for i, ok in enumerate(within) if ok]
+    rest = [i for i, ok in enumerate(within) if not ok]
+    heads = [torch.tensor(ids, device=x.device) for ids in (fits, rest)]
+    init = [None, None] if initial_state is None else [initial_state.index_select(1, i) for i in heads]
+    y_fit, final_fit = _factored_scan(x.index_select(2, heads[0]), A_cum.index_select(3, heads[0]),
+                                      ref.index_select(3, heads[0]), B, C, init[0])
+    y_rest, final_rest = ssd_chunked(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C, q, init[1])
+    order = torch.tensor([(fits + rest).index(i) for i in range(h)], device=x.device)
+    return torch.cat([y_fit, y_rest], dim=2).index_select(2, order), torch.cat([final_fit, final_rest], dim=1).index_select(1, order)
+
+
+def _factored_scan(
+    x: torch.Tensor, A_cum: torch.Tensor, ref: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    initial_state: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_ssd_factored` once its heads are known to fit: A_cum (b, c, q, h) the within-chunk
+    cumulative log-decay, ref (b, c, 1, h) its value at each chunk's middle."""
+    b, l, h, p = x.shape
+    g, n = B.shape[-2:]
+    r = h // g
+    c, q = A_cum.shape[1:3]
+
+    def by_group(t: torch.Tensor) -> torch.Tensor:  # (b, c, q, g, k) -> (b, c, g, q, k): a view when g == 1
+        return t.reshape(b, c, q, g, -1).transpose(2, 3)
+
+    def by_head(t: torch.Tensor) -> torch.Tensor:  # (b, c, g, q, r p) -> (b, c, q, h, p)
+        return t.transpose(2, 3).reshape(b, c, q, h, p)
+
+    xs = x.reshape(b, c, q, h, p) * torch.exp(ref - A_cum)[..., None]  # columns' factor
+    Bg, Cg = by_group(B), by_group(C)  # (b, c, g, q, n)
+    causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril_()
+    scores = (Cg @ Bg.mT).masked_fill_(~causal, 0.0)  # (b, c, g, q, q), shared by the group's heads
+    y = by_head(scores @ by_group(xs)) * torch.exp(A_cum - ref)[..., None]  # rows' factor
+
+    # State each chunk leaves behind from zero: sum_s exp(A_last - A_s) x_s B_s^T = exp(A_last - R) * xs^T B.
+    A_last = A_cum[:, :, -1]  # (b, c, h)
+    states = (by_group(xs).mT @ Bg).reshape(b, c, g, r, p, n) * torch.exp(A_last - ref[:, :, 0]).reshape(b, c, g, r, 1, 1)
+    init = (torch.zeros(b, 1, g, r, p, n, dtype=x.dtype, device=x.device) if initial_state is None
+            else initial_state.reshape(b, 1, g, r, p, n).to(x.dtype))
+    chunk_log_decay = F.pad(A_last.transpose(1, 2).reshape(b, g, r, c), (1, 0))
+    passed = linear_recurrence(torch.cat([init, states], dim=1), chunk_log_decay)
+    carried, final = passed[:, :-1], passed[:, -1]  # (b, c, g, r, p, n)
+    # Carried state read out: y_l += exp(A_l) C_l . state, the group's heads as columns of one matmul.
+    carried_cols = carried.permute(0, 1, 2, 5, 3, 4).reshape(b, c, g, n, r * p)
+    y = y + by_head(Cg @ carried_cols) * torch.exp(A_cum)[..., None]
+    return y.reshape(b, l, h, p), final.reshape(b, h, p, n)
 
 
 # Positions whose intra-chunk outputs are computed together in `ssd_chunked`.
