@@ -6,9 +6,13 @@ multiplied by dt):
     state_t = exp(a_t) * state_{t-1} + x_t (outer) B_t
     y_t     = state_t . C_t
 
-in chunks of `chunk_size`: a quadratic, matmul-bound part inside each chunk
-(with a stable segment-sum for the decays) and a state-passing recurrence
-between chunks. The same routine serves Mamba-2 layers and the dechunk EMA.
+in chunks of `chunk_size`: a quadratic, matmul-bound part inside each chunk and
+a state-passing recurrence between chunks. Inside a chunk the decays form a
+(q x q) matrix per head; where heads share B/C and their decay over a chunk is
+moderate, that matrix is factored into row and column scalings instead
+(`_ssd_factored`), so the heads of a group share one (q x q) block. Fast-decaying
+heads, per-head B/C and traced graphs build the per-head matrix (`_IntraChunk`).
+Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
 """
 
@@ -46,9 +50,10 @@ def ssd_chunked(
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n).
     Returns y (b, l, h, p) and the final state (b, h, p, n).
 
-    Internally every tensor is laid out chunk-major with the position axis
-    next to last, (b, c, g, r, q, .), so each einsum of the textbook form is
-    one batched matmul over contiguous blocks.
+    Eager, heads that share B/C take the factored form (`_ssd_factored`) where
+    their decays allow. The per-head path lays every tensor out chunk-major with
+    the position axis next to last, (b, c, g, r, q, .), so each einsum of the
+    textbook form is one batched matmul over contiguous blocks.
     """
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
