@@ -27,10 +27,12 @@ Scope = Literal["model", "blocks"]
 
 # Training compiles per block. The whole backbone's forward and backward trace as one graph
 # and run equal to eager through AOTAutograd, and Inductor (torch 2.13) generates both, but
-# its compiled backward then fails its own input check at run time: it assumed a contiguous
-# stride for a saved tensor whose stride is the unbacked chunk count ("expected ... stride
-# 2368==4096"). Inference (forward only) compiles the whole backbone with Inductor. FSDP2
-# also wants blocks compiled one by one.
+# its compiled backward then fails its own input check at run time. Views saved for backward
+# whose sizes involve the unbacked chunk count (the EMA output sliced back from its padded
+# chunks; the transposed decay of the dense chunk-state pass) are materialised compactly by
+# the forward, while the backward asserts the view's strides ("stride 2880==4096"). Replacing
+# the first with a gather only moves the failure to the second. Inference (forward only)
+# compiles the whole backbone with Inductor. FSDP2 also wants blocks compiled one by one.
 TRAINING_COMPILE_SCOPE: Scope = "blocks"
 
 
