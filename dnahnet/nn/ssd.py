@@ -69,11 +69,20 @@ def ssd_chunked(
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
-    if not torch.compiler.is_compiling():
-        factored = _ssd_factored(x, log_decay, B, C, q, initial_state)
-        if factored is not None:
-            y, final = factored
-            return y[:, :l], final
+    scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
+    y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state)
+    return y[:, :l], final
+
+
+def _per_head_scan(
+    x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
+    initial_state: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ssd_chunked` with a (q x q) decay block per head, on inputs whose length is a multiple of q."""
+    b, l, h, p = x.shape
+    g, n = B.shape[-2:]
+    r = h // g
+    c = l // q
     # Laid out once, contiguous: CPU bmm runs permuted operands a matrix at a time or copies
     # them at every matmul, and elementwise results keep their input's (permuted) strides.
     xc = x.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5).contiguous()  # (b, c, g, r, q, p)
@@ -112,8 +121,7 @@ def ssd_chunked(
         y_carried = (Cc[:, s] @ carried[:, s].mT) * torch.exp(A_cum[:, s])[..., None]
         ys.append(y_in + y_carried)
     y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, c, g, r, q, p)
-    y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, c * q, h, p)[:, :l]
-    return y, final.reshape(b, h, p, n)
+    return y.permute(0, 1, 4, 2, 3, 5).reshape(b, l, h, p), final.reshape(b, h, p, n)
 
 
 # Largest exponent the factored scan lets a decay factor reach: e^40 ~ 2e17 keeps every product and
@@ -134,10 +142,10 @@ def _ssd_factored(
     are the columns of one matmul. Exact in exact arithmetic; in floating point the factors
     grow as e^(exponent), so a head takes this form only when none of its factors' exponents
     exceeds FACTORED_EXPONENT_LIMIT (its log-decay spans at most twice that in any chunk).
-    With one group of B/C, the heads that decay faster than that run through the caller's
-    per-head path and the rest through this one; otherwise (no head within the limit, several
+    With one group of B/C, the heads that decay faster than that run through `_per_head_scan`
+    and the rest through this one; otherwise (no head within the limit, several
     groups with one too fast, per-head B/C, fp16 autocast, other dtypes) this returns None and
-    the caller takes the per-head path for all. Eager only: the check reads the heads' largest
+    the caller runs `_per_head_scan` for all. Eager only: the check reads the heads' largest
     exponents on the host.
 
     Shapes as `ssd_chunked`, with l already a multiple of q. Returns y (b, l, h, p) and the
@@ -163,8 +171,8 @@ def _ssd_factored(
     init = [None, None] if initial_state is None else [initial_state.index_select(1, i) for i in heads]
     y_fit, final_fit = _factored_scan(x.index_select(2, heads[0]), A_cum.index_select(3, heads[0]),
                                       ref.index_select(3, heads[0]), B, C, init[0])
-    y_rest, final_rest = ssd_chunked(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C, q, init[1])
-    order = torch.tensor([(fits + rest).index(i) for i in range(h)], device=x.device)
+    y_rest, final_rest = _per_head_scan(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C, q, init[1])
+    order = torch.argsort(torch.cat(heads))  # back to the heads' own order
     return torch.cat([y_fit, y_rest], dim=2).index_select(2, order), torch.cat([final_fit, final_rest], dim=1).index_select(1, order)
 
 
