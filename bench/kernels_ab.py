@@ -30,6 +30,7 @@ import torch
 import dnahnet.nn.mamba2 as mamba2_module
 from dnahnet.config import model_config_from_preset
 from dnahnet.io.atomic import check_writable_dir
+from dnahnet.nn.isotropic import build_mixer
 from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, paired_ratio_summary, save_paired_bench, start_paired_bench
 from dnahnet.perf.train_profile import prepare_train_step
@@ -59,9 +60,8 @@ def use(kernels: dict[str, Callable]) -> None:
 def block_step(config: str) -> Callable[[], None]:
     """Forward and backward of one Mamba-2 block at `config`'s width on 8 x 1,024 positions."""
     cfg = model_config_from_preset(config)
-    ssm = dict(cfg.ssm_cfg)
     torch.manual_seed(0)
-    block = mamba2_module.Mamba2(cfg.d_model[0], **{k: ssm[k] for k in ("d_state", "d_conv", "expand", "headdim", "chunk_size") if k in ssm})
+    block = build_mixer("m", cfg.d_model[0], cfg, stage=0)
     u = torch.randn(8, 1024, cfg.d_model[0], requires_grad=True)
     upstream = torch.randn(8, 1024, cfg.d_model[0])
     return lambda: block(u).backward(upstream)

@@ -31,7 +31,7 @@ from dnahnet.io.atomic import check_writable_dir
 from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, matmul_peak_flops, paired_ratio_summary,
                                   save_paired_bench, start_paired_bench)
-from dnahnet.perf.train_profile import TrainStep, prepare_train_step
+from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
 COMPILED = ":compiled"  # a config name with this suffix trains with each Mamba-2/attention block compiled
@@ -54,12 +54,7 @@ def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | N
     prepared = prepare_train_step(name.removesuffix(COMPILED), device, seq_len, batch, seed)
     if not name.endswith(COMPILED):
         return prepared, None
-    from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
-
-    compile_layers(prepared.model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
-    before = compile_seconds()
-    prepared.step()
-    return prepared, compile_seconds() - before
+    return prepared, compile_train_step(prepared, backend)[0]
 
 
 def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int,

@@ -150,6 +150,18 @@ def prepare_train_step(name: str, device: torch.device, seq_len: int | None = No
     return TrainStep(name, cfg, model, ids, step, settle_steps)
 
 
+def compile_train_step(prepared: TrainStep, backend: str = "inductor") -> tuple[float, float]:
+    """Compile the model as `pretrain --compile` does and run one step, which compiles (lazily) the
+    forward and backward graphs; returns (seconds compiling, seconds of that first step)."""
+    from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
+
+    compile_layers(prepared.model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
+    before = compile_seconds()
+    started = time.perf_counter()
+    prepared.step()
+    return compile_seconds() - before, time.perf_counter() - started
+
+
 def measure_train(name: str, device: torch.device, seq_len: int | None, batch: int | None, repeats: int,
                   profile: bool, seed: int = 0, compile: bool = False, backend: str = "inductor") -> dict:
     prepared = prepare_train_step(name, device, seq_len, batch, seed)
@@ -157,14 +169,7 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
     targets = cfg.stage_target_ratios()
     compile_s = None
     if compile:
-        from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
-
-        compile_layers(model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
-        before = compile_seconds()
-        started = time.perf_counter()
-        step()  # compiles the forward and backward graphs
-        compile_s = compile_seconds() - before
-        first_step_s = time.perf_counter() - started
+        compile_s, first_step_s = compile_train_step(prepared, backend)
     seconds = best_time(step, repeats=repeats, warmup=1, device=device)
     flops_per_base, ratios = prepared.flops_per_base()
     batch, seq_len = ids.shape
