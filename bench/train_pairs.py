@@ -10,9 +10,10 @@ measured before and after the rounds (the higher of the two).
 
 Models are built and H-Nets settled to their target compression as in `dnahnet bench train`
 (`dnahnet.perf.train_profile.prepare_train_step`); FLOPs are analytic at the realised compression.
-A config written NAME:compiled trains with each Mamba-2/attention block compiled by Inductor, as
-`pretrain --compile` does; its compile time is reported apart, so eager and compiled models (or
-two compiled ones) pair up in the same rounds.
+A config written NAME:compiled trains compiled by Inductor as `pretrain --compile` does;
+NAME:compiled-blocks compiles each Mamba-2/attention block alone and NAME:compiled-model the whole
+backbone as one graph. Compile time is reported apart, so eager and compiled models (or two
+compiled ones) pair up in the same rounds.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -28,33 +29,48 @@ import torch
 
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
+from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, Scope
 from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, matmul_peak_flops, paired_ratio_summary,
                                   save_paired_bench, start_paired_bench)
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
-COMPILED = ":compiled"  # a config name with this suffix trains with each Mamba-2/attention block compiled
+# A config name's suffix -> the compile scope it trains with (None: as `pretrain --compile` does).
+COMPILE_SUFFIXES: dict[str, Scope | None] = {"compiled": None, "compiled-blocks": "blocks", "compiled-model": "model"}
+
+
+def split_config(name: str) -> tuple[str, str | None]:
+    """'cpu-mamba2:compiled-model' -> ('cpu-mamba2', 'compiled-model'); no suffix -> (name, None)."""
+    preset, _, suffix = name.partition(":")
+    return preset, suffix or None
+
+
+def compile_scope(name: str) -> Scope | None:
+    """The scope a config name trains compiled in, or None for eager."""
+    suffix = split_config(name)[1]
+    return None if suffix is None else COMPILE_SUFFIXES[suffix] or TRAINING_COMPILE_SCOPE
 
 
 def parse_train_configs(text: str) -> list[str]:
-    """Preset names, each optionally with ':compiled'; unknown presets raise with the list."""
+    """Preset names, each optionally with a compile suffix; unknown presets or suffixes raise with the list."""
     names = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [n for n in names if ":" in n and not n.endswith(COMPILED)]
+    bad = [n for n in names if split_config(n)[1] not in (None, *COMPILE_SUFFIXES)]
     if bad:
-        raise DnahnetInputError(f"--configs: {bad[0]!r}: the only suffix is {COMPILED!r}")
-    parse_configs([n.removesuffix(COMPILED) for n in names])
+        raise DnahnetInputError(f"--configs: {bad[0]!r}: the suffixes are " + ", ".join(f":{s}" for s in COMPILE_SUFFIXES))
+    parse_configs([split_config(n)[0] for n in names])
     return names
 
 
 def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | None, seed: int,
             backend: str = "inductor") -> tuple[TrainStep, float | None]:
-    """A settled training step; for a ':compiled' name, its blocks compiled as `pretrain --compile` does and the
+    """A settled training step; for a name with a compile suffix, the model compiled in that scope and the
     seconds spent compiling (during one step: compilation is lazy)."""
-    prepared = prepare_train_step(name.removesuffix(COMPILED), device, seq_len, batch, seed)
-    if not name.endswith(COMPILED):
+    preset, suffix = split_config(name)
+    prepared = prepare_train_step(preset, device, seq_len, batch, seed)
+    if suffix is None:
         return prepared, None
-    return prepared, compile_train_step(prepared, backend)[0]
+    return prepared, compile_train_step(prepared, backend, compile_scope(name))[0]
 
 
 def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int,
@@ -81,12 +97,13 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
         row = {"params": sum(p.numel() for p in s.model.parameters()), "seq_len": s.ids.shape[1], "batch": s.ids.shape[0],
                "settle_steps": s.settle_steps, "compression": ratios, "train_flops_per_base": per_base,
                "seconds": seconds[name], "median_bases_per_s": s.bases / median_s, "best_bases_per_s": s.bases / min(seconds[name]),
-               "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1]}
+               "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1],
+               "compile_scope": compile_scope(name)}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
             base_flops = flops[baseline][0] * steps[baseline].bases
             row.update(paired_ratio_summary([
                 (t / (per_base * s.bases)) / (b / base_flops) for t, b in zip(seconds[name], seconds[baseline])]))
-        eager = name.removesuffix(COMPILED)
+        eager = split_config(name)[0]
         if name != eager and eager in seconds:  # the same preset eager in the same rounds: what compiling gains
             row["over_eager"] = paired_ratio_summary([e / c for e, c in zip(seconds[eager], seconds[name])])
         rows[name] = row
@@ -106,7 +123,7 @@ def report(results: dict) -> str:
     for name, r in results["rows"].items():
         comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
         slow = "1.00x (baseline)" if name == base else describe_ratio(r)
-        label = name if r.get("compile_s") is None else f"{name} ({r['compile_s']:.0f} s compiling)"
+        label = name if r.get("compile_s") is None else f"{name} ({r['compile_scope']}, {r['compile_s']:.0f} s compiling)"
         lines.append(f"| {label} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {comp} | "
                      f"{r['train_flops_per_base'] / 1e6:.2f} | {r['median_bases_per_s']:,.0f} ({r['best_bases_per_s']:,.0f}) | "
                      f"{100 * r['median_mfu']:.1f}% | {slow} |")
@@ -120,11 +137,12 @@ def report(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2",
-                   help="comma-separated presets, each optionally NAME:compiled (blocks compiled with Inductor, as "
-                        "`pretrain --compile`); the first is the baseline of every ratio")
+                   help="comma-separated presets, each optionally NAME:compiled (compiled with Inductor as "
+                        "`pretrain --compile` does), NAME:compiled-blocks (each block) or NAME:compiled-model (the "
+                        "whole backbone); the first is the baseline of every ratio")
     p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
-    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of :compiled configs "
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of compiled configs "
                    "(tests trace with aot_eager: seconds, not minutes)")
     add_paired_bench_arguments(p)
     args = p.parse_args(argv)

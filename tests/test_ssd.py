@@ -64,6 +64,13 @@ def test_segsum_is_sum_over_the_half_open_segment_and_minus_inf_above_the_diagon
     assert torch.isinf(s[0, 1]) and s[0, 1] < 0
 
 
+def test_transposed_segsum_is_the_transpose_laid_out_contiguously():
+    """The dense chunk-state pass multiplies by the transpose; built in that layout, it saves no view."""
+    a = torch.randn(3, 2, 9, dtype=torch.float64)
+    t = segsum(a, transposed=True)
+    assert torch.equal(t, segsum(a).mT) and t.is_contiguous()
+
+
 @pytest.mark.parametrize("with_initial_state", [False, True])
 def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state, scan_path):
     # chunk_size 2 over 301 bases gives 151 chunks: the blocked state pass
@@ -79,12 +86,13 @@ def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurre
     torch.testing.assert_close(final_fast, final_ref, rtol=1e-9, atol=1e-9)
 
 
-def test_blocked_state_pass_equals_the_dense_one_and_keeps_gradients():
+@pytest.mark.parametrize("heads", [1, 2])  # one head: the dense pass multiplies untransposed (the EMA's case)
+def test_blocked_state_pass_equals_the_dense_one_and_keeps_gradients(heads):
     from dnahnet.nn.ssd import linear_recurrence
 
     gen = torch.Generator().manual_seed(1)
-    u = torch.randn(1, 37, 1, 2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
-    a = (-torch.rand(1, 1, 2, 37, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()
+    u = torch.randn(2, 37, 1, heads, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    a = (-torch.rand(2, 1, heads, 37, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()
     dense = linear_recurrence(u, a, block=64)
     blocked = linear_recurrence(u, a, block=8)
     torch.testing.assert_close(blocked, dense, rtol=1e-12, atol=1e-12)

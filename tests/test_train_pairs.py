@@ -24,18 +24,24 @@ def test_per_flop_slowdowns_are_paired_within_rounds_and_reported(tmp_path):
 
 
 def test_a_compiled_config_pairs_with_its_eager_self(tmp_path):
-    """NAME:compiled trains the same preset with its blocks compiled; compile time is reported apart."""
+    """NAME:compiled trains the same preset compiled as pretrain does, :compiled-model its whole backbone;
+    compile time is reported apart."""
+    from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE
+
     out = tmp_path / "pairs"
-    assert main(["--configs", "tiny,tiny:compiled", "--repeats", "2", "--seq-len", "64", "--batch-size", "2",
+    assert main(["--configs", "tiny,tiny:compiled,tiny:compiled-model", "--repeats", "2", "--seq-len", "64", "--batch-size", "2",
                  "--compile-backend", "aot_eager", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert rows["tiny"]["compile_s"] is None and rows["tiny:compiled"]["compile_s"] > 0
     assert rows["tiny:compiled"]["train_flops_per_base"] > 0 and rows["tiny:compiled"]["pairs"] == 2
+    assert rows["tiny:compiled"]["compile_scope"] == TRAINING_COMPILE_SCOPE and rows["tiny"]["compile_scope"] is None
+    assert rows["tiny:compiled-model"]["compile_scope"] == "model" and rows["tiny:compiled-model"]["compile_s"] > 0
     gain = rows["tiny:compiled"]["over_eager"]
     assert gain["ratio_median"] == statistics.median(
         [e / c for e, c in zip(rows["tiny"]["seconds"], rows["tiny:compiled"]["seconds"])])
     text = (out / "report.md").read_text()
-    assert "| tiny:compiled (" in text and "- tiny:compiled: **" in text
+    assert f"| tiny:compiled ({TRAINING_COMPILE_SCOPE}, " in text and "- tiny:compiled: **" in text
+    assert "| tiny:compiled-model (model, " in text
 
 
 def test_an_unknown_suffix_is_refused(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch._functorch.config
 from torch import nn
 
 from dnahnet.nn.attention import CausalMHA
@@ -25,20 +26,23 @@ from dnahnet.nn.mamba2 import Mamba2
 
 Scope = Literal["model", "blocks"]
 
-# Training compiles per block. The whole backbone's forward and backward trace as one graph
-# and run equal to eager through AOTAutograd, and Inductor (torch 2.13) generates both, but
-# its compiled backward then fails its own input check at run time. Views saved for backward
-# whose sizes involve the unbacked chunk count (the EMA output sliced back from its padded
-# chunks; the transposed decay of the dense chunk-state pass) are materialised compactly by
-# the forward, while the backward asserts the view's strides ("stride 2880==4096"). Replacing
-# the first with a gather only moves the failure to the second. Inference (forward only)
-# compiles the whole backbone with Inductor. FSDP2 also wants blocks compiled one by one.
+# Training compiles per block. The whole backbone also trains compiled by Inductor, forward and
+# backward, equal to eager (tests/test_compile.py, DNAHNET_TEST_INDUCTOR=1), since the views it saved
+# for backward are recomputed there (`enable_unbacked_chunk_counts`) and the dense chunk-state pass
+# builds its operands in the layout its matmul takes. But on the cpu presets a whole-backbone step is
+# no faster than a per-block one (over eager: 1.11x either way for cpu-hnet-transformer, 1.05x against
+# 1.16x for cpu-hnet-mamba2; bench/RESULTS.md) and took 127-343 s to compile cold, against 23-26 s for
+# the blocks warm; FSDP2 also wants blocks compiled one by one. Inference (forward only) compiles the whole backbone.
 TRAINING_COMPILE_SCOPE: Scope = "blocks"
 
 
 def enable_unbacked_chunk_counts() -> None:
-    """Let Dynamo trace `.item()` (the chunk count) into the graph instead of breaking there."""
+    """Let Dynamo trace `.item()` (the chunk count) into the graph instead of breaking there, and
+    save no views for backward: a view whose size involves the unbacked chunk count is
+    materialised compactly by Inductor's forward while its backward asserts the view's strides
+    (torch 2.13), so views are recomputed in backward from their compact bases instead."""
     torch._dynamo.config.capture_scalar_outputs = True
+    torch._functorch.config.recompute_views = True
 
 
 def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool = False, scope: Scope = "model") -> int:

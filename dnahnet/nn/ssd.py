@@ -22,18 +22,21 @@ import torch
 import torch.nn.functional as F
 
 
-def segsum(a: torch.Tensor) -> torch.Tensor:
+def segsum(a: torch.Tensor, transposed: bool = False) -> torch.Tensor:
     """out[..., i, j] = sum_{k=j+1..i} a[..., k] for i >= j, -inf above the diagonal.
 
     Built from masked cumulative sums rather than differences of one cumsum, so
-    no large terms cancel (the stable form).
+    no large terms cancel (the stable form). `transposed=True` returns out[..., j, i],
+    computed in that layout (a cumsum along the last axis) rather than as a transposed
+    view: a copy made by `.contiguous()` is a layout Inductor may choose to skip.
     """
     T = a.size(-1)
-    a = a[..., None].expand(*a.shape, T)  # [..., i, j] = a_i
-    strict = torch.tril(torch.ones(T, T, dtype=torch.bool, device=a.device), diagonal=-1)
-    s = a.masked_fill(~strict, 0.0).cumsum(dim=-2)
-    lower = torch.tril(torch.ones(T, T, dtype=torch.bool, device=a.device), diagonal=0)
-    return s.masked_fill(~lower, float("-inf"))
+    ones = torch.ones(T, T, dtype=torch.bool, device=a.device)
+    if transposed:  # [..., j, i] = a_i, summed along i; masks built upper-triangular, not as .mT views
+        s = a[..., None, :].expand(*a.shape, T).masked_fill(~torch.triu(ones, diagonal=1), 0.0).cumsum(dim=-1)
+        return s.masked_fill(~torch.triu(ones), float("-inf"))
+    s = a[..., None].expand(*a.shape, T).masked_fill(~torch.tril(ones, diagonal=-1), 0.0).cumsum(dim=-2)
+    return s.masked_fill(~torch.tril(ones), float("-inf"))
 
 
 def ssd_chunked(
@@ -270,11 +273,16 @@ class _IntraChunk(torch.autograd.Function):
 def _dense_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """`linear_recurrence` as one (T x T) decay matmul per head.
 
-    Only 3-D transposes and contiguous batched matmuls: with a traced, data-dependent T,
-    Inductor cannot order the strides of einsum's permuted operands (torch 2.13).
+    Only 3-D tensors, transposes and contiguous batched matmuls: with a traced, data-dependent
+    T, Inductor cannot order the strides of einsum's permuted operands, nor tell apart the
+    equal strides of size-1 axes next to (T x T) ones (torch 2.13).
     """
     b, T, g, r, p, n = u.shape
-    decay_t = torch.exp(segsum(a)).reshape(b * g * r, T, T).mT.contiguous()  # [., c, z]
+    a = a.reshape(b * g * r, T)
+    if g * r == 1:  # one head (the dechunking EMA): both operands as they lie, no transpose
+        out = torch.exp(segsum(a)) @ u.reshape(b, T, p * n)
+        return out.reshape(b, T, g, r, p, n)
+    decay_t = torch.exp(segsum(a, transposed=True))  # (b g r, c, z)
     heads = u.reshape(b, T, g * r * p * n).transpose(1, 2).reshape(b * g * r, p * n, T)
     out = heads @ decay_t  # (b g r, p n, z)
     return out.reshape(b, g * r * p * n, T).transpose(1, 2).reshape(b, T, g, r, p, n)

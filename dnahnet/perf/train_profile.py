@@ -150,12 +150,12 @@ def prepare_train_step(name: str, device: torch.device, seq_len: int | None = No
     return TrainStep(name, cfg, model, ids, step, settle_steps)
 
 
-def compile_train_step(prepared: TrainStep, backend: str = "inductor") -> tuple[float, float]:
-    """Compile the model as `pretrain --compile` does and run one step, which compiles (lazily) the
-    forward and backward graphs; returns (seconds compiling, seconds of that first step)."""
+def compile_train_step(prepared: TrainStep, backend: str = "inductor", scope: str | None = None) -> tuple[float, float]:
+    """Compile the model in `scope` (default: as `pretrain --compile` does) and run one step, which compiles
+    (lazily) the forward and backward graphs; returns (seconds compiling, seconds of that first step)."""
     from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
 
-    compile_layers(prepared.model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
+    compile_layers(prepared.model, backend=backend, scope=scope or TRAINING_COMPILE_SCOPE)
     before = compile_seconds()
     started = time.perf_counter()
     prepared.step()
