@@ -36,8 +36,8 @@ from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, ma
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
-# A config name's suffix -> the compile scope it trains with (None: as `pretrain --compile` does).
-COMPILE_SUFFIXES: dict[str, Scope | None] = {"compiled": None, "compiled-blocks": "blocks", "compiled-model": "model"}
+# A config name's suffix -> the compile scope it trains with (":compiled": as `pretrain --compile` does).
+COMPILE_SUFFIXES: dict[str, Scope] = {"compiled": TRAINING_COMPILE_SCOPE, "compiled-blocks": "blocks", "compiled-model": "model"}
 
 
 def split_config(name: str) -> tuple[str, str | None]:
@@ -49,7 +49,7 @@ def split_config(name: str) -> tuple[str, str | None]:
 def compile_scope(name: str) -> Scope | None:
     """The scope a config name trains compiled in, or None for eager."""
     suffix = split_config(name)[1]
-    return None if suffix is None else COMPILE_SUFFIXES[suffix] or TRAINING_COMPILE_SCOPE
+    return None if suffix is None else COMPILE_SUFFIXES[suffix]
 
 
 def parse_train_configs(text: str) -> list[str]:
@@ -66,11 +66,11 @@ def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | N
             backend: str = "inductor") -> tuple[TrainStep, float | None]:
     """A settled training step; for a name with a compile suffix, the model compiled in that scope and the
     seconds spent compiling (during one step: compilation is lazy)."""
-    preset, suffix = split_config(name)
-    prepared = prepare_train_step(preset, device, seq_len, batch, seed)
-    if suffix is None:
+    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed)
+    scope = compile_scope(name)
+    if scope is None:
         return prepared, None
-    return prepared, compile_train_step(prepared, backend, compile_scope(name))[0]
+    return prepared, compile_train_step(prepared, backend, scope)[0]
 
 
 def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int,

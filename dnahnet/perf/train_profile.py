@@ -26,7 +26,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,9 @@ from dnahnet.perf.inference import check_lengths, parse_configs
 from dnahnet.perf.measure import best_time, machine, matmul_peak_flops, resolve_device, synchronize
 from dnahnet.perf.settle import TOLERANCE as SETTLE_TOLERANCE
 from dnahnet.perf.settle import realised_ratios, settle_routing, within_target
+
+if TYPE_CHECKING:  # dnahnet.nn.compile itself is imported only where a model is compiled
+    from dnahnet.nn.compile import Scope
 
 DEFAULT_CONFIGS = ["cpu-transformer", "cpu-mamba2", "cpu-hnet-transformer", "cpu-hnet-mamba2"]
 PART_GROUPS = ["embedding", "encoder", "routing", "chunk", "main", "dechunk", "decoder", "lm_head", "ratio_loss"]
@@ -150,7 +153,7 @@ def prepare_train_step(name: str, device: torch.device, seq_len: int | None = No
     return TrainStep(name, cfg, model, ids, step, settle_steps)
 
 
-def compile_train_step(prepared: TrainStep, backend: str = "inductor", scope: str | None = None) -> tuple[float, float]:
+def compile_train_step(prepared: TrainStep, backend: str = "inductor", scope: Scope | None = None) -> tuple[float, float]:
     """Compile the model in `scope` (default: as `pretrain --compile` does) and run one step, which compiles
     (lazily) the forward and backward graphs; returns (seconds compiling, seconds of that first step)."""
     from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
