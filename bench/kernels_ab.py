@@ -11,6 +11,15 @@ bench train`). Reported: median step times and the median of the per-round old/n
 with a percentile-bootstrap 95% interval. One Mamba-2 block at the first preset's width is
 timed the same way (forward and backward from a fixed random output gradient).
 
+With `--compile` the block and the presets' blocks run compiled by Inductor, as `pretrain
+--compile` runs them. Both versions' graphs are compiled in the warm-up round and each model keeps
+both (Dynamo guards on which kernel functions the module holds). Every graph is compiled for its
+static shapes: blocks of all lengths share `Block.forward`, and with Dynamo's automatic dynamic
+shapes the version compiled second would get length-generic graphs while the first got
+specialised ones. (In `pretrain --compile` the full-length blocks compile first, specialised;
+inner stages, whose length changes from batch to batch, get length-generic graphs. Here every
+batch is the same.)
+
     python bench/kernels_ab.py --against c0be8c6 --configs cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \\
         --repeats 20 --out runs/kernels_ab
 """
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+import sys
 import time
 import types
 from pathlib import Path
@@ -30,6 +40,7 @@ import torch
 import dnahnet.nn.mamba2 as mamba2_module
 from dnahnet.config import model_config_from_preset
 from dnahnet.io.atomic import check_writable_dir
+from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers
 from dnahnet.nn.isotropic import build_mixer
 from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, paired_ratio_summary, save_paired_bench, start_paired_bench
@@ -43,6 +54,7 @@ def module_at(commit: str, path: str) -> types.ModuleType:
     """The file `path` as it was at `commit`, imported as a private module."""
     source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     module = types.ModuleType(f"at_{commit}_{Path(path).stem}")
+    sys.modules[module.__name__] = module  # importable by name, as torch.compile's tracer looks globals up
     exec(compile(source, f"{commit}:{path}", "exec"), module.__dict__)
     return module
 
@@ -57,24 +69,44 @@ def use(kernels: dict[str, Callable]) -> None:
         setattr(mamba2_module, name, fn)
 
 
-def block_step(config: str) -> Callable[[], None]:
+def block_step(config: str, backend: str | None = None) -> Callable[[], None]:
     """Forward and backward of one Mamba-2 block at `config`'s width on 8 x 1,024 positions."""
     cfg = model_config_from_preset(config)
     torch.manual_seed(0)
     block = build_mixer("m", cfg.d_model[0], cfg, stage=0)
+    if backend:
+        block.compile(backend=backend)
     u = torch.randn(8, 1024, cfg.d_model[0], requires_grad=True)
     upstream = torch.randn(8, 1024, cfg.d_model[0])
     return lambda: block(u).backward(upstream)
 
 
-def measure(against: str, configs: list[str], repeats: int, seed: int) -> dict:
+def measure(against: str, configs: list[str], repeats: int, seed: int, backend: str | None = None) -> dict:
+    """Paired old/new step times; `backend` compiles every block with that torch.compile backend."""
     current = {name: getattr(mamba2_module, name) for name in SWAPPED}
     versions = {"old": kernels_at(against), "new": current}
-    steps = {f"Mamba-2 block ({configs[0]} width)": block_step(configs[0])}
-    steps.update({name: prepare_train_step(name, torch.device("cpu"), seed=seed).step for name in configs})
+    steps = {f"Mamba-2 block ({configs[0]} width)": block_step(configs[0], backend)}
+    for name in configs:
+        prepared = prepare_train_step(name, torch.device("cpu"), seed=seed)
+        if backend:
+            compile_layers(prepared.model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
+        steps[name] = prepared.step
     seconds = {(name, v): [] for name in steps for v in versions}
+    with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
+        _alternate(steps, versions, current, seconds, repeats)
+    rows = {}
+    for name in steps:
+        old, new = seconds[(name, "old")], seconds[(name, "new")]
+        rows[name] = {"old_seconds": old, "new_seconds": new, "old_median_s": statistics.median(old),
+                      "new_median_s": statistics.median(new), **paired_ratio_summary([o / n for o, n in zip(old, new)])}
+    return {"against": against, "compile_backend": backend, "rows": rows}
+
+
+def _alternate(steps: dict[str, Callable[[], None]], versions: dict[str, dict[str, Callable]],
+               current: dict[str, Callable], seconds: dict[tuple[str, str], list[float]], repeats: int) -> None:
+    """One warm-up call of every step with each version, then `repeats` rounds in alternating order."""
     try:
-        for name, step in steps.items():  # warm-up
+        for step in steps.values():
             for kernels in versions.values():
                 use(kernels)
                 step()
@@ -87,18 +119,14 @@ def measure(against: str, configs: list[str], repeats: int, seed: int) -> dict:
                     seconds[(name, v)].append(time.perf_counter() - start)
     finally:
         use(current)
-    rows = {}
-    for name in steps:
-        old, new = seconds[(name, "old")], seconds[(name, "new")]
-        rows[name] = {"old_seconds": old, "new_seconds": new, "old_median_s": statistics.median(old),
-                      "new_median_s": statistics.median(new), **paired_ratio_summary([o / n for o, n in zip(old, new)])}
-    return {"against": against, "rows": rows}
 
 
 def report(results: dict) -> str:
     lines = ["# Training steps: another commit's Mamba-2 kernels against the working tree's", "", "Command:", "",
              f"    {results['command']}", "", f"Machine: {results['machine']}; fp32, {results['repeats']} rounds, old and new "
-             f"alternating in one process. Old = `ssd_chunked` and `causal_depthwise_conv` at {results['against']}.", "",
+             f"alternating in one process. Old = `ssd_chunked` and `causal_depthwise_conv` at {results['against']}."
+              + (f" Every Mamba-2/attention block compiled ({results['compile_backend']}, as `pretrain --compile` does)."
+                if results.get("compile_backend") else ""), "",
              "| step | old median | new median | speed-up (old / new, paired) |", "|---|---|---|---|"]
     for name, r in results["rows"].items():
         lines.append(f"| {name} | {r['old_median_s'] * 1e3:.1f} ms | {r['new_median_s'] * 1e3:.1f} ms | {describe_ratio(r)} |")
@@ -109,11 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--against", required=True, help="commit whose ssd_chunked / causal_depthwise_conv are the 'old' kernels")
     p.add_argument("--configs", default="cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2", help="comma-separated presets")
+    p.add_argument("--compile", action="store_true", help="run every block compiled, as `pretrain --compile` does")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend with --compile "
+                   "(tests trace with aot_eager: seconds, not minutes)")
     add_paired_bench_arguments(p, repeats_help="rounds")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     results = start_paired_bench("bench/kernels_ab.py", argv, args.threads, args.repeats)
-    results.update(measure(args.against, list(parse_configs(args.configs)), args.repeats, args.seed))
+    results.update(measure(args.against, list(parse_configs(args.configs)), args.repeats, args.seed,
+                           args.compile_backend if args.compile else None))
     save_paired_bench(out, results, report(results))
     for name, r in results["rows"].items():
         print(f"{name:36s} old {r['old_median_s'] * 1e3:8.1f} ms  new {r['new_median_s'] * 1e3:8.1f} ms  "

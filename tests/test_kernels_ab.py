@@ -32,3 +32,21 @@ def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_
         assert row["ratio_median"] > 0
     text = (out / "report.md").read_text()
     assert "python bench/kernels_ab.py --against HEAD --configs tiny" in text and "at HEAD" in text
+
+
+def test_compiled_blocks_keep_a_graph_for_each_version_of_the_kernels(tmp_path):
+    """With --compile every block runs compiled, and swapping the kernels recompiles instead of reusing
+    the other version's graph: the old version's code is traced too."""
+    import torch._dynamo.utils
+
+    torch._dynamo.reset()
+    before = torch._dynamo.utils.counters["frames"]["ok"]
+    out = tmp_path / "ab"
+    assert main(["--against", "HEAD", "--configs", "tiny", "--repeats", "1", "--compile", "--compile-backend",
+                 "aot_eager", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["compile_backend"] == "aot_eager"
+    # the lone block and tiny's Mamba-2 blocks once per version, its attention blocks once: 5 graphs
+    # (3 if swapping the kernels reused the graph compiled with the other version)
+    assert torch._dynamo.utils.counters["frames"]["ok"] - before >= 5
+    assert "compiled (aot_eager" in (out / "report.md").read_text()

@@ -129,3 +129,33 @@ def test_causal_conv_and_its_hand_written_backward_equal_torch_conv1d(length):
     for got, want in zip(torch.autograd.grad(out, (x, w, b), upstream), torch.autograd.grad(ref, (x, w, b), upstream)):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     assert torch.autograd.gradcheck(mamba2_module.causal_depthwise_conv, (x, w, b))
+
+
+@pytest.mark.parametrize("channels", [1, 10])  # one channel: the transposed taps would already be contiguous
+def test_causal_conv_with_a_history_equals_conv1d_over_history_and_input(channels):
+    """The cached path (no hand-written backward): conv1d's values and gradients over [history, x]."""
+    torch.manual_seed(channels)
+    x = torch.randn(2, 6, channels, dtype=torch.float64, requires_grad=True)
+    history = torch.randn(2, 3, channels, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(channels, 1, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(channels, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.conv1d(torch.cat([history, x], 1).transpose(1, 2), w, b, groups=channels).transpose(1, 2)
+    out = mamba2_module.causal_depthwise_conv(x, w, b, history=history)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(ref)
+    for got, want in zip(torch.autograd.grad(out, (x, history, w, b), upstream),
+                         torch.autograd.grad(ref, (x, history, w, b), upstream)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_taps_are_a_contiguous_copy_that_a_compiled_graph_keeps():
+    """(C, 1, K) -> (K, C), contiguous, never a view of the weight; traced whole by torch.compile."""
+    from dnahnet.nn.conv_taps import contiguous_taps
+
+    w = torch.randn(6, 1, 4)
+    taps = contiguous_taps(w)
+    assert taps.shape == (4, 6) and taps.is_contiguous() and taps.data_ptr() != w.data_ptr()
+    torch.testing.assert_close(taps, w.squeeze(1).t(), rtol=0, atol=0)
+    compiled = torch.compile(contiguous_taps, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(w), taps, rtol=0, atol=0)
+    assert torch.autograd.gradcheck(contiguous_taps, (torch.randn(6, 1, 4, dtype=torch.float64, requires_grad=True),))

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnahnet.nn.conv_taps import contiguous_taps
 from dnahnet.nn.norm import RMSNormGated
 from dnahnet.nn.ssd import ssd_chunked
 
@@ -47,16 +48,27 @@ def causal_depthwise_conv(
     """
     if history is None:
         return _CausalConv.apply(x, weight, bias)
-    return _shifted_multiply_adds(torch.cat([history, x], dim=1), weight.squeeze(1).to(x.dtype), bias.to(x.dtype))
+    return _shifted_multiply_adds(torch.cat([history, x], dim=1), _taps(weight, x.dtype), bias.to(x.dtype))
 
 
-def _shifted_multiply_adds(padded: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """out[t] = bias + sum_i w[:, i] * padded[t + i]: padded (B, L+K-1, C), w (C, K) -> (B, L, C)."""
-    k = w.shape[-1]
+def _taps(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The conv weight (C, 1, K) as K contiguous rows of C taps, (K, C).
+
+    Traced, through an operator the compiler keeps (see `contiguous_taps`); eager, a plain
+    copy, which skips that operator's Python dispatch (its first call imports sympy, ~2 s).
+    """
+    if torch.compiler.is_compiling():
+        return contiguous_taps(weight.to(dtype))
+    return weight.squeeze(1).t().to(dtype).contiguous()
+
+
+def _shifted_multiply_adds(padded: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """out[t] = bias + sum_i taps[i] * padded[t + i]: padded (B, L+K-1, C), taps (K, C) -> (B, L, C)."""
+    k = taps.shape[0]
     seqlen = padded.shape[1] - (k - 1)
-    out = torch.addcmul(bias, padded[:, k - 1 : k - 1 + seqlen], w[:, k - 1])
+    out = torch.addcmul(bias, padded[:, k - 1 : k - 1 + seqlen], taps[k - 1])
     for i in range(k - 1):
-        out.addcmul_(padded[:, i : i + seqlen], w[:, i])  # in place: autograd saves only the factors
+        out.addcmul_(padded[:, i : i + seqlen], taps[i])  # in place: autograd saves only the factors
     return out
 
 
@@ -73,7 +85,7 @@ class _CausalConv(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         k = weight.shape[-1]
         padded = F.pad(x, (0, 0, k - 1, 0))
-        w = weight.squeeze(1).to(x.dtype)
+        w = _taps(weight, x.dtype)
         ctx.save_for_backward(padded, w)
         ctx.weight_dtype, ctx.bias_dtype = weight.dtype, bias.dtype
         return _shifted_multiply_adds(padded, w, bias.to(x.dtype))
@@ -81,14 +93,14 @@ class _CausalConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         padded, w = ctx.saved_tensors
-        k = w.shape[-1]
+        k = w.shape[0]
         seqlen = dy.shape[1]
         dx = dw = dbias = None
-        if ctx.needs_input_grad[0]:  # dx[t] = sum_j w[:, k-1-j] * dy[t+j], dy zero past the end
+        if ctx.needs_input_grad[0]:  # dx[t] = sum_j w[k-1-j] * dy[t+j], dy zero past the end
             ahead = F.pad(dy, (0, 0, 0, k - 1))  # no branch on the length: it may be a traced chunk count
-            dx = dy * w[:, k - 1]
+            dx = dy * w[k - 1]
             for j in range(1, k):
-                dx.addcmul_(ahead[:, j : j + seqlen], w[:, k - 1 - j])
+                dx.addcmul_(ahead[:, j : j + seqlen], w[k - 1 - j])
         if ctx.needs_input_grad[1]:
             dw = torch.stack([(dy * padded[:, i : i + seqlen]).sum((0, 1)) for i in range(k)], dim=-1)
             dw = dw.unsqueeze(1).to(ctx.weight_dtype)  # (C, 1, K)
