@@ -131,7 +131,30 @@ def report(results: dict) -> str:
     if gains:
         lines += ["", "Compiled against the same preset eager, step time paired within rounds:", ""]
         lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in gains]
+    alike = like_for_like(results)
+    if alike:
+        lines += ["", "Per-FLOP slowdown against the baseline compiled the same way, paired within rounds:", ""]
+        lines += [f"- {name} against {against}: {describe_ratio(ratio)}" for name, (against, ratio) in alike.items()]
     return "\n".join(lines) + "\n"
+
+
+def like_for_like(results: dict) -> dict[str, tuple[str, dict]]:
+    """Each compiled config's per-FLOP slowdown against the baseline preset with the same compile suffix,
+    where that config was run too (cpu-hnet-mamba2:compiled against cpu-transformer:compiled): computed
+    from the recorded step times and FLOPs, so an older results.json yields it as well."""
+    rows, base = results["rows"], split_config(results["baseline"])[0]
+
+    def per_flop(name: str) -> list[float]:
+        r = rows[name]
+        return [t / (r["train_flops_per_base"] * r["seq_len"] * r["batch"]) for t in r["seconds"]]
+
+    out = {}
+    for name in rows:
+        suffix = split_config(name)[1]
+        against = f"{base}:{suffix}"
+        if suffix is not None and name != against and against in rows:
+            out[name] = (against, paired_ratio_summary([m / b for m, b in zip(per_flop(name), per_flop(against))]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,3 +51,26 @@ def test_an_unknown_suffix_is_refused(tmp_path):
 
     with pytest.raises(DnahnetInputError, match="'tiny:fast'"):
         main(["--configs", "tiny:fast", "--out", str(tmp_path / "x")])
+
+
+def test_compiled_configs_are_also_paired_with_the_baseline_compiled_the_same_way():
+    """cpu-hnet:compiled is compared per FLOP with base:compiled round by round (not with the eager base);
+    configs whose counterpart did not run, and the counterpart itself, get no such line."""
+    from bench.train_pairs import like_for_like, report
+
+    def row(seconds, flops):
+        return {"seconds": seconds, "train_flops_per_base": flops, "seq_len": 4, "batch": 2, "params": 1, "compression": [],
+                "median_bases_per_s": 1.0, "best_bases_per_s": 1.0, "median_mfu": 0.5, "compile_s": None, "compile_scope": None}
+
+    rows = {"base": row([1.0, 2.0, 1.0], 10.0), "base:compiled": row([0.5, 1.0, 1.0], 10.0),
+            "hnet:compiled": row([2.0, 2.0, 4.0], 20.0), "hnet:compiled-model": row([1.0, 1.0, 1.0], 20.0)}
+    results = {"baseline": "base", "rows": rows}
+    alike = like_for_like(results)
+    assert set(alike) == {"hnet:compiled"}
+    against, ratio = alike["hnet:compiled"]
+    assert against == "base:compiled"
+    assert ratio["ratio_median"] == statistics.median([(2.0 / 20) / (0.5 / 10), (2.0 / 20) / (1.0 / 10), (4.0 / 20) / (1.0 / 10)])
+    for name in ("base:compiled", "hnet:compiled", "hnet:compiled-model"):
+        rows[name].update(ratio)
+    results.update(command="python bench/train_pairs.py", machine="m", repeats=3, matmul_peak_flops=[1.0, 1.0])
+    assert "- hnet:compiled against base:compiled: **" in report(results)
