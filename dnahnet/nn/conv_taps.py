@@ -18,7 +18,7 @@ def contiguous_taps(weight: torch.Tensor) -> torch.Tensor:
     conv + SiLU (and its recomputation in backward) as scalar loops. A plain
     transpose-and-copy does not help: Inductor fuses the copy away and reads the
     strided weight again. As an opaque operator the copy stays, and the loops
-    vectorise (conv + SiLU forward and backward of (8, 1024, 320): 46 -> 32 ms).
+    vectorise (conv + SiLU forward and backward of (8, 1024, 320), one timing: 46 -> 33 ms).
     """
     return weight.squeeze(1).t().clone(memory_format=torch.contiguous_format)
 
