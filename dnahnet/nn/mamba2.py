@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnahnet.nn.conv_taps import contiguous_taps
+from dnahnet.nn.conv_taps import conv_taps
 from dnahnet.nn.norm import RMSNormGated
 from dnahnet.nn.ssd import ssd_chunked
 
@@ -48,18 +48,7 @@ def causal_depthwise_conv(
     """
     if history is None:
         return _CausalConv.apply(x, weight, bias)
-    return _shifted_multiply_adds(torch.cat([history, x], dim=1), _taps(weight, x.dtype), bias.to(x.dtype))
-
-
-def _taps(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The conv weight (C, 1, K) as K contiguous rows of C taps, (K, C).
-
-    Traced, through an operator the compiler keeps (see `contiguous_taps`); eager, a plain
-    copy, which skips that operator's Python dispatch (its first call imports sympy, ~2 s).
-    """
-    if torch.compiler.is_compiling():
-        return contiguous_taps(weight.to(dtype))
-    return weight.squeeze(1).t().to(dtype).contiguous()
+    return _shifted_multiply_adds(torch.cat([history, x], dim=1), conv_taps(weight, x.dtype), bias.to(x.dtype))
 
 
 def _shifted_multiply_adds(padded: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -85,7 +74,7 @@ class _CausalConv(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         k = weight.shape[-1]
         padded = F.pad(x, (0, 0, k - 1, 0))
-        w = _taps(weight, x.dtype)
+        w = conv_taps(weight, x.dtype)
         ctx.save_for_backward(padded, w)
         ctx.weight_dtype, ctx.bias_dtype = weight.dtype, bias.dtype
         return _shifted_multiply_adds(padded, w, bias.to(x.dtype))
