@@ -93,7 +93,7 @@ def measure(against: str, configs: list[str], repeats: int, seed: int, backend: 
         steps[name] = prepared.step
     seconds = {(name, v): [] for name in steps for v in versions}
     with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
-        _alternate(steps, versions, current, seconds, repeats)
+        _alternate(steps, versions, seconds, repeats)
     rows = {}
     for name in steps:
         old, new = seconds[(name, "old")], seconds[(name, "new")]
@@ -103,8 +103,9 @@ def measure(against: str, configs: list[str], repeats: int, seed: int, backend: 
 
 
 def _alternate(steps: dict[str, Callable[[], None]], versions: dict[str, dict[str, Callable]],
-               current: dict[str, Callable], seconds: dict[tuple[str, str], list[float]], repeats: int) -> None:
-    """One warm-up call of every step with each version, then `repeats` rounds in alternating order."""
+               seconds: dict[tuple[str, str], list[float]], repeats: int) -> None:
+    """One warm-up call of every step with each version, then `repeats` rounds in alternating order;
+    the working tree's kernels ("new") are in place again afterwards."""
     try:
         for step in steps.values():
             for kernels in versions.values():
@@ -118,7 +119,7 @@ def _alternate(steps: dict[str, Callable[[], None]], versions: dict[str, dict[st
                     step()
                     seconds[(name, v)].append(time.perf_counter() - start)
     finally:
-        use(current)
+        use(versions["new"])
 
 
 def report(results: dict) -> str:

@@ -100,9 +100,7 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
                "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1],
                "compile_scope": compile_scope(name)}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
-            base_flops = flops[baseline][0] * steps[baseline].bases
-            row.update(paired_ratio_summary([
-                (t / (per_base * s.bases)) / (b / base_flops) for t, b in zip(seconds[name], seconds[baseline])]))
+            row.update(paired_ratio_summary(per_flop_ratios(row, rows[baseline])))
         eager = split_config(name)[0]
         if name != eager and eager in seconds:  # the same preset eager in the same rounds: what compiling gains
             row["over_eager"] = paired_ratio_summary([e / c for e, c in zip(seconds[eager], seconds[name])])
@@ -144,17 +142,21 @@ def like_for_like(results: dict) -> dict[str, tuple[str, dict]]:
     from the recorded step times and FLOPs, so an older results.json yields it as well."""
     rows, base = results["rows"], split_config(results["baseline"])[0]
 
-    def per_flop(name: str) -> list[float]:
-        r = rows[name]
-        return [t / (r["train_flops_per_base"] * r["seq_len"] * r["batch"]) for t in r["seconds"]]
-
     out = {}
     for name in rows:
         suffix = split_config(name)[1]
         against = f"{base}:{suffix}"
         if suffix is not None and name != against and against in rows:
-            out[name] = (against, paired_ratio_summary([m / b for m, b in zip(per_flop(name), per_flop(against))]))
+            out[name] = (against, paired_ratio_summary(per_flop_ratios(rows[name], rows[against])))
     return out
+
+
+def per_flop_ratios(row: dict, baseline: dict) -> list[float]:
+    """Round by round, (step time / training FLOPs) of one row over the baseline row's."""
+    def per_flop(r: dict) -> list[float]:
+        return [t / (r["train_flops_per_base"] * (r["seq_len"] * r["batch"])) for t in r["seconds"]]
+
+    return [m / b for m, b in zip(per_flop(row), per_flop(baseline))]
 
 
 def main(argv: list[str] | None = None) -> int:
