@@ -25,6 +25,26 @@ def scan_path(request, monkeypatch):
     assert all(used == (request.param == "factored" and shared) for used, shared in taken)
 
 
+@pytest.fixture(params=["stepwise", "matmul"])
+def state_pass(request, monkeypatch):
+    """Pass chunk states both ways (step by step, or as blocked decay matmuls); fails if the wanted
+    one was not the one taken."""
+    taken = []
+    stepwise, blocked = ssd_module._StepwiseRecurrence.apply, ssd_module._blocked_recurrence
+
+    def spy(name, fn):
+        def run(*args, **kwargs):
+            taken.append(name)
+            return fn(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(ssd_module._StepwiseRecurrence, "apply", spy("stepwise", stepwise))
+    monkeypatch.setattr(ssd_module, "_blocked_recurrence", spy("matmul", blocked))
+    monkeypatch.setattr(ssd_module, "STEPWISE_MIN_STATE", 0 if request.param == "stepwise" else 10**12)
+    yield request.param
+    assert taken and set(taken) == {request.param}
+
+
 def _inputs(b, l, h, p, g, n, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(b, l, h, p, dtype=torch.float64, generator=gen)
@@ -37,7 +57,7 @@ def _inputs(b, l, h, p, g, n, seed=0):
 @pytest.mark.parametrize("length", [64, 67, 5, 1])
 @pytest.mark.parametrize("with_initial_state", [False, True])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_chunked_ssd_equals_sequential_recurrence(length, with_initial_state, groups, scan_path):
+def test_chunked_ssd_equals_sequential_recurrence(length, with_initial_state, groups, scan_path, state_pass):
     x, a, B, C = _inputs(2, length, 4, 3, groups, 5)
     init = torch.randn(2, 4, 3, 5, dtype=torch.float64) if with_initial_state else None
     y_fast, final_fast = ssd_chunked(x, a, B, C, chunk_size=16, initial_state=init)
@@ -47,7 +67,7 @@ def test_chunked_ssd_equals_sequential_recurrence(length, with_initial_state, gr
     assert ((final_fast - final_ref).abs().max() / final_ref.abs().max()) < 1e-6
 
 
-def test_chunked_ssd_chains_across_calls_through_the_final_state(scan_path):
+def test_chunked_ssd_chains_across_calls_through_the_final_state(scan_path, state_pass):
     x, a, B, C = _inputs(1, 50, 2, 3, 1, 4)
     y_all, final_all = ssd_chunked(x, a, B, C, chunk_size=8)
     y1, s1 = ssd_chunked(x[:, :21], a[:, :21], B[:, :21], C[:, :21], chunk_size=8)
@@ -72,9 +92,9 @@ def test_transposed_segsum_is_the_transpose_laid_out_contiguously():
 
 
 @pytest.mark.parametrize("with_initial_state", [False, True])
-def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state, scan_path):
+def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state, scan_path, state_pass):
     # chunk_size 2 over 301 bases gives 151 chunks: the blocked state pass
-    # (blocks of STATE_PASS_BLOCK, padded last block) must match step by step.
+    # (blocks of STATE_PASS_BLOCK, padded last block) and the stepwise one must match the recurrence.
     from dnahnet.nn.ssd import STATE_PASS_BLOCK
 
     x, a, B, C = _inputs(2, 301, 4, 3, 2, 5, seed=3)
@@ -87,19 +107,33 @@ def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurre
 
 
 @pytest.mark.parametrize("heads", [1, 2])  # one head: the dense pass multiplies untransposed (the EMA's case)
-def test_blocked_state_pass_equals_the_dense_one_and_keeps_gradients(heads):
-    from dnahnet.nn.ssd import linear_recurrence
+def test_blocked_and_stepwise_state_passes_equal_the_dense_one_with_gradients(heads):
+    from dnahnet.nn.ssd import _StepwiseRecurrence, _blocked_recurrence, _dense_recurrence
 
     gen = torch.Generator().manual_seed(1)
     u = torch.randn(2, 37, 1, heads, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     a = (-torch.rand(2, 1, heads, 37, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()
-    dense = linear_recurrence(u, a, block=64)
-    blocked = linear_recurrence(u, a, block=8)
-    torch.testing.assert_close(blocked, dense, rtol=1e-12, atol=1e-12)
-    g_dense = torch.autograd.grad(dense.sum(), (u, a))
-    g_blocked = torch.autograd.grad(blocked.sum(), (u, a))
-    for gd, gb in zip(g_dense, g_blocked):
-        torch.testing.assert_close(gb, gd, rtol=1e-10, atol=1e-10)
+    w = torch.randn(u.shape, dtype=torch.float64, generator=gen)  # a gradient that differs at every step
+    dense = _dense_recurrence(u, a)
+    g_dense = torch.autograd.grad((dense * w).sum(), (u, a))
+    for other in (_blocked_recurrence(u, a, block=8), _StepwiseRecurrence.apply(u, a)):
+        torch.testing.assert_close(other, dense, rtol=1e-12, atol=1e-12)
+        for want, got in zip(g_dense, torch.autograd.grad((other * w).sum(), (u, a))):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_stepwise_state_pass_of_bf16_states_sums_in_float32():
+    """A bf16 state summed over 200 chunks step by step in bf16 would drift; the pass runs in fp32 and
+    rounds once, so it stays within one bf16 rounding of the float64 result, in the input's dtype."""
+    from dnahnet.nn.ssd import _StepwiseRecurrence, _dense_recurrence
+
+    gen = torch.Generator().manual_seed(2)
+    u = torch.randn(1, 200, 1, 2, 4, 4, dtype=torch.float64, generator=gen)
+    a = -torch.rand(1, 1, 2, 200, dtype=torch.float64, generator=gen) * 0.01  # slow decay: long memory
+    got_bf16 = _StepwiseRecurrence.apply(u.bfloat16(), a.float())
+    assert got_bf16.dtype == torch.bfloat16
+    exact = _dense_recurrence(u.bfloat16().double(), a.float().double())
+    torch.testing.assert_close(got_bf16.double(), exact, rtol=2**-8, atol=1e-6)
 
 
 def test_chunked_ssd_computed_in_slices_of_chunks_equals_the_recurrence(monkeypatch):
@@ -117,7 +151,7 @@ def test_chunked_ssd_computed_in_slices_of_chunks_equals_the_recurrence(monkeypa
 
 
 @pytest.mark.parametrize("groups", [1, 2, 4])
-def test_chunked_ssd_gradients_equal_the_recurrences_for_every_input(groups, scan_path):
+def test_chunked_ssd_gradients_equal_the_recurrences_for_every_input(groups, scan_path, state_pass):
     # The intra-chunk blocks are recomputed in a hand-written backward: every input's
     # gradient (x, log-decay, B, C, initial state) must match autograd through the loop.
     x, a, B, C = _inputs(2, 45, 4, 3, groups, 5, seed=5)

@@ -12,6 +12,8 @@ a state-passing recurrence between chunks. Inside a chunk the decays form a
 moderate, that matrix is factored into row and column scalings instead
 (`_ssd_factored`), so the heads of a group share one (q x q) block. Fast-decaying
 heads, per-head B/C and traced graphs build the per-head matrix (`_IntraChunk`).
+Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
+(`_StepwiseRecurrence`), otherwise as (T x T) decay matmuls (`linear_recurrence`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
 """
@@ -288,23 +290,51 @@ def _dense_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, g * r * p * n, T).transpose(1, 2).reshape(b, T, g, r, p, n)
 
 
+class _StepwiseRecurrence(torch.autograd.Function):
+    """`linear_recurrence` one chunk state at a time, in place, with the reverse recurrence as backward.
+
+    Each step is one fused multiply-add over a chunk's state, so the cost is T passes over
+    that state (memory traffic linear in T) and nothing (T x T) is built. Runs in at least
+    fp32 whatever the input dtype (a bf16 state summed over many chunks would lose bits).
+    """
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        compute = torch.promote_types(u.dtype, torch.float32)
+        keep = torch.exp(a.to(compute)).permute(0, 3, 1, 2)[..., None, None].contiguous()  # (b, T, g, r, 1, 1)
+        out = u.to(compute, copy=True)
+        for t in range(1, out.shape[1]):
+            out[:, t].addcmul_(out[:, t - 1], keep[:, t])
+        ctx.save_for_backward(out, keep)
+        ctx.dtypes = (u.dtype, a.dtype)
+        return out.to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, keep = ctx.saved_tensors
+        u_dtype, a_dtype = ctx.dtypes
+        grad_u = grad.to(out.dtype, copy=True)  # d loss / d out[t], gathered from every later step
+        for t in range(grad_u.shape[1] - 2, -1, -1):
+            grad_u[:, t].addcmul_(grad_u[:, t + 1], keep[:, t + 1])
+        grad_a = None
+        if ctx.needs_input_grad[1]:  # out[t] depends on a[t] through exp(a[t]) * out[t-1]
+            grad_a = torch.zeros(keep.shape[:4], dtype=out.dtype, device=out.device)
+            grad_a[:, 1:] = (grad_u[:, 1:] * out[:, :-1]).sum(dim=(-1, -2)) * keep[:, 1:, :, :, 0, 0]
+            grad_a = grad_a.permute(0, 2, 3, 1).to(a_dtype)
+        return grad_u.to(u_dtype), grad_a
+
+
 # Chunk states passed densely in one matmul up to this many; beyond, in blocks.
 STATE_PASS_BLOCK = 64
 
 
-def linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_BLOCK) -> torch.Tensor:
-    """out[t] = exp(a[t]) * out[t-1] + u[t], out[-1] = 0, over the chunk axis.
-
-    u: (b, T, g, r, p, n); a: (b, g, r, T). The dense form is a (T x T) decay
-    matmul, quadratic in T (the number of chunks): at 65k bases and chunks of 64
-    it costs more than the rest of the scan. Beyond `block` items the dense form
-    runs inside blocks and a short Python loop carries state between blocks, so
-    the cost grows as T * block.
-    """
+def _blocked_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_BLOCK) -> torch.Tensor:
+    """`linear_recurrence` as (T x T) decay matmuls: dense up to `block` items, beyond that
+    dense inside blocks with a short Python loop carrying state between blocks, so the cost
+    grows as T * block rather than T^2 (at 65k bases and chunks of 64 the dense form costs
+    more than the rest of the scan)."""
     T = u.shape[1]
-    # Traced (torch.compile), the number of chunks may be data-dependent: the dense form has no
-    # branch or loop on it (quadratic in T, which training lengths keep small).
-    if torch.compiler.is_compiling() or T <= block:
+    if T <= block:
         return _dense_recurrence(u, a)
     # As few blocks as `block` allows, evened out so the last one is not mostly padding
     # (65 chunk states run as 2 blocks of 33, not 2 of 64).
@@ -326,6 +356,28 @@ def linear_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_
         blocks.append(out_j)
         carry = out_j[:, -1]
     return torch.cat(blocks, dim=1)[:, :T]
+
+
+def linear_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """out[t] = exp(a[t]) * out[t-1] + u[t], out[-1] = 0, over the chunk axis.
+
+    u: (b, T, g, r, p, n); a: (b, g, r, T). Traced (torch.compile), the number of
+    chunks may be data-dependent, so the graph takes the dense (T x T) decay matmul,
+    which has no loop over it (quadratic in T, which training lengths keep small).
+    Eager, a chunk state of at least STEPWISE_MIN_STATE values (Mamba-2's) runs step by
+    step (`_StepwiseRecurrence`), whose cost per step is one pass over that state; a
+    smaller one (the dechunk EMA's) runs as blocked matmuls, since there a Python step
+    costs more than the arithmetic it does (bench/RESULTS.md).
+    """
+    if torch.compiler.is_compiling():
+        return _dense_recurrence(u, a)
+    if u[:, 0].numel() >= STEPWISE_MIN_STATE:
+        return _StepwiseRecurrence.apply(u, a)
+    return _blocked_recurrence(u, a)
+
+
+# Values in one chunk state (all batch rows and heads) from which the step-by-step pass is used.
+STEPWISE_MIN_STATE = 4096
 
 
 def ssd_sequential(
