@@ -10,6 +10,9 @@ measured before and after the rounds (the higher of the two).
 
 Models are built and H-Nets settled to their target compression as in `dnahnet bench train`
 (`dnahnet.perf.train_profile.prepare_train_step`); FLOPs are analytic at the realised compression.
+Per-FLOP ratios come in two counts of global attention: its full L x L score block, and its causal
+half. Torch's CPU SDPA executes something in between (`bench/sdpa_causal.py`), and attention is most
+of a Transformer's FLOPs at these lengths, so the two counts can differ by a third.
 A config written NAME:compiled trains compiled by Inductor as `pretrain --compile` does;
 NAME:compiled-blocks compiles each Mamba-2/attention block alone and NAME:compiled-model the whole
 backbone as one graph. Compile time is reported apart, so eager and compiled models (or two
@@ -79,6 +82,7 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
     prepared = {name: prepare(name, device, seq_len, batch, seed, backend) for name in configs}
     steps = {name: s for name, (s, _) in prepared.items()}
     flops = {name: s.flops_per_base() for name, s in steps.items()}
+    causal_flops = {name: s.flops_per_base("causal")[0] for name, s in steps.items()}
     peak_before = matmul_peak_flops(device)
     for s in steps.values():
         s.step()  # warm-up
@@ -96,11 +100,13 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
         median_s = statistics.median(seconds[name])
         row = {"params": sum(p.numel() for p in s.model.parameters()), "seq_len": s.ids.shape[1], "batch": s.ids.shape[0],
                "settle_steps": s.settle_steps, "compression": ratios, "train_flops_per_base": per_base,
+               "train_flops_per_base_causal": causal_flops[name],
                "seconds": seconds[name], "median_bases_per_s": s.bases / median_s, "best_bases_per_s": s.bases / min(seconds[name]),
                "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1],
                "compile_scope": compile_scope(name)}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
             row.update(paired_ratio_summary(per_flop_ratios(row, rows[baseline])))
+            row["causal_attention"] = paired_ratio_summary(per_flop_ratios(row, rows[baseline], CAUSAL))
         eager = split_config(name)[0]
         if name != eager and eager in seconds:  # the same preset eager in the same rounds: what compiling gains
             row["over_eager"] = paired_ratio_summary([e / c for e, c in zip(seconds[eager], seconds[name])])
@@ -115,16 +121,20 @@ def report(results: dict) -> str:
              f"after one warm-up step each; fp32 matmul peak {results['matmul_peak_flops'][1] / 1e9:.1f} GFLOP/s (the higher of "
              "before and after the rounds).", "",
              f"Per-FLOP slowdown: a model's step time per training FLOP divided by {base}'s in the same round; the median "
-             "of those ratios, a percentile-bootstrap 95% interval of the median, and the range.", "",
+             "of those ratios, a percentile-bootstrap 95% interval of the median, and the range. FLOPs count global "
+             "attention's full L x L score block; the last column counts its causal half instead. What SDPA executes lies "
+             "between the two: its CPU kernel skips key blocks wholly above the diagonal, which removes part of the "
+             "masked half at long lengths and none of it at short ones (`bench/sdpa_causal.py`).", "",
              "| config | params | L x batch | compression | train MFLOP/base | median bases/s (best) | MFU of the median step "
-             f"| per-FLOP slowdown vs {base} |", "|---|---|---|---|---|---|---|---|"]
+             f"| per-FLOP slowdown vs {base} | the same, causal-half attention FLOPs |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["rows"].items():
         comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
         slow = "1.00x (baseline)" if name == base else describe_ratio(r)
+        causal = "1.00x (baseline)" if name == base else (describe_ratio(r["causal_attention"]) if "causal_attention" in r else "-")
         label = name if r.get("compile_s") is None else f"{name} ({r['compile_scope']}, {r['compile_s']:.0f} s compiling)"
         lines.append(f"| {label} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {comp} | "
                      f"{r['train_flops_per_base'] / 1e6:.2f} | {r['median_bases_per_s']:,.0f} ({r['best_bases_per_s']:,.0f}) | "
-                     f"{100 * r['median_mfu']:.1f}% | {slow} |")
+                     f"{100 * r['median_mfu']:.1f}% | {slow} | {causal} |")
     gains = [(name, r["over_eager"]) for name, r in results["rows"].items() if "over_eager" in r]
     if gains:
         lines += ["", "Compiled against the same preset eager, step time paired within rounds:", ""]
@@ -132,7 +142,9 @@ def report(results: dict) -> str:
     alike = like_for_like(results)
     if alike:
         lines += ["", "Per-FLOP slowdown against the baseline compiled the same way, paired within rounds:", ""]
-        lines += [f"- {name} against {against}: {describe_ratio(ratio)}" for name, (against, ratio) in alike.items()]
+        lines += [f"- {name} against {against}: {describe_ratio(ratio)}"
+                  + (f"; causal-half attention FLOPs: {describe_ratio(ratio['causal_attention'])}" if "causal_attention" in ratio else "")
+                  for name, (against, ratio) in alike.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -148,13 +160,20 @@ def like_for_like(results: dict) -> dict[str, tuple[str, dict]]:
         against = f"{base}:{suffix}"
         if suffix is not None and name != against and against in rows:
             out[name] = (against, paired_ratio_summary(per_flop_ratios(rows[name], rows[against])))
+            if CAUSAL in rows[name] and CAUSAL in rows[against]:  # results.json files before 2026-12-02 lack it
+                out[name][1]["causal_attention"] = paired_ratio_summary(per_flop_ratios(rows[name], rows[against], CAUSAL))
     return out
 
 
-def per_flop_ratios(row: dict, baseline: dict) -> list[float]:
-    """Round by round, (step time / training FLOPs) of one row over the baseline row's."""
+# The row key of training FLOPs per base with global attention counted as its causal half.
+CAUSAL = "train_flops_per_base_causal"
+
+
+def per_flop_ratios(row: dict, baseline: dict, flops_key: str = "train_flops_per_base") -> list[float]:
+    """Round by round, (step time / training FLOPs) of one row over the baseline row's; `flops_key` picks the
+    attention convention (full L x L, the default, or `CAUSAL`)."""
     def per_flop(r: dict) -> list[float]:
-        return [t / (r["train_flops_per_base"] * (r["seq_len"] * r["batch"])) for t in r["seconds"]]
+        return [t / (r[flops_key] * (r["seq_len"] * r["batch"])) for t in r["seconds"]]
 
     return [m / b for m, b in zip(per_flop(row), per_flop(baseline))]
 

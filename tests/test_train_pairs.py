@@ -18,6 +18,12 @@ def test_per_flop_slowdowns_are_paired_within_rounds_and_reported(tmp_path):
     assert hnet["ratio_median"] == statistics.median(per_round)
     assert hnet["ratio_min"] == min(per_round) and hnet["pairs"] == 3
     assert hnet["compression"] and 0 < hnet["median_mfu"] < 1
+    # Counting attention's causal half lowers the Transformer's FLOPs more than the H-Net's (whose attention
+    # runs on fewer positions), so per FLOP the H-Net's slowdown is smaller in that convention, round by round.
+    assert base["train_flops_per_base_causal"] < base["train_flops_per_base"]
+    causal_round = [(t / (hnet["train_flops_per_base_causal"] * 128)) / (b / (base["train_flops_per_base_causal"] * 128))
+                    for t, b in zip(hnet["seconds"], base["seconds"])]
+    assert hnet["causal_attention"]["ratio_median"] == statistics.median(causal_round) < hnet["ratio_median"]
     text = (out / "report.md").read_text()
     assert "python bench/train_pairs.py --configs tiny-transformer,tiny" in text
     assert "too few pairs for an interval" in text and "| tiny | " in text
@@ -72,5 +78,10 @@ def test_compiled_configs_are_also_paired_with_the_baseline_compiled_the_same_wa
     assert ratio["ratio_median"] == statistics.median([(2.0 / 20) / (0.5 / 10), (2.0 / 20) / (1.0 / 10), (4.0 / 20) / (1.0 / 10)])
     for name in ("base:compiled", "hnet:compiled", "hnet:compiled-model"):
         rows[name].update(ratio)
+    assert "causal_attention" not in ratio  # rows recorded before the causal count existed
+    for name, flops in (("base:compiled", 5.0), ("hnet:compiled", 18.0)):
+        rows[name]["train_flops_per_base_causal"] = flops
+    causal = like_for_like(results)["hnet:compiled"][1]["causal_attention"]
+    assert causal["ratio_median"] == statistics.median([(2.0 / 18) / (0.5 / 5), (2.0 / 18) / (1.0 / 5), (4.0 / 18) / (1.0 / 5)])
     results.update(command="python bench/train_pairs.py", machine="m", repeats=3, matmul_peak_flops=[1.0, 1.0])
     assert "- hnet:compiled against base:compiled: **" in report(results)

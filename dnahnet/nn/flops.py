@@ -4,10 +4,13 @@ Counts the matrix multiplications the implementation performs (the convention of
 `torch.utils.flop_counter`: 2 FLOPs per multiply-add; elementwise work is not
 counted). Encoder and decoder run at the input length L, each main network at
 L divided by the compression of the stages above it; attention scores cover
-min(L, window + 1) keys per query as computed by SDPA (the full L x L block for
-global attention, which is what dense SDPA executes). Training = 3 x forward.
-`attention="causal"` counts half of the global L x L score block instead (the
-causal-half convention of papers that skip the masked half); comparisons report both.
+min(L, window + 1) keys per query, and the full L x L block for global attention.
+Training = 3 x forward. `attention="causal"` counts half of the global L x L score
+block instead (the causal-half convention of papers that skip the masked half).
+What SDPA executes lies between the two: its CPU kernel skips key blocks wholly above
+the diagonal, which at 8 x 4 heads x 1,024 positions made a causal call take 0.76 of a
+full one's time, at 341 positions all of it, at 4,096 positions 0.56 (bench/sdpa_causal.py,
+bench/RESULTS.md). Per-FLOP comparisons therefore report both conventions.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def count_flops(
     config: ModelConfig, seq_len: int, compression: list[float] | None = None, attention: str = "full"
 ) -> FlopsReport:
     """Forward FLOPs of one sequence; `compression` = L/M per routed stage (default: the target ratios);
-    `attention`: "full" (the L x L block SDPA computes) or "causal" (half of it)."""
+    `attention`: "full" (the L x L score block) or "causal" (half of it)."""
     ratios = compression if compression is not None else config.expected_compression()
     report = FlopsReport(seq_len)
     length = float(seq_len)

@@ -110,10 +110,11 @@ class TrainStep:
     def bases(self) -> int:
         return self.ids.numel()
 
-    def flops_per_base(self) -> tuple[float, list[float]]:
-        """Analytic training FLOPs per base at the compression the model realises on this batch."""
+    def flops_per_base(self, attention: str = "full") -> tuple[float, list[float]]:
+        """Analytic training FLOPs per base at the compression the model realises on this batch, with global
+        attention counted by `attention`'s convention (`dnahnet.nn.flops`)."""
         ratios = realised_ratios(self.model, self.ids)
-        return count_flops(self.cfg, self.ids.shape[1], ratios or None).per_base(training=True), ratios
+        return count_flops(self.cfg, self.ids.shape[1], ratios or None, attention).per_base(training=True), ratios
 
 
 def prepare_train_step(name: str, device: torch.device, seq_len: int | None = None, batch: int | None = None,
