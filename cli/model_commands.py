@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         config: str = typer.Argument(..., help="Preset name, config JSON/YAML, or a checkpoint folder"),
         seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length L"),
         compression: str = typer.Option("", help="Comma-separated L/M per routed stage (default: target ratios)"),
-        attention: str = typer.Option("full", help="Attention score convention: full (the L x L block SDPA computes) or causal (half)"),
+        attention: str = typer.Option("full", help="Attention score convention: full (the L x L score block) or causal (its half); SDPA executes between the two"),
     ) -> None:
         """Analytic training FLOPs per base, with a breakdown by part.
 
