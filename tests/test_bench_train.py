@@ -23,6 +23,12 @@ def test_bench_train_end_to_end_with_profile(tmp_path):
     for part in ["encoder", "routing", "chunk", "main", "dechunk", "decoder", "lm_head", "backward_total"]:
         assert two[part] > 0, part
     assert rows["tiny-transformer"]["per_flop_slowdown_vs_best_isotropic"] == pytest.approx(1.0)
+    for r in rows.values():  # the causal-half count drops the isotropic Transformer's FLOPs most
+        assert r["train_flops_per_base_causal"] < r["train_flops_per_base"]
+        ratio = r["per_flop_slowdown_vs_best_isotropic_causal"] / r["per_flop_slowdown_vs_best_isotropic"]
+        share = (r["train_flops_per_base_causal"] / r["train_flops_per_base"]) / (
+            rows["tiny-transformer"]["train_flops_per_base_causal"] / rows["tiny-transformer"]["train_flops_per_base"])
+        assert ratio == pytest.approx(1 / share)
     for name in ("tiny", "tiny-2stage"):  # H-Nets are timed at a compression near their target
         r = rows[name]
         assert r["settled"] and 1 <= r["settle_steps"] <= 150, (name, r["compression"], r["settle_steps"])
