@@ -3,11 +3,12 @@
 `dnahnet bench train --profile` splits an eager step by model part (encoder, main, ...);
 a compiled step has no part labels left (Inductor fuses across them), so this splits it by
 what runs: GEMMs (mm/addmm), batched matmuls (bmm, mostly the SSD scan's small blocks),
-attention (SDPA), Inductor's fused kernels, and the rest. For every matmul shape it gives
-the time per step and the GFLOP/s reached, which shows how far each one is from the
-matmul peak measured in the same run. Profiled with torch.profiler (record_shapes), whose
-own overhead makes the profiled step slower than the timed one; both are printed. The split by class
-comes from a profile without shape recording, the matmul table from one with it.
+attention (SDPA), Inductor's fused kernels, and the rest. For the GEMMs and the batched matmuls
+it gives the FLOPs per step and the rate reached, against the matmul peak measured in the same
+run, and it lists every matmul shape with its calls and FLOPs. Times come from torch.profiler
+without shape recording (its own overhead still makes the profiled step slower than the timed
+one; both are printed); shapes come from a second profile that records them, whose times are
+not used, because recording shapes inflates them several-fold.
 
     python bench/step_ops.py --config cpu-hnet-transformer [--compiled] [--steps 3] [--out runs/step_ops]
 """
@@ -79,15 +80,16 @@ def profile_steps(config: str, compiled: bool, steps: int) -> dict:
         name = op_class(ev.key)
         if name:
             classes[name] = classes.get(name, 0.0) + ev.self_cpu_time_total / 1e3 / steps
+    # Shapes, call counts and FLOPs from a second run that records shapes. Its times are not used: on
+    # this project's VM recording shapes made an eager Mamba-2 block's profile 6.7x its timed run.
     shapes: list[dict] = []
     for ev in profiled(record_shapes=True):
         if ev.key in MATMULS:
-            ms = ev.self_cpu_time_total / 1e3 / steps
             flops = matmul_flops(ev.key, ev.input_shapes)
             calls = ev.count / steps
-            shapes.append({"op": ev.key, "shapes": [s for s in ev.input_shapes if s], "calls": calls, "ms": ms,
-                           "gflops_per_s": flops * calls / ms / 1e6 if flops and ms else None})
-    shapes.sort(key=lambda r: -r["ms"])
+            shapes.append({"op": ev.key, "class": op_class(ev.key), "shapes": [s for s in ev.input_shapes if s],
+                           "calls": calls, "gflop": flops * calls / 1e9 if flops else None})
+    shapes.sort(key=lambda r: -(r["gflop"] or 0.0))
     return {"config": config, "compiled": compiled, "compile_s": compile_s,
             "median_step_ms": statistics.median(times) * 1e3, "classes_ms": classes, "matmul_shapes": shapes,
             "peak_gflops": matmul_peak_flops(torch.device("cpu")) / 1e9, "steps": steps}
@@ -103,16 +105,19 @@ def report(r: dict) -> str:
              "| class | ms per step | share |", "|---|---|---|"]
     for name, ms in sorted(r["classes_ms"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {ms:.1f} | {ms / total:.0%} |")
-    recorded = sum(m["ms"] for m in r["matmul_shapes"])
-    unrecorded = sum(ms for name, ms in r["classes_ms"].items() if "matmul" in name or "GEMM" in name)
-    lines += ["", "Matmuls by shape (at least 1 ms per step), from a second profile that records shapes. Recording adds "
-              f"its overhead to every call: there all matmuls sum to {recorded:.1f} ms per step against {unrecorded:.1f} ms "
-              "in the table above, so the rates below are lower bounds, the more so for short calls.", "",
-              "| op | input shapes | calls per step | ms per step | GFLOP/s |", "|---|---|---|---|---|"]
-    for s in r["matmul_shapes"]:
-        if s["ms"] >= 1.0:
-            rate = f"{s['gflops_per_s']:.1f}" if s["gflops_per_s"] else "-"
-            lines.append(f"| {s['op']} | {s['shapes']} | {s['calls']:g} | {s['ms']:.1f} | {rate} |")
+    lines += ["", "Matmul FLOPs per step by class (shapes from a second profile that records them) over the class's time "
+              "in the table above:", ""]
+    for name in ("GEMM (mm, addmm)", "batched matmul (bmm)"):
+        gflop = sum(m["gflop"] or 0.0 for m in r["matmul_shapes"] if m["class"] == name)
+        ms = r["classes_ms"].get(name)
+        if gflop and ms:
+            lines.append(f"- {name}: {gflop:.2f} GFLOP in {ms:.1f} ms = {gflop / ms * 1e3:.1f} GFLOP/s "
+                         f"({gflop / ms * 1e3 / r['peak_gflops']:.0%} of the peak)")
+    lines += ["", "Matmuls by shape (at least 0.01 GFLOP per step):", "",
+              "| op | input shapes | calls per step | GFLOP per step |", "|---|---|---|---|"]
+    for m in r["matmul_shapes"]:
+        if (m["gflop"] or 0.0) >= 0.01:
+            lines.append(f"| {m['op']} | {m['shapes']} | {m['calls']:g} | {m['gflop']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

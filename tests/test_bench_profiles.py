@@ -26,9 +26,12 @@ def test_step_ops_splits_an_eager_step_and_reports_every_matmul_shape(tmp_path):
     result = json.loads((out / "results.json").read_text())
     assert result["compiled"] is False and result["median_step_ms"] > 0
     assert result["classes_ms"]["GEMM (mm, addmm)"] > 0 and "Inductor kernels" not in result["classes_ms"]
-    assert all(row["gflops_per_s"] > 0 for row in result["matmul_shapes"] if row["op"] == "aten::mm")
+    mms = [row for row in result["matmul_shapes"] if row["class"] == "GEMM (mm, addmm)"]
+    assert mms and all(row["gflop"] > 0 and row["calls"] >= 1 for row in mms)
     text = (out / "report.md").read_text()
     assert "python bench/step_ops.py --config tiny --steps 1" in text and "| GEMM (mm, addmm) |" in text
+    gemm_gflop = sum(row["gflop"] for row in mms)
+    assert f"- GEMM (mm, addmm): {gemm_gflop:.2f} GFLOP in {result['classes_ms']['GEMM (mm, addmm)']:.1f} ms" in text
 
 
 def test_sdpa_causal_times_both_on_one_input_and_refuses_bad_shapes(capsys):
