@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-from dnahnet.perf.measure import machine
+from dnahnet.perf.measure import interleaved_seconds, machine
 
 
 def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
@@ -49,15 +48,9 @@ def causal_over_full(shape: tuple[int, int, int, int], backward: bool, repeats: 
             with torch.no_grad():
                 F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
-    times: dict[bool, list[float]] = {True: [], False: []}
-    run(True), run(False)  # warm-up
-    for _ in range(repeats):
-        for causal in (True, False):
-            start = time.perf_counter()
-            run(causal)
-            times[causal].append(time.perf_counter() - start)
-    return {"causal_ms": statistics.median(times[True]) * 1e3, "full_ms": statistics.median(times[False]) * 1e3,
-            "ratio": statistics.median([c / f for c, f in zip(times[True], times[False])])}
+    times = interleaved_seconds({"causal": lambda: run(True), "full": lambda: run(False)}, repeats)
+    return {"causal_ms": statistics.median(times["causal"]) * 1e3, "full_ms": statistics.median(times["full"]) * 1e3,
+            "ratio": statistics.median([c / f for c, f in zip(times["causal"], times["full"])])}
 
 
 def main(argv: list[str] | None = None) -> int:

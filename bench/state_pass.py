@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 from dnahnet.nn.ssd import STEPWISE_MIN_STATE, _blocked_recurrence, _StepwiseRecurrence
-from dnahnet.perf.measure import machine
+from dnahnet.perf.measure import interleaved_seconds, machine
 
 SHAPES = [
     (8, 3, 1, 8, 32, 32), (8, 17, 1, 8, 32, 32), (1, 17, 1, 8, 64, 64), (1, 65, 1, 8, 64, 64),
@@ -44,15 +43,8 @@ def _time_pair(shape: tuple[int, ...], grad: bool, repeats: int) -> dict[str, fl
             with torch.no_grad():
                 form(u, a)
 
-    forms = {"stepwise": _StepwiseRecurrence.apply, "matmul": _blocked_recurrence}
-    times: dict[str, list[float]] = {name: [] for name in forms}
-    for form in forms.values():
-        run(form)  # warm-up
-    for _ in range(repeats):
-        for name, form in forms.items():
-            start = time.perf_counter()
-            run(form)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_seconds({"stepwise": lambda: run(_StepwiseRecurrence.apply),
+                                 "matmul": lambda: run(_blocked_recurrence)}, repeats)
     ratios = [m / s for m, s in zip(times["matmul"], times["stepwise"])]
     return {"stepwise_ms": statistics.median(times["stepwise"]) * 1e3,
             "matmul_ms": statistics.median(times["matmul"]) * 1e3, "ratio": statistics.median(ratios)}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
@@ -34,8 +33,8 @@ from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, Scope
 from dnahnet.perf.inference import parse_configs
-from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, matmul_peak_flops, paired_ratio_summary,
-                                  save_paired_bench, start_paired_bench)
+from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops,
+                                  paired_ratio_summary, save_paired_bench, start_paired_bench)
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
@@ -82,31 +81,23 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
     prepared = {name: prepare(name, device, seq_len, batch, seed, backend) for name in configs}
     steps = {name: s for name, (s, _) in prepared.items()}
     flops = {name: s.flops_per_base() for name, s in steps.items()}
-    causal_flops = {name: s.flops_per_base("causal")[0] for name, s in steps.items()}
     peak_before = matmul_peak_flops(device)
-    for s in steps.values():
-        s.step()  # warm-up
-    seconds: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, s in steps.items():
-            start = time.perf_counter()
-            s.step()
-            seconds[name].append(time.perf_counter() - start)
+    seconds = interleaved_seconds({name: s.step for name, s in steps.items()}, repeats)
     peak = max(peak_before, matmul_peak_flops(device))
     baseline = configs[0]
     rows = {}
     for name, s in steps.items():
-        per_base, ratios = flops[name]
+        counts, ratios = flops[name]
+        per_base = counts["full"]
         median_s = statistics.median(seconds[name])
         row = {"params": sum(p.numel() for p in s.model.parameters()), "seq_len": s.ids.shape[1], "batch": s.ids.shape[0],
                "settle_steps": s.settle_steps, "compression": ratios, "train_flops_per_base": per_base,
-               "train_flops_per_base_causal": causal_flops[name],
+               "train_flops_per_base_causal": counts["causal"],
                "seconds": seconds[name], "median_bases_per_s": s.bases / median_s, "best_bases_per_s": s.bases / min(seconds[name]),
                "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1],
                "compile_scope": compile_scope(name)}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
-            row.update(paired_ratio_summary(per_flop_ratios(row, rows[baseline])))
-            row["causal_attention"] = paired_ratio_summary(per_flop_ratios(row, rows[baseline], CAUSAL))
+            row.update(per_flop_summary(row, rows[baseline]))
         eager = split_config(name)[0]
         if name != eager and eager in seconds:  # the same preset eager in the same rounds: what compiling gains
             row["over_eager"] = paired_ratio_summary([e / c for e, c in zip(seconds[eager], seconds[name])])
@@ -159,10 +150,18 @@ def like_for_like(results: dict) -> dict[str, tuple[str, dict]]:
         suffix = split_config(name)[1]
         against = f"{base}:{suffix}"
         if suffix is not None and name != against and against in rows:
-            out[name] = (against, paired_ratio_summary(per_flop_ratios(rows[name], rows[against])))
-            if CAUSAL in rows[name] and CAUSAL in rows[against]:  # results.json files before 2026-12-02 lack it
-                out[name][1]["causal_attention"] = paired_ratio_summary(per_flop_ratios(rows[name], rows[against], CAUSAL))
+            out[name] = (against, per_flop_summary(rows[name], rows[against]))
     return out
+
+
+def per_flop_summary(row: dict, baseline: dict) -> dict:
+    """`paired_ratio_summary` of the per-FLOP ratios with attention counted in full, and under
+    "causal_attention" the same with its causal half (where both rows carry that count: results.json
+    files before 2026-12-02 lack it)."""
+    summary = paired_ratio_summary(per_flop_ratios(row, baseline))
+    if CAUSAL in row and CAUSAL in baseline:
+        summary["causal_attention"] = paired_ratio_summary(per_flop_ratios(row, baseline, CAUSAL))
+    return summary
 
 
 # The row key of training FLOPs per base with global attention counted as its causal half.

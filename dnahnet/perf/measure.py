@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -185,6 +186,21 @@ def best_time(fn, repeats: int = 3, warmup: int = 1, device: torch.device | None
         if budget_s is not None and time.perf_counter() - start > budget_s:
             break
     return min(times)
+
+
+def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of each callable over `repeats` rounds that run them all in turn (A B A B ...), after one
+    discarded call of each: a machine's drift then hits every callable alike, and ratios taken within a
+    round cancel it."""
+    for fn in fns.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
 
 
 def machine(device: str | torch.device = "cpu") -> str:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from dnahnet.config import load_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
-from dnahnet.nn.flops import count_flops
+from dnahnet.nn.flops import ATTENTION_CONVENTIONS, count_flops
 from dnahnet.perf.inference import check_lengths, parse_configs
 from dnahnet.perf.measure import best_time, machine, matmul_peak_flops, resolve_device, synchronize
 from dnahnet.perf.settle import TOLERANCE as SETTLE_TOLERANCE
@@ -110,11 +110,12 @@ class TrainStep:
     def bases(self) -> int:
         return self.ids.numel()
 
-    def flops_per_base(self, attention: str = "full") -> tuple[float, list[float]]:
-        """Analytic training FLOPs per base at the compression the model realises on this batch, with global
-        attention counted by `attention`'s convention (`dnahnet.nn.flops`)."""
+    def flops_per_base(self) -> tuple[dict[str, float], list[float]]:
+        """Analytic training FLOPs per base at the compression the model realises on this batch (one forward
+        pass finds it), in each convention for global attention (`dnahnet.nn.flops`: "full", "causal")."""
         ratios = realised_ratios(self.model, self.ids)
-        return count_flops(self.cfg, self.ids.shape[1], ratios or None, attention).per_base(training=True), ratios
+        return {attention: count_flops(self.cfg, self.ids.shape[1], ratios or None, attention).per_base(training=True)
+                for attention in ATTENTION_CONVENTIONS}, ratios
 
 
 def prepare_train_step(name: str, device: torch.device, seq_len: int | None = None, batch: int | None = None,
@@ -178,8 +179,8 @@ def measure_train(name: str, device: torch.device, seq_len: int | None, batch: i
     flops_per_base, ratios = prepared.flops_per_base()
     batch, seq_len = ids.shape
     row = {"config": name, "params": sum(p.numel() for p in model.parameters()), "seq_len": seq_len, "batch": batch,
-           "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base,
-           "train_flops_per_base_causal": prepared.flops_per_base("causal")[0],
+           "step_s": seconds, "bases_per_s": batch * seq_len / seconds, "train_flops_per_base": flops_per_base["full"],
+           "train_flops_per_base_causal": flops_per_base["causal"],
            "target_flops_per_base": count_flops(cfg, seq_len).per_base(training=True), "compression": ratios,
            "routed": cfg.n_routed, "target_compression": targets if cfg.n_routed else [],
            "settle_steps": prepared.settle_steps,
@@ -237,10 +238,12 @@ def bench_train(opts: TrainBench, command: str | None = None, log=print) -> dict
             f"MFU {row['mfu']:.1%}")
     iso = [r for r in rows if not r["routed"]]
     for suffix in ("", "_causal"):  # global attention counted as its full L x L block, and as its causal half
-        rate = {id(r): r["bases_per_s"] * r[f"train_flops_per_base{suffix}"] for r in rows}
-        best_iso = max((rate[id(r)] for r in iso), default=None)
+        def rate(r: dict) -> float:
+            return r["bases_per_s"] * r[f"train_flops_per_base{suffix}"]
+
+        best_iso = max(map(rate, iso), default=None)
         for r in rows:
-            r[f"per_flop_slowdown_vs_best_isotropic{suffix}"] = best_iso / rate[id(r)] if best_iso else None
+            r[f"per_flop_slowdown_vs_best_isotropic{suffix}"] = best_iso / rate(r) if best_iso else None
     f = [r["train_flops_per_base"] for r in rows]
     spread = max(f) / min(f) - 1
     results = {"command": command, "machine": machine(dev), "device": str(dev),
