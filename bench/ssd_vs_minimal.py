@@ -13,6 +13,12 @@ inside a model. `--upstream sum` backpropagates `y.sum() + state.sum()` instead,
 this script did before 2026-12-02: that gradient is one value broadcast with stride 0,
 which CPU bmm handles one matrix at a time, so it timed a case no model produces.
 
+On CPU `ssd_chunked` computes in chunks of at most 64 (per-head B/C) or 128 (shared B/C, its
+factored form) whatever chunk it is given (`dnahnet.nn.ssd.compute_chunk_size`); the minimal formulation runs at `--chunk`, or at
+`--reference-chunk` to compare both at the same chunk. The process takes the allocator settings
+the CLI runs with (`dnahnet.perf.allocator`: freed memory kept, not page-faulted anew), unless
+`--allocator default`. With 10 or more pairs the paired speed-up carries a bootstrap 95% interval.
+
     python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128]
 """
 
@@ -25,8 +31,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dnahnet.nn.ssd import ssd_chunked
-from dnahnet.perf.measure import machine
+from dnahnet.nn.ssd import compute_chunk_size, ssd_chunked
+from dnahnet.perf.allocator import keep_freed_memory
+from dnahnet.perf.measure import describe_ratio, machine, paired_ratio_summary
 
 
 def _minimal_segsum(a: torch.Tensor) -> torch.Tensor:
@@ -76,8 +83,11 @@ def _backward(y: torch.Tensor, state: torch.Tensor, upstream: tuple[torch.Tensor
         torch.autograd.backward((y, state), upstream)
 
 
-def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, upstream: str = "dense") -> dict:
-    """Interleaved timings of both paths on the same inputs; checks they agree first."""
+def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, upstream: str = "dense",
+            reference_q: int | None = None) -> dict:
+    """Interleaved timings of both paths on the same inputs (the minimal one at `reference_q`, default q);
+    checks they agree first."""
+    reference_q = reference_q or q
     x, a, B, C = _inputs(length, h, p, n, g)
     Bh, Ch = (t.repeat_interleave(h // g, dim=2) for t in (B, C))
     gen = torch.Generator().manual_seed(1)
@@ -87,11 +97,11 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
         _backward(*ssd_chunked(x, a, B, C, q), grads)
 
     def reference():
-        _backward(*minimal_ssd(x, a, Bh, Ch, q), grads)
+        _backward(*minimal_ssd(x, a, Bh, Ch, reference_q), grads)
 
     with torch.no_grad():
         y1, s1 = ssd_chunked(x, a, B, C, q)
-        y2, s2 = minimal_ssd(x, a, Bh, Ch, q)
+        y2, s2 = minimal_ssd(x, a, Bh, Ch, reference_q)
         rel = float((y1 - y2).abs().max() / y2.abs().max())
     ours(), reference()  # warm-up
     t_ours, t_ref = [], []
@@ -101,7 +111,9 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     ratios = [r / o for o, r in zip(t_ours, t_ref)]
     return {"g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
             "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
-            "paired_speedup_median": statistics.median(ratios), "max_rel_diff": rel}
+            "paired_speedup_median": statistics.median(ratios), "paired_speedup": paired_ratio_summary(ratios),
+            "max_rel_diff": rel, "ours_chunk": compute_chunk_size(q, x, "factored" if g < h else "per_head"),
+            "reference_chunk": reference_q}
 
 
 def main() -> None:
@@ -115,16 +127,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--upstream", choices=["dense", "sum"], default="dense",
                     help="gradient backward starts from: fixed random tensors (default) or that of a sum()")
+    ap.add_argument("--reference-chunk", type=int, default=None, help="chunk of the minimal formulation (default --chunk)")
+    ap.add_argument("--allocator", choices=["cli", "default"], default="cli",
+                    help="the CLI's allocator settings (default) or glibc's own")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward from a {args.upstream} upstream gradient")
+    kept = args.allocator == "cli" and keep_freed_memory()
+    print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward from a {args.upstream} upstream gradient; "
+          f"allocator: {'freed memory kept (as the CLI)' if kept else 'glibc defaults'}")
     print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
     for g in (args.heads, 1):
-        r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream)
+        r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream,
+                    args.reference_chunk)
         label = "per-head B/C" if g == args.heads else "shared B/C"
-        print(f"{label:13s} ssd_chunked best {r['ours_best'] * 1e3:7.1f} ms median {r['ours_median'] * 1e3:7.1f} ms | "
-              f"minimal best {r['ref_best'] * 1e3:7.1f} ms median {r['ref_median'] * 1e3:7.1f} ms | "
-              f"paired speed-up (median) {r['paired_speedup_median']:.2f}x | max rel diff {r['max_rel_diff']:.1e}")
+        print(f"{label:13s} ssd_chunked (chunks of {r['ours_chunk']}) best {r['ours_best'] * 1e3:7.1f} ms median "
+              f"{r['ours_median'] * 1e3:7.1f} ms | minimal (chunks of {r['reference_chunk']}) best {r['ref_best'] * 1e3:7.1f} "
+              f"ms median {r['ref_median'] * 1e3:7.1f} ms | paired speed-up {describe_ratio(r['paired_speedup'])} | "
+              f"max rel diff {r['max_rel_diff']:.1e}")
 
 
 if __name__ == "__main__":

@@ -237,3 +237,43 @@ def test_heads_too_fast_for_the_factored_form_run_per_head_beside_the_rest(with_
     torch.testing.assert_close(s, s_ref, rtol=1e-9, atol=1e-9)
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_cpu_computes_long_chunks_as_short_ones_with_the_same_result(monkeypatch):
+    """Eager on CPU a chunk of 256 is computed as chunks of 128 (factored form) or 64 (per-head form):
+    outputs and gradients equal the recurrence's either way; traced graphs keep the model's chunk."""
+    x, a, B, C = _inputs(2, 300, 4, 3, 1, 5, seed=11)
+    size = ssd_module.compute_chunk_size
+    assert (size(256, x), size(256, x, "per_head"), size(128, x, "per_head"), size(32, x)) == (128, 64, 64, 32)
+    assert (size(200, x), size(100, x, "per_head")) == (100, 50)  # divisors of the model's chunk
+    gen = torch.Generator().manual_seed(12)
+    w_y = torch.randn(x.shape, dtype=torch.float64, generator=gen)
+
+    def run(scan):
+        inputs = [t.clone().requires_grad_() for t in (x, a, B, C)]
+        y, s = scan(*inputs)
+        return (y, s), torch.autograd.grad((y * w_y).sum() + s.sum(), inputs)
+
+    reference = run(ssd_sequential)
+    results = [run(lambda *t: ssd_chunked(*t, chunk_size=256))]
+    monkeypatch.setattr(ssd_module, "FACTORED_EXPONENT_LIMIT", -1.0)  # every head per head
+    results.append(run(lambda *t: ssd_chunked(*t, chunk_size=256)))
+    monkeypatch.setattr(ssd_module, "CPU_CHUNK_SIZES", {"factored": 10**6, "per_head": 10**6})
+    assert size(256, x) == 256 and size(256, x, "per_head") == 256
+    results.append(run(lambda *t: ssd_chunked(*t, chunk_size=256)))
+    for got in results:
+        for g, want in zip([*got[0], *got[1]], [*reference[0], *reference[1]]):
+            torch.testing.assert_close(g, want, rtol=1e-9, atol=1e-9)
+    monkeypatch.setattr(ssd_module, "CPU_CHUNK_SIZES", {"factored": 128, "per_head": 64})
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert size(256, x) == 256 and size(256, x, "per_head") == 256
+
+
+def test_ssd_benchmark_compares_like_with_like():
+    """bench/ssd_vs_minimal.py's two formulations agree before it times them, and it reports the chunk each ran at."""
+    from bench.ssd_vs_minimal import compare
+
+    r = compare(length=256, h=2, p=4, n=4, g=2, q=128, repeats=2)
+    assert r["max_rel_diff"] < 1e-5
+    assert (r["ours_chunk"], r["reference_chunk"]) == (64, 128)  # per-head B/C (g = h): its form's chunk
+    assert r["paired_speedup"]["pairs"] == 2 and r["ours_best"] > 0 and r["ref_best"] > 0

@@ -53,7 +53,8 @@ def ssd_chunked(
 
     x: (b, l, h, p), already scaled by dt; log_decay: (b, l, h), dt*A <= 0;
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n).
-    Returns y (b, l, h, p) and the final state (b, h, p, n).
+    Returns y (b, l, h, p) and the final state (b, h, p, n). `chunk_size` is the model's;
+    eagerly on CPU the scan computes in shorter chunks where that is faster (`compute_chunk_size`).
 
     Eager, heads that share B/C take the factored form (`_ssd_factored`) where
     their decays allow. The per-head path lays every tensor out chunk-major with
@@ -63,7 +64,7 @@ def ssd_chunked(
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
     r = h // g
-    q = chunk_size
+    q = compute_chunk_size(chunk_size, x, "factored")
     c = -(-l // q)  # chunks; as a ceiling division a traced length's range carries over to c
     pad = c * q - l
     # Zero input and zero log-decay leave the carried state untouched. Traced, the length may
@@ -75,8 +76,28 @@ def ssd_chunked(
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
     scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
-    y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state)
+    y, final = scanned or _per_head_scan(x, log_decay, B, C, compute_chunk_size(q, x, "per_head"), initial_state)
     return y[:, :l], final
+
+
+# Eager on CPU, the longest chunk each intra-chunk form computes in (bench/RESULTS.md).
+CPU_CHUNK_SIZES = {"factored": 128, "per_head": 64}
+
+
+def compute_chunk_size(chunk_size: int, x: torch.Tensor, form: str = "factored") -> int:
+    """The chunk the scan computes in: the model's `chunk_size`, eagerly on CPU cut to a divisor of
+    it no longer than CPU_CHUNK_SIZES[form].
+
+    The chunk only blocks the computation (any chunk gives the same result up to rounding), and
+    its best size depends on the hardware and the form: GPU kernels favour 256, while on CPU the
+    per-head form ran 1.1-1.5x faster at 64 than at 128 and 1.5-2.4x faster than at 256, and the
+    factored form up to 1.17x faster at 128 than at 64 where heads and state are large, and 10-40%
+    slower at 256. Traced graphs keep the model's chunk, so a compiled model's shapes stay those it
+    was compiled for.
+    """
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
+        return chunk_size
+    return next(d for d in range(min(chunk_size, CPU_CHUNK_SIZES[form]), 0, -1) if chunk_size % d == 0)
 
 
 def _per_head_scan(
@@ -95,16 +116,18 @@ def _per_head_scan(
     Cc = C.reshape(b, c, q, g, 1, n).permute(0, 1, 3, 4, 2, 5).contiguous()
     A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1)  # (b, c, g, r, q)
 
-    # 1. The state each chunk leaves behind, starting from zero: sum_s decay(s->end) x_s B_s^T.
+    # 1. The state each chunk leaves behind, starting from zero: sum_s decay(s->end) B_s x_s^T, held
+    # transposed, (n x p): every matmul that makes or reads it then has its position axis where the
+    # chunk-major operands keep it, so no gradient comes back as a transposed (p x q) block.
     decay_to_end = torch.exp(A_cum[..., -1:] - A_cum)
-    states = (xc * decay_to_end[..., None]).mT @ Bc  # (b, c, g, r, p, n)
+    states = Bc.mT @ (xc * decay_to_end[..., None])  # (b, c, g, r, n, p)
 
     # 2. Pass states between chunks (a short recurrence over c+1 chunk states).
     if initial_state is None:
-        init = torch.zeros(b, 1, g, r, p, n, dtype=x.dtype, device=x.device)
+        init = torch.zeros(b, 1, g, r, n, p, dtype=x.dtype, device=x.device)
     else:
-        init = initial_state.reshape(b, 1, g, r, p, n).to(x.dtype)
-    states = torch.cat([init, states], dim=1)  # (b, c+1, g, r, p, n)
+        init = initial_state.reshape(b, 1, g, r, p, n).mT.to(x.dtype)
+    states = torch.cat([init, states], dim=1)  # (b, c+1, g, r, n, p)
     # (b, g, r, c+1). A 3-D transpose, not a 4-D permute: the latter's backward trips a
     # channels-last stride check that cannot decide a traced, data-dependent c (torch 2.13).
     last = A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c)
@@ -123,10 +146,10 @@ def _per_head_scan(
     ys = []
     for s in slices:
         y_in = _IntraChunk.apply(Cc[:, s], Bc[:, s], A_cum[:, s], xc[:, s])
-        y_carried = (Cc[:, s] @ carried[:, s].mT) * torch.exp(A_cum[:, s])[..., None]
+        y_carried = (Cc[:, s] @ carried[:, s]) * torch.exp(A_cum[:, s])[..., None]
         ys.append(y_in + y_carried)
     y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, c, g, r, q, p)
-    return y.permute(0, 1, 4, 2, 3, 5).reshape(b, l, h, p), final.reshape(b, h, p, n)
+    return y.permute(0, 1, 4, 2, 3, 5).reshape(b, l, h, p), final.mT.reshape(b, h, p, n)
 
 
 # Largest exponent the factored scan lets a decay factor reach: e^40 ~ 2e17 keeps every product and
@@ -176,7 +199,8 @@ def _ssd_factored(
     init = [None, None] if initial_state is None else [initial_state.index_select(1, i) for i in heads]
     y_fit, final_fit = _factored_scan(x.index_select(2, heads[0]), A_cum.index_select(3, heads[0]),
                                       ref.index_select(3, heads[0]), B, C, init[0])
-    y_rest, final_rest = _per_head_scan(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C, q, init[1])
+    y_rest, final_rest = _per_head_scan(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C,
+                                        compute_chunk_size(q, x, "per_head"), init[1])
     order = torch.argsort(torch.cat(heads))  # back to the heads' own order
     return torch.cat([y_fit, y_rest], dim=2).index_select(2, order), torch.cat([final_fit, final_rest], dim=1).index_select(1, order)
 
