@@ -228,18 +228,19 @@ def _factored_scan(
     scores = (Cg @ Bg.mT).masked_fill_(~causal, 0.0)  # (b, c, g, q, q), shared by the group's heads
     y = by_head(scores @ by_group(xs)) * torch.exp(A_cum - ref)[..., None]  # rows' factor
 
-    # State each chunk leaves behind from zero: sum_s exp(A_last - A_s) x_s B_s^T = exp(A_last - R) * xs^T B.
+    # State each chunk leaves behind from zero: sum_s exp(A_last - A_s) B_s x_s^T = exp(A_last - R) * B^T xs,
+    # laid out (n, r, p): the group's heads side by side as the columns of the matmuls that make and read it.
     A_last = A_cum[:, :, -1]  # (b, c, h)
-    states = (by_group(xs).mT @ Bg).reshape(b, c, g, r, p, n) * torch.exp(A_last - ref[:, :, 0]).reshape(b, c, g, r, 1, 1)
-    init = (torch.zeros(b, 1, g, r, p, n, dtype=x.dtype, device=x.device) if initial_state is None
-            else initial_state.reshape(b, 1, g, r, p, n).to(x.dtype))
+    states = (Bg.mT @ by_group(xs)).reshape(b, c, g, n, r, p) * torch.exp(A_last - ref[:, :, 0]).reshape(b, c, g, 1, r, 1)
+    init = (torch.zeros(b, 1, g, n, r, p, dtype=x.dtype, device=x.device) if initial_state is None
+            else initial_state.reshape(b, 1, g, r, p, n).permute(0, 1, 2, 5, 3, 4).to(x.dtype))
     chunk_log_decay = F.pad(A_last.transpose(1, 2).reshape(b, g, r, c), (1, 0))
-    passed = linear_recurrence(torch.cat([init, states], dim=1), chunk_log_decay)
-    carried, final = passed[:, :-1], passed[:, -1]  # (b, c, g, r, p, n)
+    # The recurrence sees (b, c+1, g, r, n, p) as a view and keeps its strides (step by step, in place).
+    passed = linear_recurrence(torch.cat([init, states], dim=1).transpose(3, 4), chunk_log_decay).transpose(3, 4)
+    carried, final = passed[:, :-1], passed[:, -1]  # (b, c, g, n, r, p), (b, g, n, r, p)
     # Carried state read out: y_l += exp(A_l) C_l . state, the group's heads as columns of one matmul.
-    carried_cols = carried.permute(0, 1, 2, 5, 3, 4).reshape(b, c, g, n, r * p)
-    y = y + by_head(Cg @ carried_cols) * torch.exp(A_cum)[..., None]
-    return y.reshape(b, l, h, p), final.reshape(b, h, p, n)
+    y = y + by_head(Cg @ carried.reshape(b, c, g, n, r * p)) * torch.exp(A_cum)[..., None]
+    return y.reshape(b, l, h, p), final.permute(0, 1, 3, 4, 2).reshape(b, h, p, n)
 
 
 # Positions whose intra-chunk outputs are computed together in `ssd_chunked`.
