@@ -89,11 +89,11 @@ def compute_chunk_size(chunk_size: int, x: torch.Tensor, form: str = "factored")
     it no longer than CPU_CHUNK_SIZES[form].
 
     The chunk only blocks the computation (any chunk gives the same result up to rounding), and
-    its best size depends on the hardware and the form: GPU kernels favour 256, while on CPU the
-    per-head form ran 1.1-1.5x faster at 64 than at 128 and 1.5-2.4x faster than at 256, and the
-    factored form up to 1.17x faster at 128 than at 64 where heads and state are large, and 10-40%
-    slower at 256. Traced graphs keep the model's chunk, so a compiled model's shapes stay those it
-    was compiled for.
+    its best size depends on the hardware and the form. GPU kernels favour 256; on the project's
+    CPU (bench/ssd_chunks.py, bench/RESULTS.md) the per-head form took 1.13-1.41x the time at 128
+    and 1.61-2.15x at 256 that it took at 64, and the factored form 0.91-1.13x at 64 and 1.06-1.31x
+    at 256 what it took at 128. Traced graphs keep the model's chunk, so a compiled model's shapes
+    stay those it was compiled for.
     """
     if x.device.type != "cpu" or torch.compiler.is_compiling():
         return chunk_size
