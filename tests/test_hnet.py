@@ -200,6 +200,9 @@ def test_step_reports_the_routing_it_placed():
 
 @pytest.mark.parametrize("name", ["1stage", "2stage"])
 def test_changing_a_base_leaves_every_earlier_logit_unchanged(name):
+    """Up to float64 rounding: a later base can move a chunk's factored-decay reference and the blocking of
+    a matmul, and on some CPUs (AVX-512 MKL kernels) that changes the last bit of earlier outputs (5.6e-17
+    seen); information leaking from the future would move them by many orders more."""
     m = _model(name)
     ids = torch.randint(0, 256, (1, 48), generator=torch.Generator().manual_seed(6))
     base = m(ids).logits
@@ -207,7 +210,7 @@ def test_changing_a_base_leaves_every_earlier_logit_unchanged(name):
         changed = ids.clone()
         changed[0, t] = (changed[0, t] + 101) % 256
         out = m(changed).logits
-        assert torch.equal(out[0, :t], base[0, :t]), t
+        torch.testing.assert_close(out[0, :t], base[0, :t], rtol=0, atol=1e-13, msg=f"position {t}")
         if t < 47:
             assert not torch.equal(out[0, t:], base[0, t:])
 
