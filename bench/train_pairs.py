@@ -16,7 +16,9 @@ of a Transformer's FLOPs at these lengths, so the two counts can differ by a thi
 A config written NAME:compiled trains compiled by Inductor as `pretrain --compile` does;
 NAME:compiled-blocks compiles each Mamba-2/attention block alone and NAME:compiled-model the whole
 backbone as one graph. Compile time is reported apart, so eager and compiled models (or two
-compiled ones) pair up in the same rounds.
+compiled ones) pair up in the same rounds. A `bf16` suffix (NAME:bf16, NAME:compiled+bf16) trains
+under CPU bf16 autocast as `--set train.precision=bf16` does, and is paired with the same config in
+fp32 where that runs too; its MFU is still taken against the fp32 matmul peak.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -29,6 +31,7 @@ import statistics
 
 import torch
 
+from dnahnet.devices import cpu_bf16_support
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, Scope
@@ -42,24 +45,52 @@ from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_tr
 COMPILE_SUFFIXES: dict[str, Scope] = {"compiled": TRAINING_COMPILE_SCOPE, "compiled-blocks": "blocks", "compiled-model": "model"}
 
 
+# The suffix part that trains under CPU bf16 autocast (NAME:bf16, NAME:compiled+bf16).
+BF16 = "bf16"
+
+
 def split_config(name: str) -> tuple[str, str | None]:
     """'cpu-mamba2:compiled-model' -> ('cpu-mamba2', 'compiled-model'); no suffix -> (name, None)."""
     preset, _, suffix = name.partition(":")
     return preset, suffix or None
 
 
+def _suffix_parts(name: str) -> list[str]:
+    suffix = split_config(name)[1]
+    return suffix.split("+") if suffix else []
+
+
 def compile_scope(name: str) -> Scope | None:
     """The scope a config name trains compiled in, or None for eager."""
-    suffix = split_config(name)[1]
-    return None if suffix is None else COMPILE_SUFFIXES[suffix]
+    parts = [p for p in _suffix_parts(name) if p != BF16]
+    return COMPILE_SUFFIXES[parts[0]] if parts else None
+
+
+def precision(name: str) -> str:
+    """'bf16' for a config with the bf16 suffix part, else 'fp32'."""
+    return BF16 if BF16 in _suffix_parts(name) else "fp32"
+
+
+def fp32_counterpart(name: str) -> str:
+    """The same config without its bf16 part: 'x:compiled+bf16' -> 'x:compiled', 'x:bf16' -> 'x'."""
+    preset = split_config(name)[0]
+    parts = [p for p in _suffix_parts(name) if p != BF16]
+    return f"{preset}:{'+'.join(parts)}" if parts else preset
 
 
 def parse_train_configs(text: str) -> list[str]:
-    """Preset names, each optionally with a compile suffix; unknown presets or suffixes raise with the list."""
+    """Preset names, each optionally with a compile suffix and/or bf16; unknown presets or suffixes raise with the list."""
     names = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [n for n in names if split_config(n)[1] not in (None, *COMPILE_SUFFIXES)]
+
+    def valid(name: str) -> bool:
+        parts = _suffix_parts(name)
+        scopes = [p for p in parts if p != BF16]
+        return len(scopes) <= 1 and parts.count(BF16) <= 1 and all(p in COMPILE_SUFFIXES for p in scopes)
+
+    bad = [n for n in names if not valid(n)]
     if bad:
-        raise DnahnetInputError(f"--configs: {bad[0]!r}: the suffixes are " + ", ".join(f":{s}" for s in COMPILE_SUFFIXES))
+        raise DnahnetInputError(f"--configs: {bad[0]!r}: the suffixes are " + ", ".join(f":{s}" for s in COMPILE_SUFFIXES)
+                                + f", :{BF16}, or one of the former with +{BF16}")
     parse_configs([split_config(n)[0] for n in names])
     return names
 
@@ -68,7 +99,7 @@ def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | N
             backend: str = "inductor") -> tuple[TrainStep, float | None]:
     """A settled training step; for a name with a compile suffix, the model compiled in that scope and the
     seconds spent compiling (during one step: compilation is lazy)."""
-    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed)
+    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed, precision(name))
     scope = compile_scope(name)
     if scope is None:
         return prepared, None
@@ -98,9 +129,14 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
                "compile_scope": compile_scope(name)}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
             row.update(per_flop_summary(row, rows[baseline]))
+        row["precision"] = precision(name)
         eager = split_config(name)[0]
-        if name != eager and eager in seconds:  # the same preset eager in the same rounds: what compiling gains
+        if compile_scope(name) is not None and precision(name) == "fp32" and eager in seconds:
+            # the same preset eager in the same rounds: what compiling gains
             row["over_eager"] = paired_ratio_summary([e / c for e, c in zip(seconds[eager], seconds[name])])
+        fp32 = fp32_counterpart(name)
+        if fp32 != name and fp32 in seconds:  # the same config in fp32 in the same rounds: what bf16 gains
+            row["over_fp32"] = paired_ratio_summary([f / b for f, b in zip(seconds[fp32], seconds[name])])
         rows[name] = row
     return {"baseline": baseline, "matmul_peak_flops": [peak_before, peak], "rows": rows}
 
@@ -108,7 +144,7 @@ def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | 
 def report(results: dict) -> str:
     base = results["baseline"]
     lines = ["# Training steps interleaved in one process: paired time per FLOP", "", "Command:", "",
-             f"    {results['command']}", "", f"Machine: {results['machine']}; fp32, {results['repeats']} interleaved rounds "
+             f"    {results['command']}", "", f"Machine: {results['machine']}; fp32 unless the config says bf16, {results['repeats']} interleaved rounds "
              f"after one warm-up step each; fp32 matmul peak {results['matmul_peak_flops'][1] / 1e9:.1f} GFLOP/s (the higher of "
              "before and after the rounds).", "",
              f"Per-FLOP slowdown: a model's step time per training FLOP divided by {base}'s in the same round; the median "
@@ -130,6 +166,13 @@ def report(results: dict) -> str:
     if gains:
         lines += ["", "Compiled against the same preset eager, step time paired within rounds:", ""]
         lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in gains]
+    bf16 = [(name, r["over_fp32"]) for name, r in results["rows"].items() if "over_fp32" in r]
+    if bf16:
+        native = results.get("cpu_bf16", {})
+        lines += ["", "bf16 autocast against the same config in fp32, step time paired within rounds"
+                  + (f" (bf16 {'native' if native.get('native') else 'emulated'}: {native.get('reason')})" if native else "")
+                  + ":", ""]
+        lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in bf16]
     alike = like_for_like(results)
     if alike:
         lines += ["", "Per-FLOP slowdown against the baseline compiled the same way, paired within rounds:", ""]
@@ -182,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2",
                    help="comma-separated presets, each optionally NAME:compiled (compiled with Inductor as "
                         "`pretrain --compile` does), NAME:compiled-blocks (each block) or NAME:compiled-model (the "
-                        "whole backbone); the first is the baseline of every ratio")
+                        "whole backbone), and NAME:bf16 or NAME:compiled+bf16 for CPU bf16 autocast; the first is "
+                        "the baseline of every ratio")
     p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of compiled configs "
@@ -191,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     results = start_paired_bench("bench/train_pairs.py", argv, args.threads, args.repeats)
+    native, reason = cpu_bf16_support()
+    results["cpu_bf16"] = {"native": native, "reason": reason}
     results.update(measure(parse_train_configs(args.configs), args.repeats, args.seq_len, args.batch_size, args.seed,
                            args.compile_backend))
     save_paired_bench(out, results, report(results))

@@ -85,3 +85,39 @@ def test_compiled_configs_are_also_paired_with_the_baseline_compiled_the_same_wa
     assert causal["ratio_median"] == statistics.median([(2.0 / 18) / (0.5 / 5), (2.0 / 18) / (1.0 / 5), (4.0 / 18) / (1.0 / 5)])
     results.update(command="python bench/train_pairs.py", machine="m", repeats=3, matmul_peak_flops=[1.0, 1.0])
     assert "- hnet:compiled against base:compiled: **" in report(results)
+
+
+def test_a_bf16_config_trains_under_autocast_and_pairs_with_its_fp32_self(tmp_path, monkeypatch):
+    """NAME:bf16 runs the step under CPU bf16 autocast (forced here, so any CPU) and reports its gain over NAME
+    in the same rounds; the suffix combines with a compile scope."""
+    import torch
+
+    from bench.train_pairs import fp32_counterpart, parse_train_configs, precision
+
+    assert (precision("tiny:compiled+bf16"), fp32_counterpart("tiny:compiled+bf16"), fp32_counterpart("tiny:bf16")) == \
+        ("bf16", "tiny:compiled", "tiny")
+    assert parse_train_configs("tiny:bf16,tiny:compiled+bf16") == ["tiny:bf16", "tiny:compiled+bf16"]
+    monkeypatch.setenv("DNAHNET_CPU_BF16", "1")
+    seen = []
+    original = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda x, *a, **k: seen.append(torch.is_autocast_enabled("cpu")) or original(x, *a, **k))
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny,tiny:bf16", "--repeats", "2", "--seq-len", "64", "--batch-size", "2", "--out", str(out)]) == 0
+    assert True in seen and False in seen  # one config under autocast, the other not
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    assert rows["tiny:bf16"]["precision"] == "bf16" and rows["tiny"]["precision"] == "fp32"
+    assert rows["tiny:bf16"]["over_fp32"]["ratio_median"] == statistics.median(
+        [f / b for f, b in zip(rows["tiny"]["seconds"], rows["tiny:bf16"]["seconds"])])
+    assert "over_eager" not in rows["tiny:bf16"] and results["cpu_bf16"]["native"] is True
+    assert "- tiny:bf16: **" in (out / "report.md").read_text()
+
+
+def test_a_doubled_bf16_or_two_scopes_are_refused(tmp_path):
+    import pytest
+
+    from dnahnet.errors import DnahnetInputError
+
+    for bad in ("tiny:bf16+bf16", "tiny:compiled+compiled-model"):
+        with pytest.raises(DnahnetInputError, match="--configs"):
+            main(["--configs", bad, "--out", str(tmp_path / "x")])

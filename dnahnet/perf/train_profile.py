@@ -119,9 +119,11 @@ class TrainStep:
 
 
 def prepare_train_step(name: str, device: torch.device, seq_len: int | None = None, batch: int | None = None,
-                       seed: int = 0) -> TrainStep:
+                       seed: int = 0, precision: str = "fp32") -> TrainStep:
     """Build the model and batch, settle an H-Net's routing to its target compression, then set the
-    learning rate to 0 so timed steps cost a full AdamW step but keep that compression."""
+    learning rate to 0 so timed steps cost a full AdamW step but keep that compression. On CUDA the
+    forward runs under bf16 autocast as the trainer's default; on CPU under bf16 autocast only with
+    `precision="bf16"` (as `--set train.precision=bf16`)."""
     from dnahnet.config import model_config_from_preset
     from dnahnet.nn.hnet import HNetLM
 
@@ -134,7 +136,8 @@ def prepare_train_step(name: str, device: torch.device, seq_len: int | None = No
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     ids = torch.as_tensor(list(b"ACGT"))[torch.randint(0, 4, (batch, seq_len), generator=gen)].to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"))
 
     def step() -> None:
         from torch.profiler import record_function
