@@ -59,7 +59,7 @@ def test_bf16_on_a_native_cpu_is_autocast_over_fp32_weights(native):
     p = resolve_precision("bf16", CPU)
     assert (p.name, p.weights, p.autocast) == ("bf16", torch.float32, torch.bfloat16)
     assert p.describe() == "bf16 autocast (weights fp32): asked by --dtype; the CPU has avx512_bf16"
-    auto = resolve_precision("auto", CPU)  # the default stays fp32, and says bf16 is there
+    auto = resolve_precision("auto", CPU)  # scoring's default stays fp32, and says bf16 is there
     assert (auto.name, auto.autocast) == ("fp32", None) and "native here: the CPU has avx512_bf16" in auto.reason
 
 
@@ -168,3 +168,18 @@ def test_bf16_training_step_loss_is_near_fp32(native):
         losses[precision] = trainer.train_step()["loss"]
     assert losses["bf16"] != losses["fp32"]  # autocast really ran
     assert abs(losses["bf16"] - losses["fp32"]) <= 1e-3 * abs(losses["fp32"])
+
+
+@pytest.mark.parametrize("cpu, expected", [("native", "bf16"), ("emulating", "fp32")])
+def test_training_defaults_to_bf16_only_where_the_cpu_has_it(cpu, expected, request):
+    """train.precision auto: bf16 autocast on a CPU with native bf16, fp32 where it would be emulated;
+    scoring's default stays fp32 either way."""
+    request.getfixturevalue(cpu)
+    m, t, d = run_configs("tiny", train={"steps": 1, "precision": "auto"}, data={"eval_windows": 4})
+    data, evals = build_data(d, t)
+    trainer = Trainer(HNetLM(m), t, d, data, evals)
+    assert trainer.precision.name == expected
+    assert trainer.train_info()["precision_note"].startswith(
+        "bf16 autocast (weights fp32): default (train.precision auto); the CPU has avx512_bf16" if expected == "bf16"
+        else "fp32: default (train.precision auto); bf16 is not native here")
+    assert resolve_precision("auto", CPU).name == "fp32"

@@ -28,8 +28,9 @@ N = ord("N")
 
 
 def tiny_run(preset: str = "tiny", *, model: dict | None = None, **train) -> tuple[ModelConfig, TrainConfig, DataConfig]:
-    """Configs of a short run of a tiny preset on the bundled demo genome."""
-    train = {"steps": 6, "checkpoint_every": 3, "eval_every": 3, "log_every": 1, **train}
+    """Configs of a short run of a tiny preset on the bundled demo genome, in fp32 whatever the CPU (auto
+    autocasts to bf16 where the CPU has it natively; tests/test_bf16_cpu.py covers that default)."""
+    train = {"steps": 6, "checkpoint_every": 3, "eval_every": 3, "log_every": 1, "precision": "fp32", **train}
     m, t, d = run_configs(preset, train=train, data={"eval_windows": 4})
     if model:
         m = ModelConfig.from_dict({**m.to_dict(), **model})

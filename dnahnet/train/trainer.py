@@ -45,7 +45,7 @@ from dnahnet.config import (
 )
 from dnahnet.data.setup import accumulation_steps, build_data
 from dnahnet.distributed import DistEnv, all_reduce_sum, setup, teardown
-from dnahnet.devices import resolve_precision
+from dnahnet.devices import default_training_precision, resolve_precision
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.io.checkpoint import TRAIN, first_line, read_config
@@ -152,9 +152,8 @@ class Trainer:
         self.accumulation = accumulation_steps(
             config.tokens_per_step, data_config.seq_len, config.micro_batch_size, self.env.world_size
         )
-        # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 on CPU only where the CPU has it natively.
         self.precision = resolve_precision(config.precision, self.device, option="train.precision",
-                                           auto="bf16" if self.device.type == "cuda" else "fp32", cast_on_cuda=False)
+                                           auto=default_training_precision(self.device), cast_on_cuda=False)
         self.dtype = self.precision.autocast or self.precision.weights
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
