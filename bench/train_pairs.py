@@ -175,7 +175,7 @@ def report(results: dict) -> str:
         lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in bf16]
     alike = like_for_like(results)
     if alike:
-        lines += ["", "Per-FLOP slowdown against the baseline compiled the same way, paired within rounds:", ""]
+        lines += ["", "Per-FLOP slowdown against the baseline with the same suffix (compiled the same way, same precision), paired within rounds:", ""]
         lines += [f"- {name} against {against}: {describe_ratio(ratio)}"
                   + (f"; causal-half attention FLOPs: {describe_ratio(ratio['causal_attention'])}" if "causal_attention" in ratio else "")
                   for name, (against, ratio) in alike.items()]
