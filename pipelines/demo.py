@@ -92,7 +92,7 @@ def run_demo(out: str | Path = "runs/demo", bases: int = DEMO_BASES, seed: int =
         "checkpoint": str(checkpoint),
         "train": {
             "bases": train_bases, "steps": trainer.step, "seconds": trainer.elapsed,
-            "bases_per_s": train_bases / trainer.elapsed,
+            "bases_per_s": train_bases / trainer.elapsed, "precision": trainer.precision.describe(),
             "valid_bits_per_base": final["eval_bits_per_base"],
             "valid_windows": f"{data_cfg.eval_windows} x {data_cfg.seq_len}",
             "compression": final.get("eval_compression"), "target_ratio": model_cfg.stage_target_ratios(),
@@ -140,7 +140,8 @@ def summary_markdown(s: dict, headline: str) -> str:
         "# dnahnet demo",
         "",
         f"cpu-small H-Net trained on {t['bases']:,} bases ({t['steps']} steps) in {t['seconds']:.0f} s "
-        f"= {t['bases_per_s']:,.0f} bases/s. Checkpoint: `{s['checkpoint']}`.",
+        f"= {t['bases_per_s']:,.0f} bases/s" + (f", in {t['precision']}" if "precision" in t else "")
+        + f". Checkpoint: `{s['checkpoint']}`.",
         "",
         "| held-out set | dnahnet cpu-small | Markov (best order, fitted on train) |",
         "|---|---|---|",
