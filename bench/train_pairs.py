@@ -109,6 +109,16 @@ def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | N
 def measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int,
             backend: str = "inductor") -> dict:
     device = torch.device("cpu")
+    # A block compiled in fp32 and again under bf16 autocast in one process recompiles, and Dynamo's automatic
+    # dynamic shapes then made Inductor fail on the second graph (torch 2.13: "Exponent must be non-negative").
+    # With a compiled bf16 config every graph is compiled for its static shapes, as in bench/kernels_ab.py.
+    static = any(compile_scope(n) is not None and precision(n) == BF16 for n in configs)
+    with torch._dynamo.config.patch(automatic_dynamic_shapes=not static):
+        return _measure(configs, repeats, seq_len, batch, seed, backend, device)
+
+
+def _measure(configs: list[str], repeats: int, seq_len: int | None, batch: int | None, seed: int, backend: str,
+             device: torch.device) -> dict:
     prepared = {name: prepare(name, device, seq_len, batch, seed, backend) for name in configs}
     steps = {name: s for name, (s, _) in prepared.items()}
     flops = {name: s.flops_per_base() for name, s in steps.items()}
