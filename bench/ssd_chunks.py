@@ -20,6 +20,7 @@ own chunk), interleaved, and reports the paired speed-up and the largest logit d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 from pathlib import Path
 
@@ -36,6 +37,18 @@ SHAPES = [
     (1, 8192, 8, 64, 64, 1), (8, 1024, 8, 32, 32, 1), (1, 65536, 8, 64, 64, 1), (1, 8192, 32, 64, 128, 1),
 ]
 MODEL_CHUNK = 256  # the chunk of the paper presets, whose CPU runs the cap shortens
+UNCAPPED = {name: 1 << 30 for name in ssd.CPU_CHUNK_SIZES}  # every scan in exactly the chunk it is given
+
+
+@contextlib.contextmanager
+def chunk_caps(caps: dict[str, int]):
+    """Run with `ssd.CPU_CHUNK_SIZES` set to `caps`, restoring the shipped ones after."""
+    shipped = ssd.CPU_CHUNK_SIZES
+    ssd.CPU_CHUNK_SIZES = caps
+    try:
+        yield
+    finally:
+        ssd.CPU_CHUNK_SIZES = shipped
 
 
 def _inputs(shape: tuple[int, ...], seed: int = 0) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -53,17 +66,12 @@ def time_chunks(shape: tuple[int, ...], chunks: list[int], repeats: int) -> dict
     inputs, upstream = _inputs(shape)
     form = "per_head" if shape[5] == shape[2] else "factored"
     picked = ssd.compute_chunk_size(MODEL_CHUNK, inputs[0], form)
-    caps = ssd.CPU_CHUNK_SIZES
-    uncapped = {name: 1 << 30 for name in caps}
 
     def run(q: int):
         def step() -> None:
-            ssd.CPU_CHUNK_SIZES = uncapped  # compute in exactly q
-            try:
+            with chunk_caps(UNCAPPED):
                 y, state = ssd.ssd_chunked(*inputs, chunk_size=q)
                 torch.autograd.backward((y, state), upstream)
-            finally:
-                ssd.CPU_CHUNK_SIZES = caps
             for t in inputs:
                 t.grad = None
         return step
@@ -88,19 +96,14 @@ def time_model(preset: str, length: int, repeats: int, seed: int = 0) -> dict:
     model = HNetLM(model_config_from_preset(preset)).eval()
     gen = torch.Generator().manual_seed(seed)
     ids = torch.as_tensor(list(b"ACGT"))[torch.randint(0, 4, (1, length), generator=gen)]
-    caps = ssd.CPU_CHUNK_SIZES
-    uncapped = {name: 1 << 30 for name in caps}
+    shipped = ssd.CPU_CHUNK_SIZES
 
-    def forward(chunk_caps: dict):
-        ssd.CPU_CHUNK_SIZES = chunk_caps
-        try:
-            with torch.no_grad():
-                return model(ids).logits
-        finally:
-            ssd.CPU_CHUNK_SIZES = caps
+    def forward(caps: dict[str, int]) -> torch.Tensor:
+        with chunk_caps(caps), torch.no_grad():
+            return model(ids).logits
 
-    diff = float((forward(caps) - forward(uncapped)).abs().max())
-    seconds = interleaved_seconds({"capped": lambda: forward(caps), "model chunk": lambda: forward(uncapped)}, repeats)
+    diff = float((forward(shipped) - forward(UNCAPPED)).abs().max())
+    seconds = interleaved_seconds({"capped": lambda: forward(shipped), "model chunk": lambda: forward(UNCAPPED)}, repeats)
     return {"preset": preset, "length": length, "params": sum(p.numel() for p in model.parameters()),
             "capped_median_s": statistics.median(seconds["capped"]),
             "model_chunk_median_s": statistics.median(seconds["model chunk"]), "max_abs_logit_diff": diff,

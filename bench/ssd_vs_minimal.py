@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from dnahnet.nn.ssd import compute_chunk_size, ssd_chunked
 from dnahnet.perf.allocator import keep_freed_memory
-from dnahnet.perf.measure import describe_ratio, machine, paired_ratio_summary
+from dnahnet.perf.measure import describe_ratio, interleaved_seconds, machine, paired_ratio_summary
 
 
 def _minimal_segsum(a: torch.Tensor) -> torch.Tensor:
@@ -70,12 +69,6 @@ def _inputs(length: int, h: int, p: int, n: int, g: int, seed: int = 0):
     return x, a, B, C
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def _backward(y: torch.Tensor, state: torch.Tensor, upstream: tuple[torch.Tensor, torch.Tensor] | None) -> None:
     if upstream is None:
         (y.sum() + state.sum()).backward()
@@ -103,11 +96,8 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
         y1, s1 = ssd_chunked(x, a, B, C, q)
         y2, s2 = minimal_ssd(x, a, Bh, Ch, reference_q)
         rel = float((y1 - y2).abs().max() / y2.abs().max())
-    ours(), reference()  # warm-up
-    t_ours, t_ref = [], []
-    for _ in range(repeats):
-        t_ours.append(_timed(ours))
-        t_ref.append(_timed(reference))
+    seconds = interleaved_seconds({"ours": ours, "reference": reference}, repeats)
+    t_ours, t_ref = seconds["ours"], seconds["reference"]
     ratios = [r / o for o, r in zip(t_ours, t_ref)]
     return {"g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
             "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),

@@ -76,7 +76,7 @@ def ssd_chunked(
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
     scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
-    y, final = scanned or _per_head_scan(x, log_decay, B, C, compute_chunk_size(q, x, "per_head"), initial_state)
+    y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state)
     return y[:, :l], final
 
 
@@ -104,7 +104,9 @@ def _per_head_scan(
     x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
     initial_state: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`ssd_chunked` with a (q x q) decay block per head, on inputs whose length is a multiple of q."""
+    """`ssd_chunked` with a (q x q) decay block per head, on inputs whose length is a multiple of q;
+    computed in chunks of `compute_chunk_size(q, x, "per_head")`, a divisor of q."""
+    q = compute_chunk_size(q, x, "per_head")
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
     r = h // g
@@ -199,8 +201,7 @@ def _ssd_factored(
     init = [None, None] if initial_state is None else [initial_state.index_select(1, i) for i in heads]
     y_fit, final_fit = _factored_scan(x.index_select(2, heads[0]), A_cum.index_select(3, heads[0]),
                                       ref.index_select(3, heads[0]), B, C, init[0])
-    y_rest, final_rest = _per_head_scan(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C,
-                                        compute_chunk_size(q, x, "per_head"), init[1])
+    y_rest, final_rest = _per_head_scan(x.index_select(2, heads[1]), log_decay.index_select(2, heads[1]), B, C, q, init[1])
     order = torch.argsort(torch.cat(heads))  # back to the heads' own order
     return torch.cat([y_fit, y_rest], dim=2).index_select(2, order), torch.cat([final_fit, final_rest], dim=1).index_select(1, order)
 
