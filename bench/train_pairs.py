@@ -60,9 +60,14 @@ def _suffix_parts(name: str) -> list[str]:
     return suffix.split("+") if suffix else []
 
 
+def _scope_parts(name: str) -> list[str]:
+    """The suffix parts other than bf16: a valid name has at most one, its compile scope."""
+    return [p for p in _suffix_parts(name) if p != BF16]
+
+
 def compile_scope(name: str) -> Scope | None:
     """The scope a config name trains compiled in, or None for eager."""
-    parts = [p for p in _suffix_parts(name) if p != BF16]
+    parts = _scope_parts(name)
     return COMPILE_SUFFIXES[parts[0]] if parts else None
 
 
@@ -73,8 +78,7 @@ def precision(name: str) -> str:
 
 def fp32_counterpart(name: str) -> str:
     """The same config without its bf16 part: 'x:compiled+bf16' -> 'x:compiled', 'x:bf16' -> 'x'."""
-    preset = split_config(name)[0]
-    parts = [p for p in _suffix_parts(name) if p != BF16]
+    preset, parts = split_config(name)[0], _scope_parts(name)
     return f"{preset}:{'+'.join(parts)}" if parts else preset
 
 
@@ -83,9 +87,8 @@ def parse_train_configs(text: str) -> list[str]:
     names = [c.strip() for c in text.split(",") if c.strip()]
 
     def valid(name: str) -> bool:
-        parts = _suffix_parts(name)
-        scopes = [p for p in parts if p != BF16]
-        return len(scopes) <= 1 and parts.count(BF16) <= 1 and all(p in COMPILE_SUFFIXES for p in scopes)
+        scopes = _scope_parts(name)
+        return len(scopes) <= 1 and _suffix_parts(name).count(BF16) <= 1 and all(p in COMPILE_SUFFIXES for p in scopes)
 
     bad = [n for n in names if not valid(n)]
     if bad:
