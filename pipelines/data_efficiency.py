@@ -264,7 +264,11 @@ class WindowScorer:
                         for a in range(0, len(rows), batch_size)]
 
     def score(self, trainer) -> tuple[np.ndarray, list[float]]:
-        """(bits per window, realised compression L/M per routed stage) with the trainer's model."""
+        """(bits per window, realised compression L/M per routed stage) with the trainer's model.
+
+        Scored in fp32 (the weights' dtype), outside the training autocast, as `dnahnet score`
+        scores by default: models trained in bf16 and fp32 are read out alike.
+        """
         import torch
         import torch.nn.functional as F
 
@@ -276,8 +280,7 @@ class WindowScorer:
                 for batch in self.batches:
                     ids = batch["input_ids"].to(trainer.device)
                     mask = batch["loss_mask"].to(trainer.device)
-                    with trainer._autocast():
-                        out = model(ids)
+                    out = model(ids)
                     logits = out.logits[:, :-1].float()
                     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
                     bits.append(((ce.view(ids.shape[0], -1) * mask[:, 1:]).sum(-1) / math.log(2)).cpu().numpy())
@@ -326,7 +329,8 @@ def train_one(plan: Plan, name: str, seed: int, out_dir: Path, scorers: dict, he
             t0 = time.perf_counter()
             bits, compression = scorers[which].score(trainer)
             point = {"step": k, "bases": k * plan.tokens_per_step, "set": which, "bits": [round(float(b), 4) for b in bits],
-                     "compression": compression, "train_s": trainer.elapsed, "eval_s": time.perf_counter() - t0}
+                     "compression": compression, "train_s": trainer.elapsed, "eval_s": time.perf_counter() - t0,
+                     "train_precision": trainer.precision.describe()}
             curve.append(point)
             done.add(k)
             with open(curve_path, "a", encoding="utf-8") as fh:

@@ -71,6 +71,7 @@ def summarise(cfg, plan, held, curves_by_seed: dict, facts: dict, baselines: dic
             "curve_subset_by_seed": (sub.sum(-1) / counts_sub.sum()).tolist(),
             "train_s": float(np.mean([last[s][plan.total_steps]["train_s"] for s in seeds])),
             "eval_s": float(np.mean([sum(p["eval_s"] for p in last[s].values()) for s in seeds])),
+            "train_precision": sorted({p.get("train_precision", NOT_RECORDED) for s in seeds for p in last[s].values()}),
         }
     pairs_out = []
     for h, b in (cfg.pairs or default_pairs(cfg.models, facts)):
@@ -104,6 +105,16 @@ def summarise(cfg, plan, held, curves_by_seed: dict, facts: dict, baselines: dic
     }
     results["summary_lines"] = summary_lines(results)
     return results
+
+
+NOT_RECORDED = "not recorded (runs made before 2026-12-02 trained in fp32 on CPU)"
+
+
+def _precision_sentence(r: dict) -> str:
+    """Which precision the models trained in; the held-out readout is fp32 whatever it was."""
+    kinds = sorted({k for m in r["models"].values() for k in m.get("train_precision", [NOT_RECORDED])})
+    return (f"Training precision: {'; '.join(kinds)}. The held-out windows are scored in fp32, outside the training "
+            "autocast, as `dnahnet score` scores by default.")
 
 
 def _est(d: dict) -> Estimate:
@@ -206,6 +217,8 @@ def report_markdown(results: dict) -> str:
         f"{', '.join(map(str, r['steps']))}.",
         "",
         _held_out_sentence(r),
+        "",
+        _precision_sentence(r),
         "",
         "## Held-out bits per base (full held-out set)",
         "",

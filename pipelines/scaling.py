@@ -392,9 +392,9 @@ def train_to_budgets(model_cfg: ModelConfig, train_cfg: TrainConfig, data_cfg: D
     def on_step(trainer, metrics):
         k = trainer.step
         if k in checkpoints and k not in done:
-            ev = trainer.evaluate()
+            ev = trainer.evaluate(fp32=True)  # readouts compare across training precisions
             point = {"step": k, "bases": k * trainer.config.tokens_per_step, "elapsed_s": trainer.elapsed,
-                     "train_bases_per_s": metrics.get("bases_per_s"), **ev}
+                     "train_bases_per_s": metrics.get("bases_per_s"), "train_precision": trainer.precision.describe(), **ev}
             curve.append(point)
             done.add(k)
             with open(curve_path, "a", encoding="utf-8") as fh:
@@ -448,7 +448,8 @@ def run(cfg: ScalingConfig, command: str | None = None) -> dict:
             for budget, k in zip(budgets, steps):
                 p = by_step[k]
                 points.append({"family": family, "model": name, "d_model": d, "budget": budget, "step": k,
-                               "train_flops": k * grid.tokens_per_step * per_base, "eval_bits_per_base": p["eval_bits_per_base"]})
+                               "train_flops": k * grid.tokens_per_step * per_base, "eval_bits_per_base": p["eval_bits_per_base"],
+                               "train_precision": p.get("train_precision")})
             print(f"[scaling] {name}: {curve[-1]['eval_bits_per_base']:.4f} bits/base at {budgets[-1]:.3g} FLOPs "
                   f"({time.perf_counter() - t0:.0f} s this run)", flush=True)
     results = {"command": command, "genome": cfg.genome, "date": time.strftime("%Y-%m-%d"),
@@ -544,6 +545,14 @@ def extrapolated_cell(entry: dict) -> str:
     return f"extrapolated ({e['fit']} fit): {value}, {interval}"
 
 
+def _precision_sentence(points: list[dict]) -> str:
+    """Which precision the grid trained in; the held-out readout is fp32 whatever it was."""
+    kinds = sorted({p.get("train_precision") or "not recorded (grids trained before 2026-12-02 ran in fp32 on CPU)"
+                    for p in points})
+    return (f"Training precision: {'; '.join(kinds) or 'not recorded'}. Held-out windows are scored in fp32, outside "
+            "the training autocast (grids trained before 2026-12-02 scored them in the training precision, then fp32 on CPU).")
+
+
 def render_report(results: dict) -> str:
     lines = ["# Compute scaling", ""]
     if results.get("command"):
@@ -555,7 +564,7 @@ def render_report(results: dict) -> str:
     lines += [f"Genome `{results['genome']}`, trained {results['date']}{machine}. Loss = held-out bits/base (mean, "
               "N excluded) of each family's best width at each budget (the compute-efficient frontier); "
               "C = training FLOPs (analytic). One seed per model; per-window losses were not stored, so measured "
-              "figures carry no interval.", ""]
+              "figures carry no interval.", "", _precision_sentence(results.get("points", [])), ""]
     lines += ["## Compute multipliers, measured", "",
               "The compute at which the baseline's measured frontier first reaches the H-Net's loss at that budget "
               "(loss linear in log compute between the two measured budgets that bracket it), over the H-Net's compute. "

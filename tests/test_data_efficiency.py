@@ -147,6 +147,10 @@ def test_report_names_the_valid_split_and_both_readouts(tiny_comparison):
         assert est["seeds"] == 2 and est["low"] <= est["value"] <= est["high"]
     for name in ("results.json", "curves.tsv", "curves.png", "report.md"):
         assert (out / name).stat().st_size > 0
+    # the training precision each run recorded is stated; the readout is fp32 whatever it was
+    ran = json.loads((out / "models" / "tiny" / "seed0" / "latest" / "train.json").read_text())["precision_note"]
+    assert results["models"]["tiny"]["train_precision"] == [ran]
+    assert f"Training precision: {ran}" in report and "held-out windows are scored in fp32" in report
 
 
 @pytest.mark.slow

@@ -79,6 +79,8 @@ def test_tiny_grid_end_to_end_writes_fits_tables_and_resumes(tmp_path):
             assert p["eval_bits_per_base"] == min(same)
     report = (tmp_path / "s" / "report.md").read_text()
     assert "| hnet-1stage-d64 |" in report and "measured multiplier" in report
+    ran = json.loads((tmp_path / "s" / "models" / "transformer-d32" / "latest" / "train.json").read_text())["precision_note"]
+    assert {p["train_precision"] for p in results["points"]} == {ran} and f"Training precision: {ran}" in report
     assert len(results["crossings"]) == 3 and {c["status"] for c in results["crossings"]} <= {"measured", "beyond", "below"}
     assert (tmp_path / "s" / "scaling.png").stat().st_size > 0
     # a rerun resumes every finished model instead of training it again

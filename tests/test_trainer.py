@@ -268,3 +268,20 @@ def test_bf16_autocast_training_step_is_finite(monkeypatch):
     assert trainer.dtype == torch.bfloat16
     metrics = trainer.train_step()
     assert math.isfinite(metrics["loss"]) and 7.0 < metrics["bits_per_base"] < 8.5
+
+
+def test_fp32_readout_of_a_bf16_run_scores_outside_the_autocast(monkeypatch):
+    """The comparison pipelines read held-out bits in fp32 whatever the training precision."""
+    monkeypatch.setenv("DNAHNET_CPU_BF16", "1")
+    m, t, d = tiny_run(precision="bf16")
+    trainer = make_trainer(m, t, d)
+    trainer.train_step()
+    batch = trainer.eval_batches[0]
+    with torch.no_grad():
+        out = trainer.raw_model.eval()(batch["input_ids"])
+    trainer.raw_model.train()
+    c, w = weighted_ce(out.logits, batch["input_ids"], batch["loss_mask"])
+    trainer.eval_batches = [batch]
+    fp32 = trainer.evaluate(fp32=True)["eval_bits_per_base"]
+    assert fp32 == pytest.approx(float(c) / float(w) / math.log(2), rel=1e-6)
+    assert trainer.evaluate()["eval_bits_per_base"] != pytest.approx(fp32, rel=1e-6)  # bf16 rounding shows

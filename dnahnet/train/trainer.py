@@ -315,11 +315,13 @@ class Trainer:
 
     # ----- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> dict:
+    def evaluate(self, fp32: bool = False) -> dict:
         """Held-out bits per base (N excluded), realised compression L/M and ratio loss per stage.
 
         Every rank evaluates the whole fixed set, so every rank gets the same numbers
-        without communication (and FSDP's collectives line up).
+        without communication (and FSDP's collectives line up). `fp32` scores without the
+        training autocast (the weights are fp32), as `dnahnet score` does by default, so
+        readouts of runs trained in different precisions compare.
         """
         model = self.model if self.config.distributed == "fsdp" else self.raw_model
         n_stages = self.model_config.n_routed
@@ -328,7 +330,7 @@ class Trainer:
         self.raw_model.eval()
         for batch in self.eval_batches:
             ids, mask = batch["input_ids"].to(self.device), batch["loss_mask"].to(self.device)
-            with self._autocast():
+            with contextlib.nullcontext() if fp32 else self._autocast():
                 out = model(ids)
             c, w = weighted_ce(out.logits, ids, mask)
             ce_sum, w_sum = ce_sum + float(c), w_sum + float(w)
