@@ -1,4 +1,4 @@
-"""Long inputs stream through Mamba-2 stacks segment by segment without autograd, exactly."""
+"""Long inputs stream through Mamba-2 and windowed-attention stacks segment by segment without autograd, exactly."""
 
 import dataclasses
 
@@ -7,6 +7,7 @@ import torch
 
 import dnahnet.nn.isotropic as isotropic
 from dnahnet.config import model_config_from_preset
+from dnahnet.nn.attention import CausalMHA, WindowCache
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.nn.isotropic import Isotropic
 
@@ -42,12 +43,54 @@ def test_streamed_stack_with_ragged_rows_equals_each_row_alone(short_segments):
     torch.testing.assert_close(streamed[1:, :31], alone, rtol=1e-10, atol=1e-10)
 
 
-def test_attention_stacks_and_training_do_not_stream(short_segments):
+def test_full_attention_stacks_and_training_do_not_stream(short_segments):
     mixed = _stack("tiny-transformer", 0, "T1")
     x = torch.randn(1, 60, mixed.d_model, dtype=torch.float64)
     with torch.no_grad():
         assert not mixed._streams(x)
     assert not _stack("tiny", 0, "m2")._streams(torch.randn(1, 60, 32, dtype=torch.float64))  # grad enabled
+
+
+def _windowed(preset: str, window: int, **overrides):
+    attn = model_config_from_preset(preset).attn_cfg
+    sizes = attn["window_size"]
+    return {**overrides, "attn_cfg": {**attn, "window_size": [window] * len(sizes) if isinstance(sizes, list) else window}}
+
+
+def test_windowed_attention_continues_across_segments_with_its_last_keys():
+    """Segments of 13, 0, 17 and 20 positions with a WindowCache give the one-pass outputs; the cache
+    holds the last `window` keys, whatever the input's length."""
+    torch.manual_seed(0)
+    layer = CausalMHA(32, num_heads=2, rotary_emb_dim=8, window_size=5).double()
+    x = torch.randn(2, 50, 32, dtype=torch.float64)
+    with torch.no_grad():
+        whole = layer(x)
+        cache = layer.allocate_inference_cache(2, 0)
+        assert isinstance(cache, WindowCache)
+        parts, start = [], 0
+        for n in (13, 0, 17, 20):
+            parts.append(layer(x[:, start : start + n], cache))
+            start += n
+            assert cache.k.shape[1] == min(5, start) and cache.seen == start
+    torch.testing.assert_close(torch.cat(parts, 1), whole, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="unpadded rows"):
+        layer(x[:, :4], cache, mask=torch.tensor([[True] * 4, [True, True, False, False]]))
+    with pytest.raises(ValueError, match="max_seqlen > 0"):
+        layer.step(x[:, :1], cache)
+
+
+def test_a_windowed_attention_stack_streams_unpadded_rows_exactly(short_segments):
+    torch.manual_seed(0)
+    config = dataclasses.replace(model_config_from_preset("tiny-transformer"), **_windowed("tiny-transformer", 7))
+    stack = Isotropic(config, 0, "T1m1").double()
+    x = torch.randn(2, 101, stack.d_model, dtype=torch.float64)
+    whole = stack(x)  # autograd on: one pass
+    with torch.no_grad():
+        assert stack._streams(x)
+        assert not stack._streams(x, mask=torch.ones(2, 101, dtype=torch.bool))  # rows may be ragged
+        assert not stack._streams(x, cache=stack.allocate_inference_cache(2, 101))  # a caller's prefill
+        streamed = stack(x)
+    torch.testing.assert_close(streamed, whole.detach(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "bench-hnet-1stage-mamba2-m1"])
@@ -76,7 +119,9 @@ ALL_MAMBA_2STAGE = dict(arch_layout=["m1", ["m1", ["m2"], "m1"], "m1"])
     ("tiny-2stage", {**ALL_MAMBA_2STAGE, "chunking": "every_k", "k": 5}),  # stage 1 then has segments with no boundary
     ("tiny-2stage", {**ALL_MAMBA_2STAGE, "chunking": "every_k", "k": 30}),  # stage 0 too: segments of 24 that emit no chunk
     ("bench-mamba2", {}),
-], ids=["1stage", "2stage", "2stage-fixed5", "2stage-fixed30", "isotropic"])
+    ("tiny", _windowed("tiny", 4)),  # windowed attention in the main network
+    ("tiny-2stage", _windowed("tiny-2stage", 3)),
+], ids=["1stage", "2stage", "2stage-fixed5", "2stage-fixed30", "isotropic", "1stage-windowed", "2stage-windowed"])
 def test_a_streamed_row_gives_one_pass_logits_and_routing_at_every_stage(short_segments, preset, overrides):
     net = _model(preset, **overrides)
     ids = torch.randint(0, 4, (1, 301))
@@ -95,7 +140,7 @@ def test_a_streamed_row_gives_one_pass_logits_and_routing_at_every_stage(short_s
         torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
 
 
-def test_only_single_unpadded_rows_of_recurrent_models_stream_whole(short_segments):
+def test_only_single_unpadded_rows_of_streamable_models_stream_whole(short_segments):
     net = _model("bench-hnet-1stage-mamba2-m1")
     ids = torch.randint(0, 4, (1, 100))
     with torch.no_grad():
@@ -104,7 +149,8 @@ def test_only_single_unpadded_rows_of_recurrent_models_stream_whole(short_segmen
         assert not net._streams(ids.expand(2, -1), None, None)
         assert not net._streams(ids, torch.ones_like(ids, dtype=torch.bool), None)
         assert not net._streams(ids, None, net.allocate_inference_cache(1, 0))
-        assert not _model("tiny")._streams(ids, None, None)  # attention in the main network
+        assert not _model("tiny")._streams(ids, None, None)  # full attention in the main network
+        assert _model("tiny", **_windowed("tiny", 4))._streams(ids, None, None)
     assert not net._streams(ids, None, None)  # autograd
 
 

@@ -25,6 +25,17 @@ class AttentionCache:
     lengths: torch.Tensor
 
 
+@dataclass
+class WindowCache:
+    """What a windowed layer needs to continue a long input segment by segment, exactly: the last
+    `window` keys and values (rotated; k, v: (B, <= window, heads, headdim)) and how many
+    positions came before. Its size does not grow with the input, unlike `AttentionCache`."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    seen: int = 0
+
+
 def rotary_cos_sin(positions: torch.Tensor, dim: int, base: float = 10000.0, dtype=torch.float32):
     """cos/sin tables (..., dim/2) for integer positions (non-interleaved rotary)."""
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, device=positions.device, dtype=torch.float64) / dim))
@@ -107,10 +118,13 @@ class CausalMHA(nn.Module):
         return q, k, v
 
     def forward(
-        self, x: torch.Tensor, cache: AttentionCache | None = None, mask: torch.Tensor | None = None
+        self, x: torch.Tensor, cache: AttentionCache | WindowCache | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x: (B, L, d) -> (B, L, d). With a fresh `cache`, also stores keys/values (prefill);
-        `mask` (B, L) of valid left-aligned positions sets each row's cache length."""
+        `mask` (B, L) of valid left-aligned positions sets each row's cache length. With a
+        `WindowCache`, continues the input its earlier segments began (unpadded rows only)."""
+        if isinstance(cache, WindowCache):
+            return self._continue(x, cache, mask)
         bsz, seqlen, _ = x.shape
         pos = torch.arange(seqlen, device=x.device)
         q, k, v = self._qkv(x, pos)
@@ -118,18 +132,46 @@ class CausalMHA(nn.Module):
             cache.k[:, :seqlen] = k.to(cache.k.dtype)
             cache.v[:, :seqlen] = v.to(cache.v.dtype)
             cache.lengths.copy_(torch.full_like(cache.lengths, seqlen) if mask is None else mask.sum(-1))
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, Dh)
-        # Traced (torch.compile), seqlen may be a data-dependent chunk count: take the windowed
-        # path whenever there is a window (exact at any length) rather than branch on it.
-        if self.window_size >= 0 and (torch.compiler.is_compiling() or self.window_size < seqlen - 1):
-            out = sliding_window_attention(q, k, v, self.window_size)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        out = self._attend(*(t.transpose(1, 2) for t in (q, k, v)))  # (B, H, L, Dh)
         return self.out_proj(out.transpose(1, 2).reshape(bsz, seqlen, self.d_model))
 
-    def allocate_inference_cache(self, batch_size: int, max_seqlen: int, dtype: torch.dtype | None = None) -> AttentionCache:
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal (windowed) attention of (B, H, L, Dh) queries, keys and values at positions 0..L-1."""
+        # Traced (torch.compile), seqlen may be a data-dependent chunk count: take the windowed
+        # path whenever there is a window (exact at any length) rather than branch on it.
+        if self.window_size >= 0 and (torch.compiler.is_compiling() or self.window_size < q.shape[2] - 1):
+            return sliding_window_attention(q, k, v, self.window_size)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def _continue(self, x: torch.Tensor, cache: WindowCache, mask: torch.Tensor | None) -> torch.Tensor:
+        """The next segment of a long input: its queries attend to the cached keys of the previous
+        `window` positions and their own, as in one pass. The cached keys go in front as positions
+        whose (zero) queries are computed and dropped: at most `window` extra rows."""
+        bsz, seqlen, _ = x.shape
+        if mask is not None and not bool(mask.all()):
+            if not bool(mask.any()):  # e.g. an H-Net segment that emitted no chunk: nothing to continue
+                return x.new_zeros(bsz, seqlen, self.d_model)
+            raise ValueError("a windowed layer continues across segments only for unpadded rows")
+        front = cache.k.shape[1]
+        q, k, v = self._qkv(x, cache.seen + torch.arange(seqlen, device=x.device))
+        keys, values = torch.cat([cache.k.to(k.dtype), k], dim=1), torch.cat([cache.v.to(v.dtype), v], dim=1)
+        queries = torch.cat([q.new_zeros(bsz, front, *q.shape[2:]), q], dim=1)
+        out = self._attend(*(t.transpose(1, 2) for t in (queries, keys, values)))[:, :, front:]
+        keep = min(self.window_size, keys.shape[1])
+        cache.k, cache.v = keys[:, keys.shape[1] - keep :].clone(), values[:, values.shape[1] - keep :].clone()
+        cache.seen += seqlen
+        return self.out_proj(out.transpose(1, 2).reshape(bsz, seqlen, self.d_model))
+
+    def allocate_inference_cache(
+        self, batch_size: int, max_seqlen: int, dtype: torch.dtype | None = None
+    ) -> AttentionCache | WindowCache:
+        """A cache for `max_seqlen` positions (prefill, then `step`), or with `max_seqlen` 0 and a
+        window, a `WindowCache` for running a long input segment by segment."""
         device = self.out_proj.weight.device
         dtype = dtype or self.out_proj.weight.dtype
+        if max_seqlen == 0 and self.window_size >= 0:
+            empty = torch.zeros(batch_size, 0, self.num_heads, self.head_dim, device=device, dtype=dtype)
+            return WindowCache(k=empty, v=empty.clone())
         shape = (batch_size, max_seqlen, self.num_heads, self.head_dim)
         return AttentionCache(
             k=torch.zeros(shape, device=device, dtype=dtype),
@@ -139,6 +181,8 @@ class CausalMHA(nn.Module):
 
     def step(self, x: torch.Tensor, cache: AttentionCache, update: torch.Tensor | None = None) -> torch.Tensor:
         """One position per row: x (B, 1, d) -> (B, 1, d); rows advance where `update` (default all)."""
+        if isinstance(cache, WindowCache):
+            raise ValueError("step() needs a cache allocated for max_seqlen > 0 positions, not a WindowCache")
         bsz = x.shape[0]
         pos = cache.lengths  # (B,) position of this token in each row
         if int(pos.max()) >= cache.k.shape[1]:

@@ -248,24 +248,26 @@ class HNetLM(nn.Module):
         return logits, routing
 
     @property
-    def recurrent(self) -> bool:
-        """Every stack of every stage is Mamba-2 only, so the whole model can continue from a cache."""
-        return all(stack.recurrent for stack in self.modules() if isinstance(stack, Isotropic))
+    def streamable(self) -> bool:
+        """Every stack of every stage is Mamba-2 or windowed attention, so the whole model can
+        continue a long input from caches that do not grow with it."""
+        return all(stack.streamable for stack in self.modules() if isinstance(stack, Isotropic))
 
     def _streams(self, input_ids: torch.Tensor, mask: torch.Tensor | None, cache: HNetCache | None) -> bool:
         """Whether to run a long input segment by segment through every stage (see `_forward_segments`):
-        without autograd, one unpadded row, no caller's cache, a recurrent model."""
+        without autograd, one unpadded row, no caller's cache, a streamable model."""
         return (
             isotropic.long_enough_to_stream(input_ids.shape[1])
             and cache is None
             and mask is None
             and input_ids.shape[0] == 1
-            and self.recurrent
+            and self.streamable
         )
 
     def _forward_segments(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, list[RoutingOutput]]:
         """The whole model over one segment of positions, then the next, every stage continuing from
-        its cache (conv and SSM states, the router's last hidden state, the dechunk EMA's last value):
+        its cache (conv and SSM states or windows of keys, the router's last hidden state, the
+        dechunk EMA's last value):
         nothing of full length is materialised but the logits, so the outer stage of a 1M-base input
         runs at the speed of a short one. Equal to one pass; the routing outputs of the segments are
         joined (a segment that emitted no chunk adds nothing to the next stage's)."""

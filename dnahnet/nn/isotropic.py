@@ -129,27 +129,38 @@ class Isotropic(nn.Module):
     ) -> torch.Tensor:
         """x (B, L, d); `mask` (B, L) of valid left-aligned positions matters only for prefill."""
         h = x.float() if x.dtype != torch.float64 else x
-        if self._streams(h):
+        if self._streams(h, cache, mask):
             return self.rmsnorm(self._forward_segments(h, cache, mask))
         for i, layer in enumerate(self.layers):
             h = layer(h, None if cache is None else cache.layers[i], mask)
         return self.rmsnorm(h)
 
-    def _streams(self, h: torch.Tensor) -> bool:
-        """Whether to run a long input segment by segment: only without autograd, and only for a
-        stack of recurrent (Mamba-2) mixers, whose carried state makes it exact."""
-        return long_enough_to_stream(h.shape[1]) and self.recurrent
+    def _streams(self, h: torch.Tensor, cache=None, mask: torch.Tensor | None = None) -> bool:
+        """Whether to run a long input segment by segment: only without autograd, and only where
+        the carried state makes it exact. A Mamba-2 stack carries its conv and SSM states (any
+        rows, any caller's cache); a stack with windowed attention carries each window's last
+        keys, so it streams only unpadded rows and allocates its own cache."""
+        if not (long_enough_to_stream(h.shape[1]) and self.streamable):
+            return False
+        return self.recurrent or (cache is None and mask is None)
 
     @property
     def recurrent(self) -> bool:
         """Every mixer is Mamba-2: a carried conv and SSM state is all a continuation needs."""
         return all(isinstance(layer.mixer, Mamba2) for layer in self.layers)
 
+    @property
+    def streamable(self) -> bool:
+        """Every mixer can continue a long input from a state that does not grow with it: Mamba-2,
+        or attention with a window (its last `window` keys and values, `WindowCache`)."""
+        return all(isinstance(layer.mixer, Mamba2) or getattr(layer.mixer, "window_size", -1) >= 0
+                   for layer in self.layers)
+
     def _forward_segments(
         self, h: torch.Tensor, cache: IsotropicCache | None, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """All layers over one segment of positions, then the next, carrying each layer's conv and
-        SSM state: the working set is one segment, so a 1M-base input runs from cache at the
+        SSM state (or window of keys): the working set is one segment, so a 1M-base input runs from cache at the
         speed of a short one instead of streaming every layer's activations through memory. A row
         whose valid positions (`mask`, left-aligned) ended in an earlier segment keeps its state."""
         if cache is None:
