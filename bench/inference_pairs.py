@@ -45,7 +45,7 @@ def build(name: str, scratch: Path, seed: int) -> tuple[HNetLM, dict | None]:
 
 
 def use_segment(positions: int) -> None:
-    """Stream recurrent models and Mamba-2 stacks in segments of `positions` (0: never)."""
+    """Stream streamable models and stacks (Mamba-2, windowed attention) in segments of `positions` (0: never)."""
     isotropic.STREAM_SEGMENT_POSITIONS = positions if positions > 0 else sys.maxsize
 
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     add_paired_bench_arguments(p, repeats=5, repeats_help="at least this many interleaved rounds per length")
     p.add_argument("--min-seconds", type=float, default=30.0, help="and rounds until this much time has passed")
     p.add_argument("--segment", default=str(isotropic.STREAM_SEGMENT_POSITIONS),
-                   help="positions per streamed segment of a Mamba-2 stack (0: never stream); several, comma-"
+                   help="positions per streamed segment of a Mamba-2 or windowed-attention stack (0: never stream); several, comma-"
                         "separated, run every config at each, interleaved")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)

@@ -22,14 +22,14 @@ from dnahnet.nn.attention import CausalMHA
 from dnahnet.nn.mamba2 import Mamba2
 from dnahnet.nn.norm import RMSNorm
 
-# Positions per segment when a long input streams through a Mamba-2 stack without autograd
+# Positions per segment when a long input streams through a Mamba-2 (or windowed-attention) stack without autograd
 # (`Isotropic._forward_segments`). On the 2-core VM, 4,096-65,536 ran within 6% of each other
 # and 1.2-1.4x faster than no streaming (`bench/inference_pairs.py --segment`, bench/RESULTS.md).
 STREAM_SEGMENT_POSITIONS = 16384
 
 
 def long_enough_to_stream(length: int) -> bool:
-    """Eager, without autograd, and longer than one segment: when a recurrent stack or model may
+    """Eager, without autograd, and longer than one segment: when a streamable stack or model may
     stream (the callers add what they need besides). Under tracing it is False before the length is
     read, since a traced chunk count may be data-dependent and must not be guarded on."""
     return not torch.compiler.is_compiling() and not torch.is_grad_enabled() and length > STREAM_SEGMENT_POSITIONS
