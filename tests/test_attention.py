@@ -53,13 +53,19 @@ def test_full_cache_is_reported():
         m.step(torch.randn(1, 1, 16), cache)
 
 
-@pytest.mark.parametrize("length,window", [(1, 0), (13, 4), (100, 16), (50, 49), (64, 7)])
-def test_blocked_sliding_window_equals_masked_full_attention_with_gradients(length, window):
-    # The blocked path only ever builds (window x 2*window) score blocks; it must equal
-    # full attention under the same causal window mask, forward and backward.
+@pytest.mark.parametrize("length,window,block", [
+    (1, 0, 128), (13, 4, 128), (100, 16, 128), (50, 49, 128), (64, 7, 128), (300, 130, 128),
+    (100, 16, 8), (101, 20, 8), (50, 49, 8), (37, 3, 8),  # windows spanning several blocks, or one
+])
+def test_blocked_sliding_window_equals_masked_full_attention_with_gradients(monkeypatch, length, window, block):
+    # The blocked path only ever builds (block x (block + window rounded up to blocks)) score
+    # blocks; it must equal full attention under the same causal window mask, forward and backward.
     import torch.nn.functional as F
 
+    import dnahnet.nn.attention as attention
     from dnahnet.nn.attention import sliding_window_attention, window_mask
+
+    monkeypatch.setattr(attention, "WINDOW_BLOCK", block)
 
     gen = torch.Generator().manual_seed(length + window)
     q, k, v = (torch.randn(2, 3, length, 8, dtype=torch.float64, generator=gen, requires_grad=True) for _ in range(3))

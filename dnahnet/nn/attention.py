@@ -61,31 +61,44 @@ def window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.
     return allowed
 
 
+# Queries per block of the windowed path. Each block attends to its own keys and the ceil(window / S)
+# blocks before it, so it computes S + S * ceil(window / S) scores per query where `window` are used:
+# smaller blocks waste less but copy the keys more often ((1 + ceil(window / S)) times). At window
+# 512 on the 2-core CPU, blocks of 128 ran 3.4x (5,461 positions) and 2.6x (1,365) faster than
+# blocks of one window with the blocks left in a fifth dimension (a one-off timing, best of 7).
+WINDOW_BLOCK = 128
+
+
 def sliding_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
     """Causal attention where each query sees itself and the `window` keys before it.
 
-    q, k, v: (B, H, L, Dh). Queries run in blocks of S = max(window, 1) positions and
-    each block attends only to its own block and the one before (2S keys), so time
-    and memory grow as L * window, not L^2: the point of a window at long lengths.
-    Equal to masked full attention (`window_mask`) up to summation order.
+    q, k, v: (B, H, L, Dh). Queries run in blocks of S = min(window, WINDOW_BLOCK) positions
+    (at least 1), and each block attends only to its own keys and those of the ceil(window / S)
+    blocks before it, so time and memory grow as L * window, not L^2: the point of a window at
+    long lengths. Blocks are folded into the batch so SDPA sees 4-D inputs (its fused CPU
+    kernel). Equal to masked full attention (`window_mask`) up to summation order.
     """
     bsz, heads, seqlen, dh = q.shape
-    S = max(window, 1)
-    nb = -(-seqlen // S)
-    tail = nb * S - seqlen
+    S = min(max(window, 1), WINDOW_BLOCK)
+    nb, before = -(-seqlen // S), -(-window // S)
+    tail, span = nb * S - seqlen, (before + 1) * S
+    qb = F.pad(q, (0, 0, 0, tail)).reshape(bsz, heads, nb, S, dh)
+    # Keys with `before` blocks of padding in front, each query block's span of them side by side:
+    # (B, H, nb, span, Dh). Slices, not `unfold`, so a traced data-dependent length still lowers.
+    def spans(t: torch.Tensor) -> torch.Tensor:
+        tb = F.pad(t, (0, 0, before * S, tail)).reshape(bsz, heads, nb + before, S, dh)
+        return torch.cat([tb[:, :, j : j + nb] for j in range(before + 1)], dim=3)
 
-    def blocks(t: torch.Tensor, front: int) -> torch.Tensor:
-        return F.pad(t, (0, 0, front, tail)).reshape(bsz, heads, -1, S, dh)
-
-    qb = blocks(q, 0)  # (B, H, nb, S, Dh)
-    kb, vb = blocks(k, S), blocks(v, S)  # (B, H, nb + 1, S, Dh): one block of padding in front
-    k2 = torch.cat([kb[:, :, :-1], kb[:, :, 1:]], dim=3)  # block j-1 and block j: (B, H, nb, 2S, Dh)
-    v2 = torch.cat([vb[:, :, :-1], vb[:, :, 1:]], dim=3)
+    k2, v2 = spans(k), spans(v)
     q_pos = torch.arange(nb * S, device=q.device).reshape(nb, S, 1)
-    k_pos = (torch.arange(nb, device=q.device)[:, None] * S - S + torch.arange(2 * S, device=q.device)).reshape(nb, 1, 2 * S)
-    allowed = (k_pos <= q_pos) & (k_pos >= q_pos - window) & (k_pos >= 0)  # (nb, S, 2S)
-    out = F.scaled_dot_product_attention(qb, k2, v2, attn_mask=allowed)
-    return out.reshape(bsz, heads, nb * S, dh)[:, :, :seqlen]
+    k_pos = (torch.arange(nb, device=q.device)[:, None] * S - before * S + torch.arange(span, device=q.device)).reshape(nb, 1, span)
+    allowed = (k_pos <= q_pos) & (k_pos >= q_pos - window) & (k_pos >= 0)  # (nb, S, span)
+
+    def fold(t: torch.Tensor) -> torch.Tensor:  # (B, H, nb, n, Dh) -> (B * nb, H, n, Dh)
+        return t.transpose(1, 2).reshape(bsz * nb, heads, t.shape[3], dh)
+
+    out = F.scaled_dot_product_attention(fold(qb), fold(k2), fold(v2), attn_mask=allowed.repeat(bsz, 1, 1)[:, None])
+    return out.reshape(bsz, nb, heads, S, dh).transpose(1, 2).reshape(bsz, heads, nb * S, dh)[:, :, :seqlen]
 
 
 class CausalMHA(nn.Module):
