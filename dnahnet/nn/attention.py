@@ -62,10 +62,11 @@ def window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.
 
 
 # Queries per block of the windowed path. Each block attends to its own keys and the ceil(window / S)
-# blocks before it, so it computes S + S * ceil(window / S) scores per query where `window` are used:
-# smaller blocks waste less but copy the keys more often ((1 + ceil(window / S)) times). At window
-# 512 on the 2-core CPU, blocks of 128 ran 3.4x (5,461 positions) and 2.6x (1,365) faster than
-# blocks of one window with the blocks left in a fifth dimension (a one-off timing, best of 7).
+# blocks before it, so it computes S * (1 + ceil(window / S)) scores per query, of which at most
+# window + 1 are used: smaller blocks waste less but copy the keys more often (1 + ceil(window / S)
+# times). At window 512 on the 2-core CPU, blocks of 128 folded into the batch ran 3.5x (5,461
+# positions) and 3.2x (1,365) faster than blocks of one window kept in a fifth dimension (one-off
+# interleaved timing, best of 9; bench/RESULTS.md, "Inference from 1k to 2^20 bases with the windowed H-Net").
 WINDOW_BLOCK = 128
 
 
