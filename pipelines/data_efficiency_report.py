@@ -107,14 +107,16 @@ def summarise(cfg, plan, held, curves_by_seed: dict, facts: dict, baselines: dic
     return results
 
 
-NOT_RECORDED = "not recorded (runs made before 2026-12-02 trained in fp32 on CPU)"
+NOT_RECORDED = "not recorded (made before 2026-12-02: fp32 on a CPU, bf16 autocast on CUDA)"
 
 
 def _precision_sentence(r: dict) -> str:
-    """Which precision the models trained in; the held-out readout is fp32 whatever it was."""
+    """Which precision the models trained in, and the held-out readout's: fp32 since 2026-12-02."""
     kinds = sorted({k for m in r["models"].values() for k in m.get("train_precision", [NOT_RECORDED])})
-    return (f"Training precision: {'; '.join(kinds)}. The held-out windows are scored in fp32, outside the training "
-            "autocast, as `dnahnet score` scores by default.")
+    readout = ("The held-out windows were scored in the training precision (runs made before 2026-12-02)."
+               if NOT_RECORDED in kinds else "The held-out windows are scored in fp32, outside the training "
+               "autocast, as `dnahnet score` scores by default.")
+    return f"Training precision: {'; '.join(kinds)}. {readout}"
 
 
 def _est(d: dict) -> Estimate:

@@ -545,12 +545,15 @@ def extrapolated_cell(entry: dict) -> str:
     return f"extrapolated ({e['fit']} fit): {value}, {interval}"
 
 
+NOT_RECORDED = "not recorded (trained before 2026-12-02: fp32 on a CPU, bf16 autocast on CUDA)"
+
+
 def _precision_sentence(points: list[dict]) -> str:
-    """Which precision the grid trained in; the held-out readout is fp32 whatever it was."""
-    kinds = sorted({p.get("train_precision") or "not recorded (grids trained before 2026-12-02 ran in fp32 on CPU)"
-                    for p in points})
-    return (f"Training precision: {'; '.join(kinds) or 'not recorded'}. Held-out windows are scored in fp32, outside "
-            "the training autocast (grids trained before 2026-12-02 scored them in the training precision, then fp32 on CPU).")
+    """Which precision the grid trained in, and the held-out readout's: fp32 since 2026-12-02."""
+    kinds = sorted({p.get("train_precision") or NOT_RECORDED for p in points}) or [NOT_RECORDED]
+    readout = ("Held-out windows were scored in the training precision (grids trained before 2026-12-02)."
+               if NOT_RECORDED in kinds else "Held-out windows are scored in fp32, outside the training autocast.")
+    return f"Training precision: {'; '.join(kinds)}. {readout}"
 
 
 def render_report(results: dict) -> str:

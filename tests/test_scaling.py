@@ -203,5 +203,7 @@ def test_report_only_rerenders_the_committed_results_without_training(tmp_path, 
     assert by[("hnet-1stage", "transformer", 4e12)]["multiplier"] is None
     report = (tmp_path / "report.md").read_text()
     assert "1.92x" not in report and "--report-only" in report
+    # a grid from before precisions were recorded does not claim an fp32 readout
+    assert "Training precision: not recorded" in report and "scored in the training precision" in report
     assert main(["--report-only", "--out", str(tmp_path / "none")]) == 2
     assert "no results.json" in capsys.readouterr().err
