@@ -23,6 +23,7 @@ from dnahnet.analysis.multiplier import (
     multiplier_estimate,
 )
 from dnahnet.io.atomic import atomic_open
+from dnahnet_pipelines.readout import NOT_RECORDED, precision_sentence
 
 
 def _arrays(curves_by_seed: dict, name: str, plan, held) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +72,7 @@ def summarise(cfg, plan, held, curves_by_seed: dict, facts: dict, baselines: dic
             "curve_subset_by_seed": (sub.sum(-1) / counts_sub.sum()).tolist(),
             "train_s": float(np.mean([last[s][plan.total_steps]["train_s"] for s in seeds])),
             "eval_s": float(np.mean([sum(p["eval_s"] for p in last[s].values()) for s in seeds])),
-            "train_precision": sorted({p.get("train_precision", NOT_RECORDED) for s in seeds for p in last[s].values()}),
+            "train_precision": sorted({p.get("train_precision") or NOT_RECORDED for s in seeds for p in last[s].values()}),
         }
     pairs_out = []
     for h, b in (cfg.pairs or default_pairs(cfg.models, facts)):
@@ -105,18 +106,6 @@ def summarise(cfg, plan, held, curves_by_seed: dict, facts: dict, baselines: dic
     }
     results["summary_lines"] = summary_lines(results)
     return results
-
-
-NOT_RECORDED = "not recorded (made before 2026-12-02: fp32 on a CPU, bf16 autocast on CUDA)"
-
-
-def _precision_sentence(r: dict) -> str:
-    """Which precision the models trained in, and the held-out readout's: fp32 since 2026-12-02."""
-    kinds = sorted({k for m in r["models"].values() for k in m.get("train_precision", [NOT_RECORDED])})
-    readout = ("The held-out windows were scored in the training precision (runs made before 2026-12-02)."
-               if NOT_RECORDED in kinds else "The held-out windows are scored in fp32, outside the training "
-               "autocast, as `dnahnet score` scores by default.")
-    return f"Training precision: {'; '.join(kinds)}. {readout}"
 
 
 def _est(d: dict) -> Estimate:
@@ -220,7 +209,7 @@ def report_markdown(results: dict) -> str:
         "",
         _held_out_sentence(r),
         "",
-        _precision_sentence(r),
+        precision_sentence(k for m in r["models"].values() for k in m.get("train_precision", [None])),
         "",
         "## Held-out bits per base (full held-out set)",
         "",

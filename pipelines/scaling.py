@@ -49,6 +49,7 @@ from dnahnet.config import DataConfig, ModelConfig, TrainConfig
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.perf.allocator import keep_freed_memory
+from dnahnet_pipelines.readout import precision_sentence
 
 HNET_FAMILIES = ("hnet-1stage", "hnet-2stage")
 BASELINE_FAMILIES = ("transformer", "mamba2")
@@ -545,17 +546,6 @@ def extrapolated_cell(entry: dict) -> str:
     return f"extrapolated ({e['fit']} fit): {value}, {interval}"
 
 
-NOT_RECORDED = "not recorded (trained before 2026-12-02: fp32 on a CPU, bf16 autocast on CUDA)"
-
-
-def _precision_sentence(points: list[dict]) -> str:
-    """Which precision the grid trained in, and the held-out readout's: fp32 since 2026-12-02."""
-    kinds = sorted({p.get("train_precision") or NOT_RECORDED for p in points}) or [NOT_RECORDED]
-    readout = ("Held-out windows were scored in the training precision (grids trained before 2026-12-02)."
-               if NOT_RECORDED in kinds else "Held-out windows are scored in fp32, outside the training autocast.")
-    return f"Training precision: {'; '.join(kinds)}. {readout}"
-
-
 def render_report(results: dict) -> str:
     lines = ["# Compute scaling", ""]
     if results.get("command"):
@@ -567,7 +557,7 @@ def render_report(results: dict) -> str:
     lines += [f"Genome `{results['genome']}`, trained {results['date']}{machine}. Loss = held-out bits/base (mean, "
               "N excluded) of each family's best width at each budget (the compute-efficient frontier); "
               "C = training FLOPs (analytic). One seed per model; per-window losses were not stored, so measured "
-              "figures carry no interval.", "", _precision_sentence(results.get("points", [])), ""]
+              "figures carry no interval.", "", precision_sentence(p.get("train_precision") for p in results.get("points", [])), ""]
     lines += ["## Compute multipliers, measured", "",
               "The compute at which the baseline's measured frontier first reaches the H-Net's loss at that budget "
               "(loss linear in log compute between the two measured budgets that bracket it), over the H-Net's compute. "
