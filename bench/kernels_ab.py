@@ -1,11 +1,12 @@
-"""Training steps with another commit's Mamba-2 kernels, interleaved with the working tree's.
+"""Training steps with another commit's Mamba-2 and attention kernels, interleaved with the working tree's.
 
 A faster scan in isolation need not make training faster (a benchmark's `y.sum()` gradient,
 for one, is a stride-0 tensor that no model produces and that CPU bmm handles a matrix at a
-time). This judges a change to the SSD scan or the causal conv where it counts: it loads
-`dnahnet/nn/ssd.py` and `dnahnet/nn/mamba2.py` as they were at `--against` (`git show`) into
-private modules, and every round runs one training step of each preset with that commit's
-`ssd_chunked` and `causal_depthwise_conv` and one with the working tree's, in alternating
+time). This judges a change to the SSD scan, the causal conv or the rotary tables where it
+counts: it loads `dnahnet/nn/ssd.py`, `dnahnet/nn/mamba2.py` and `dnahnet/nn/attention.py` as they
+were at `--against` (`git show`) into private modules, and every round runs one training step of
+each preset with that commit's `ssd_chunked`, `causal_depthwise_conv` and `rotary_cos_sin` and one
+with the working tree's, in alternating
 order (forward, backward, AdamW at learning rate 0, the settled H-Nets and batch of `dnahnet
 bench train`). Reported: median step times and the median of the per-round old/new ratios
 with a percentile-bootstrap 95% interval. One Mamba-2 block at the first preset's width is
@@ -37,6 +38,7 @@ from typing import Callable
 
 import torch
 
+import dnahnet.nn.attention as attention_module
 import dnahnet.nn.mamba2 as mamba2_module
 from dnahnet.config import model_config_from_preset
 from dnahnet.io.atomic import check_writable_dir
@@ -47,7 +49,10 @@ from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, pai
 from dnahnet.perf.train_profile import prepare_train_step
 
 REPO = Path(__file__).resolve().parent.parent
-SWAPPED = ("ssd_chunked", "causal_depthwise_conv")
+# (module whose global the models call, name, file the old version is read from)
+SWAPPED = ((mamba2_module, "ssd_chunked", "dnahnet/nn/ssd.py"),
+           (mamba2_module, "causal_depthwise_conv", "dnahnet/nn/mamba2.py"),
+           (attention_module, "rotary_cos_sin", "dnahnet/nn/attention.py"))
 
 
 def module_at(commit: str, path: str) -> types.ModuleType:
@@ -60,13 +65,13 @@ def module_at(commit: str, path: str) -> types.ModuleType:
 
 
 def kernels_at(commit: str) -> dict[str, Callable]:
-    return {"ssd_chunked": module_at(commit, "dnahnet/nn/ssd.py").ssd_chunked,
-            "causal_depthwise_conv": module_at(commit, "dnahnet/nn/mamba2.py").causal_depthwise_conv}
+    modules = {path: module_at(commit, path) for path in {path for _, _, path in SWAPPED}}
+    return {name: getattr(modules[path], name) for _, name, path in SWAPPED}
 
 
 def use(kernels: dict[str, Callable]) -> None:
-    for name, fn in kernels.items():
-        setattr(mamba2_module, name, fn)
+    for module, name, _ in SWAPPED:
+        setattr(module, name, kernels[name])
 
 
 def block_step(config: str, backend: str | None = None) -> Callable[[], None]:
@@ -83,7 +88,7 @@ def block_step(config: str, backend: str | None = None) -> Callable[[], None]:
 
 def measure(against: str, configs: list[str], repeats: int, seed: int, backend: str | None = None) -> dict:
     """Paired old/new step times; `backend` compiles every block with that torch.compile backend."""
-    current = {name: getattr(mamba2_module, name) for name in SWAPPED}
+    current = {name: getattr(module, name) for module, name, _ in SWAPPED}
     versions = {"old": kernels_at(against), "new": current}
     steps = {f"Mamba-2 block ({configs[0]} width)": block_step(configs[0], backend)}
     for name in configs:
@@ -123,9 +128,9 @@ def _alternate(steps: dict[str, Callable[[], None]], versions: dict[str, dict[st
 
 
 def report(results: dict) -> str:
-    lines = ["# Training steps: another commit's Mamba-2 kernels against the working tree's", "", "Command:", "",
+    lines = ["# Training steps: another commit's Mamba-2 and attention kernels against the working tree's", "", "Command:", "",
              f"    {results['command']}", "", f"Machine: {results['machine']}; fp32, {results['repeats']} rounds, old and new "
-             f"alternating in one process. Old = `ssd_chunked` and `causal_depthwise_conv` at {results['against']}."
+             f"alternating in one process. Old = `ssd_chunked`, `causal_depthwise_conv` and `rotary_cos_sin` at {results['against']}."
               + (f" Every Mamba-2/attention block compiled ({results['compile_backend']}, as `pretrain --compile` does)."
                 if results.get("compile_backend") else ""), "",
              "| step | old median | new median | speed-up (old / new, paired) |", "|---|---|---|---|"]
@@ -136,7 +141,7 @@ def report(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--against", required=True, help="commit whose ssd_chunked / causal_depthwise_conv are the 'old' kernels")
+    p.add_argument("--against", required=True, help="commit whose ssd_chunked / causal_depthwise_conv / rotary_cos_sin are the 'old' kernels")
     p.add_argument("--configs", default="cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2", help="comma-separated presets")
     p.add_argument("--compile", action="store_true", help="run every block compiled, as `pretrain --compile` does")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend with --compile "

@@ -78,3 +78,27 @@ def test_blocked_sliding_window_equals_masked_full_attention_with_gradients(monk
     g_out = torch.autograd.grad((out * w).sum(), (q, k, v))
     for got, want in zip(g_out, g_ref):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_traced_rotary_tables_are_one_opaque_operator_and_equal_eager():
+    """Traced, the cos/sin tables come from `dnahnet::rotary_table` (so Inductor cannot fuse their float64
+    pow/cos/sin into the rotation of every head); the layer's output and gradients equal eager."""
+    from torch._dynamo.testing import AotEagerAndRecordGraphs
+
+    torch.manual_seed(3)
+    layer = CausalMHA(32, 4, rotary_emb_dim=8)
+    u = torch.randn(2, 19, 32, requires_grad=True)
+    eager = layer(u)
+    eager.square().sum().backward()
+    eager_grads = [u.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
+    u.grad = None
+    layer.zero_grad()
+    torch._dynamo.reset()
+    backend = AotEagerAndRecordGraphs()
+    traced = torch.compile(layer, backend=backend, fullgraph=True)(u)
+    traced.square().sum().backward()
+    assert any(node.target is torch.ops.dnahnet.rotary_table.default
+               for graph in backend.fw_graphs for node in graph.graph.nodes)
+    torch.testing.assert_close(traced, eager, rtol=0, atol=1e-6)
+    for got, want in zip([u.grad] + [p.grad for p in layer.parameters()], eager_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)

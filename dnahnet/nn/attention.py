@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnahnet.nn.rotary_table import rotary_cos_sin
+
 
 @dataclass
 class AttentionCache:
@@ -34,13 +36,6 @@ class WindowCache:
     k: torch.Tensor
     v: torch.Tensor
     seen: int = 0
-
-
-def rotary_cos_sin(positions: torch.Tensor, dim: int, base: float = 10000.0, dtype=torch.float32):
-    """cos/sin tables (..., dim/2) for integer positions (non-interleaved rotary)."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, device=positions.device, dtype=torch.float64) / dim))
-    angles = positions.to(torch.float64)[..., None] * inv_freq
-    return torch.cos(angles).to(dtype), torch.sin(angles).to(dtype)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
