@@ -6,7 +6,9 @@ Here every round runs one training step (forward, backward, AdamW at learning ra
 each model back to back, and each model's time per FLOP is divided by the baseline's within
 the round: the report gives the median of those paired ratios with a bootstrap 95% interval
 of the median, and the MFU of each model's median step against the fp32 matmul peak
-measured before and after the rounds (the higher of the two).
+measured before and after the rounds (the higher of the two). Every round also times a few
+2048 x 2048 matmuls, and each step's MFU against that round's peak is reported as well (median
+and bootstrap interval): the VM's speed drifts between runs, and that figure moves less with it.
 
 Models are built and H-Nets settled to their target compression as in `dnahnet bench train`
 (`dnahnet.perf.train_profile.prepare_train_step`); FLOPs are analytic at the realised compression.
@@ -36,10 +38,13 @@ from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, Scope
 from dnahnet.perf.inference import parse_configs
-from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops,
-                                  paired_ratio_summary, save_paired_bench, start_paired_bench)
+from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops, matmul_probe,
+                                  MIN_PAIRS_FOR_INTERVAL, paired_ratio_summary, save_paired_bench, start_paired_bench)
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
+
+# The interleaved callable that times the matmul peak in every round (not a config: a config name has no spaces).
+PEAK_PROBE = "matmul peak probe"
 
 # A config name's suffix -> the compile scope it trains with (":compiled": as `pretrain --compile` does).
 COMPILE_SUFFIXES: dict[str, Scope] = {"compiled": TRAINING_COMPILE_SCOPE, "compiled-blocks": "blocks", "compiled-model": "model"}
@@ -126,7 +131,9 @@ def _measure(configs: list[str], repeats: int, seq_len: int | None, batch: int |
     steps = {name: s for name, (s, _) in prepared.items()}
     flops = {name: s.flops_per_base() for name, s in steps.items()}
     peak_before = matmul_peak_flops(device)
-    seconds = interleaved_seconds({name: s.step for name, s in steps.items()}, repeats)
+    probe, probe_flops = matmul_probe(device)
+    seconds = interleaved_seconds({**{name: s.step for name, s in steps.items()}, PEAK_PROBE: probe}, repeats)
+    round_peaks = [probe_flops / t for t in seconds.pop(PEAK_PROBE)]
     peak = max(peak_before, matmul_peak_flops(device))
     baseline = configs[0]
     rows = {}
@@ -138,7 +145,9 @@ def _measure(configs: list[str], repeats: int, seq_len: int | None, batch: int |
                "settle_steps": s.settle_steps, "compression": ratios, "train_flops_per_base": per_base,
                "train_flops_per_base_causal": counts["causal"],
                "seconds": seconds[name], "median_bases_per_s": s.bases / median_s, "best_bases_per_s": s.bases / min(seconds[name]),
-               "median_mfu": s.bases * per_base / median_s / peak, "compile_s": prepared[name][1],
+               "median_mfu": s.bases * per_base / median_s / peak,
+               "round_mfu": paired_ratio_summary([s.bases * per_base / t / p for t, p in zip(seconds[name], round_peaks)]),
+               "compile_s": prepared[name][1],
                "compile_scope": compile_scope(name)}
         if name != baseline:  # (time / FLOPs of this model) / (time / FLOPs of the baseline), per round
             row.update(per_flop_summary(row, rows[baseline]))
@@ -151,7 +160,7 @@ def _measure(configs: list[str], repeats: int, seq_len: int | None, batch: int |
         if fp32 != name and fp32 in seconds:  # the same config in fp32 in the same rounds: what bf16 gains
             row["over_fp32"] = paired_ratio_summary([f / b for f, b in zip(seconds[fp32], seconds[name])])
         rows[name] = row
-    return {"baseline": baseline, "matmul_peak_flops": [peak_before, peak], "rows": rows}
+    return {"baseline": baseline, "matmul_peak_flops": [peak_before, peak], "round_peak_flops": round_peaks, "rows": rows}
 
 
 def report(results: dict) -> str:
@@ -159,14 +168,15 @@ def report(results: dict) -> str:
     lines = ["# Training steps interleaved in one process: paired time per FLOP", "", "Command:", "",
              f"    {results['command']}", "", f"Machine: {results['machine']}; fp32 unless the config says bf16, {results['repeats']} interleaved rounds "
              f"after one warm-up step each; fp32 matmul peak {results['matmul_peak_flops'][1] / 1e9:.1f} GFLOP/s (the higher of "
-             "before and after the rounds).", "",
+             "before and after the rounds)" + round_peaks_sentence(results.get("round_peak_flops")) + ".", "",
              f"Per-FLOP slowdown: a model's step time per training FLOP divided by {base}'s in the same round; the median "
              "of those ratios, a percentile-bootstrap 95% interval of the median, and the range. FLOPs count global "
              "attention's full L x L score block; the last column counts its causal half instead. What SDPA executes lies "
              "between the two: its CPU kernel skips key blocks wholly above the diagonal, which removes part of the "
              "masked half at long lengths and none of it at short ones (`bench/sdpa_causal.py`).", "",
              "| config | params | L x batch | compression | train MFLOP/base | median bases/s (best) | MFU of the median step "
-             f"| per-FLOP slowdown vs {base} | the same, causal-half attention FLOPs |", "|---|---|---|---|---|---|---|---|---|"]
+             "| MFU against each round's peak "
+             f"| per-FLOP slowdown vs {base} | the same, causal-half attention FLOPs |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["rows"].items():
         comp = ", ".join(f"{c:.2f}" for c in r["compression"]) or "-"
         slow = "1.00x (baseline)" if name == base else describe_ratio(r)
@@ -174,7 +184,7 @@ def report(results: dict) -> str:
         label = name if r.get("compile_s") is None else f"{name} ({r['compile_scope']}, {r['compile_s']:.0f} s compiling)"
         lines.append(f"| {label} | {r['params'] / 1e6:.2f}M | {r['seq_len']} x {r['batch']} | {comp} | "
                      f"{r['train_flops_per_base'] / 1e6:.2f} | {r['median_bases_per_s']:,.0f} ({r['best_bases_per_s']:,.0f}) | "
-                     f"{100 * r['median_mfu']:.1f}% | {slow} | {causal} |")
+                     f"{100 * r['median_mfu']:.1f}% | {describe_mfu(r.get('round_mfu'))} | {slow} | {causal} |")
     gains = [(name, r["over_eager"]) for name, r in results["rows"].items() if "over_eager" in r]
     if gains:
         lines += ["", "Compiled against the same preset eager, step time paired within rounds:", ""]
@@ -193,6 +203,24 @@ def report(results: dict) -> str:
                   + (f"; causal-half attention FLOPs: {describe_ratio(ratio['causal_attention'])}" if "causal_attention" in ratio else "")
                   for name, (against, ratio) in alike.items()]
     return "\n".join(lines) + "\n"
+
+
+def round_peaks_sentence(peaks: list[float] | None) -> str:
+    """How the peak timed inside the rounds ranged (results recorded before it existed have none)."""
+    if not peaks:
+        return ""
+    return (f"; timed inside each round, the peak ranged {min(peaks) / 1e9:.1f}-{max(peaks) / 1e9:.1f} GFLOP/s "
+            f"(median {statistics.median(peaks) / 1e9:.1f}), and each step's MFU is also taken against its own round's")
+
+
+def describe_mfu(summary: dict | None) -> str:
+    """'41.2% (95% CI 40.1-42.0%)' from the per-round MFU summary; '-' for results recorded before it existed."""
+    if not summary:
+        return "-"
+    median, low, high = (100 * summary[k] for k in ("ratio_median", "ratio_ci_low", "ratio_ci_high"))
+    if summary["pairs"] < MIN_PAIRS_FOR_INTERVAL:
+        return f"{median:.1f}% (range {100 * summary['ratio_min']:.1f}-{100 * summary['ratio_max']:.1f}%)"
+    return f"{median:.1f}% (95% CI {low:.1f}-{high:.1f}%)"
 
 
 def like_for_like(results: dict) -> dict[str, tuple[str, dict]]:

@@ -18,6 +18,11 @@ def test_per_flop_slowdowns_are_paired_within_rounds_and_reported(tmp_path):
     assert hnet["ratio_median"] == statistics.median(per_round)
     assert hnet["ratio_min"] == min(per_round) and hnet["pairs"] == 3
     assert hnet["compression"] and 0 < hnet["median_mfu"] < 1
+    # MFU against the peak timed in the same round, round by round
+    peaks = results["round_peak_flops"]
+    assert len(peaks) == 3 and all(p > 0 for p in peaks)
+    round_mfu = [128 * hnet["train_flops_per_base"] / t / p for t, p in zip(hnet["seconds"], peaks)]
+    assert hnet["round_mfu"]["ratio_median"] == statistics.median(round_mfu) and hnet["round_mfu"]["pairs"] == 3
     # Counting attention's causal half lowers the Transformer's FLOPs more than the H-Net's (whose attention
     # runs on fewer positions), so per FLOP the H-Net's slowdown is smaller in that convention, round by round.
     assert base["train_flops_per_base_causal"] < base["train_flops_per_base"]
@@ -27,6 +32,7 @@ def test_per_flop_slowdowns_are_paired_within_rounds_and_reported(tmp_path):
     text = (out / "report.md").read_text()
     assert "python bench/train_pairs.py --configs tiny-transformer,tiny" in text
     assert "too few pairs for an interval" in text and "| tiny | " in text
+    assert "MFU against each round's peak" in text and f"{100 * statistics.median(round_mfu):.1f}% (range " in text
 
 
 def test_a_compiled_config_pairs_with_its_eager_self(tmp_path):

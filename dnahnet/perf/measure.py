@@ -163,6 +163,23 @@ def matmul_peak_flops(device: str | torch.device = "cpu", dtype: torch.dtype = t
     return 2 * n**3 / best
 
 
+def matmul_probe(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
+                 calls: int = 3) -> tuple[Callable[[], None], float]:
+    """A callable that runs `calls` n x n matmuls, and the FLOPs it does. Timed inside every round of an
+    interleaved benchmark, it gives the peak the machine had in that round: on a VM whose speed drifts
+    between runs, MFU against the same round's peak moves less than MFU against one peak per run."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+
+    def run() -> None:
+        for _ in range(calls):
+            a @ b
+        synchronize(device)
+
+    return run, 2.0 * n**3 * calls
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
