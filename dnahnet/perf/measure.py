@@ -163,21 +163,29 @@ def matmul_peak_flops(device: str | torch.device = "cpu", dtype: torch.dtype = t
     return 2 * n**3 / best
 
 
-def matmul_probe(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
-                 calls: int = 3) -> tuple[Callable[[], None], float]:
-    """A callable that runs `calls` n x n matmuls, and the FLOPs it does. Timed inside every round of an
-    interleaved benchmark, it gives the peak the machine had in that round: on a VM whose speed drifts
-    between runs, MFU against the same round's peak moves less than MFU against one peak per run."""
-    device = torch.device(device)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+class MatmulProbe:
+    """Times `calls` n x n matmuls each time it is called and keeps the best rate of each call: put among
+    the callables of an interleaved benchmark, it gives the peak the machine had in every round. On a VM
+    whose speed drifts within and between runs, MFU against the same round's peak moves less with the
+    drift than MFU against one peak per run (the best of its calls, like `matmul_peak_flops`)."""
 
-    def run() -> None:
-        for _ in range(calls):
-            a @ b
-        synchronize(device)
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
+                 calls: int = 3) -> None:
+        self.device = torch.device(device)
+        self.a = torch.randn(n, n, device=self.device, dtype=dtype)
+        self.b = torch.randn(n, n, device=self.device, dtype=dtype)
+        self.flops, self.calls = 2.0 * n**3, calls
+        self.peaks: list[float] = []  # FLOP/s, one per call of the probe
 
-    return run, 2.0 * n**3 * calls
+    def __call__(self) -> None:
+        best = float("inf")
+        for _ in range(self.calls):
+            synchronize(self.device)
+            start = time.perf_counter()
+            self.a @ self.b
+            synchronize(self.device)
+            best = min(best, time.perf_counter() - start)
+        self.peaks.append(self.flops / best)
 
 
 def synchronize(device: torch.device) -> None:
