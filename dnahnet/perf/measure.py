@@ -147,45 +147,40 @@ def _child(spec: dict) -> dict:
 def matmul_peak_flops(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
                       repeats: int = 10) -> float:
     """Best-of FLOP/s of an n x n matmul on this device and dtype, now (the denominator of MFU)."""
-    device = torch.device(device)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    inner = 10 if device.type == "cuda" else 1
-    best = float("inf")
-    for i in range(repeats + 1):
-        synchronize(device)
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            a @ b
-        synchronize(device)
-        if i:  # the first round warms up
-            best = min(best, (time.perf_counter() - t0) / inner)
-    return 2 * n**3 / best
+    probe = MatmulProbe(device, dtype, n)
+    probe.best_rate(1)  # warms up
+    return probe.best_rate(repeats)
 
 
 class MatmulProbe:
-    """Times `calls` n x n matmuls each time it is called and keeps the best rate of each call: put among
-    the callables of an interleaved benchmark, it gives the peak the machine had in every round. On a VM
-    whose speed drifts within and between runs, MFU against the same round's peak moves less with the
-    drift than MFU against one peak per run (the best of its calls, like `matmul_peak_flops`)."""
+    """Times n x n matmuls. Each call keeps the best rate of `calls` timed matmuls in `peaks`: put among the
+    callables of an interleaved benchmark, it gives the peak the machine had in every round. On a VM whose
+    speed drifts within and between runs, MFU against the same round's peak moves less with the drift than
+    MFU against one peak per run (`matmul_peak_flops`, the best of its own timed matmuls)."""
 
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
                  calls: int = 3) -> None:
         self.device = torch.device(device)
         self.a = torch.randn(n, n, device=self.device, dtype=dtype)
         self.b = torch.randn(n, n, device=self.device, dtype=dtype)
+        self.inner = 10 if self.device.type == "cuda" else 1  # matmuls per timing: a CUDA launch is short
         self.flops, self.calls = 2.0 * n**3, calls
         self.peaks: list[float] = []  # FLOP/s, one per call of the probe
 
-    def __call__(self) -> None:
+    def best_rate(self, timings: int) -> float:
+        """FLOP/s of the fastest of `timings` timings."""
         best = float("inf")
-        for _ in range(self.calls):
+        for _ in range(timings):
             synchronize(self.device)
             start = time.perf_counter()
-            self.a @ self.b
+            for _ in range(self.inner):
+                self.a @ self.b
             synchronize(self.device)
-            best = min(best, time.perf_counter() - start)
-        self.peaks.append(self.flops / best)
+            best = min(best, (time.perf_counter() - start) / self.inner)
+        return self.flops / best
+
+    def __call__(self) -> None:
+        self.peaks.append(self.best_rate(self.calls))
 
 
 def synchronize(device: torch.device) -> None:
