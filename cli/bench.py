@@ -22,7 +22,7 @@ def inference(
     device: str = typer.Option("auto", help="auto, cpu or cuda (bf16 on CUDA, fp32 on CPU)"),
     modes: str = typer.Option("forward,score", help="forward (one pass) and/or score (windowed scoring)"),
     window: int = typer.Option(4096, help="Scoring window for mode 'score' (context = window / 2)"),
-    repeats: int = typer.Option(3, help="Timed runs per measurement (best is kept)"),
+    repeats: int = typer.Option(3, help="Timed runs per measurement after the first pass (best is kept); 0 reports the first pass alone"),
     memory_limit_gb: float = typer.Option(None, help="CPU: address-space cap per measurement (default half the RAM)"),
     timeout_s: float = typer.Option(900.0, help="CPU: seconds per measurement before it is reported as timed out"),
     threads: int = typer.Option(None, help="CPU threads per measurement (default torch's)"),

@@ -125,3 +125,21 @@ def test_speed_ratios_compare_hnets_with_isotropic_models_only_in_every_mode():
     assert set(pairs) == {(m, h, b) for m in ("forward", "score") for h in ("h1", "h2") for b in ("iso",)} | {
         ("score", "h1", "slow"), ("score", "h2", "slow")}
     assert pairs[("score", "h1", "iso")] == 3.0 and pairs[("score", "h2", "slow")] is None
+
+
+def test_repeats_zero_reports_the_first_pass_alone(monkeypatch):
+    """For passes of many minutes (attention at 2^20 on a CPU): one pass, reported as the latency."""
+    import dnahnet.perf.inference as inference
+
+    passes = []
+    original = inference.realised_compression
+    monkeypatch.setattr(inference, "realised_compression", lambda routing: passes.append(1) or original(routing))
+    res = inference.measure_one("tiny", 256, repeats=0)
+    assert len(passes) == 1 and res["latency_s"] == res["first_pass_s"] > 0
+    inference.measure_one("tiny", 256, repeats=2, budget_s=None)
+    assert len(passes) == 1 + 3  # otherwise a first pass, then the timed ones
+
+
+def test_negative_repeats_is_an_input_error(tmp_path):
+    with pytest.raises(DnahnetInputError, match="--repeats: must be 0"):
+        bench_inference(InferenceBench(configs="tiny", lengths=[256], repeats=-1, out=str(tmp_path)))
