@@ -18,8 +18,10 @@ factored form) whatever chunk it is given (`dnahnet.nn.ssd.compute_chunk_size`);
 `--reference-chunk` to compare both at the same chunk. The process takes the allocator settings
 the CLI runs with (`dnahnet.perf.allocator`: freed memory kept, not page-faulted anew), unless
 `--allocator default`. With 10 or more pairs the paired speed-up carries a bootstrap 95% interval.
+`--against COMMIT` also times `ssd_chunked` as it was at that commit (`git show`) in the same rounds and
+reports the working tree's speed-up over it: a before/after figure that the VM's drift between runs does not move.
 
-    python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128]
+    python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128] [--against HEAD]
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ import statistics
 
 import torch
 import torch.nn.functional as F
+
+try:  # run as a script (bench/ on the path) or imported as bench.ssd_vs_minimal (tests)
+    from kernels_ab import module_at
+except ImportError:
+    from bench.kernels_ab import module_at
 
 from dnahnet.nn.ssd import compute_chunk_size, ssd_chunked
 from dnahnet.perf.allocator import keep_freed_memory
@@ -77,9 +84,9 @@ def _backward(y: torch.Tensor, state: torch.Tensor, upstream: tuple[torch.Tensor
 
 
 def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, upstream: str = "dense",
-            reference_q: int | None = None) -> dict:
-    """Interleaved timings of both paths on the same inputs (the minimal one at `reference_q`, default q);
-    checks they agree first."""
+            reference_q: int | None = None, against: str | None = None) -> dict:
+    """Interleaved timings of both paths on the same inputs (the minimal one at `reference_q`, default q),
+    and of `ssd_chunked` at commit `against` when given; checks they agree first."""
     reference_q = reference_q or q
     x, a, B, C = _inputs(length, h, p, n, g)
     Bh, Ch = (t.repeat_interleave(h // g, dim=2) for t in (B, C))
@@ -92,14 +99,27 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     def reference():
         _backward(*minimal_ssd(x, a, Bh, Ch, reference_q), grads)
 
+    paths = {"ours": ours, "reference": reference}
+    if against:
+        earlier_scan = module_at(against, "dnahnet/nn/ssd.py").ssd_chunked
+
+        def earlier():
+            _backward(*earlier_scan(x, a, B, C, q), grads)
+
+        paths["earlier"] = earlier
     with torch.no_grad():
         y1, s1 = ssd_chunked(x, a, B, C, q)
         y2, s2 = minimal_ssd(x, a, Bh, Ch, reference_q)
         rel = float((y1 - y2).abs().max() / y2.abs().max())
-    seconds = interleaved_seconds({"ours": ours, "reference": reference}, repeats)
+    seconds = interleaved_seconds(paths, repeats)
     t_ours, t_ref = seconds["ours"], seconds["reference"]
     ratios = [r / o for o, r in zip(t_ours, t_ref)]
-    return {"g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
+    if against:
+        result_against = {"against": against, "earlier_best": min(seconds["earlier"]),
+                          "speedup_over_earlier": paired_ratio_summary([e / o for o, e in zip(t_ours, seconds["earlier"])])}
+    else:
+        result_against = {}
+    return {**result_against, "g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
             "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
             "paired_speedup_median": statistics.median(ratios), "paired_speedup": paired_ratio_summary(ratios),
             "max_rel_diff": rel, "ours_chunk": compute_chunk_size(q, x, "factored" if g < h else "per_head"),
@@ -118,6 +138,7 @@ def main() -> None:
     ap.add_argument("--upstream", choices=["dense", "sum"], default="dense",
                     help="gradient backward starts from: fixed random tensors (default) or that of a sum()")
     ap.add_argument("--reference-chunk", type=int, default=None, help="chunk of the minimal formulation (default --chunk)")
+    ap.add_argument("--against", default=None, help="also time ssd_chunked as it was at this commit, in the same rounds")
     ap.add_argument("--allocator", choices=["cli", "default"], default="cli",
                     help="the CLI's allocator settings (default) or glibc's own")
     args = ap.parse_args()
@@ -128,12 +149,15 @@ def main() -> None:
     print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
     for g in (args.heads, 1):
         r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream,
-                    args.reference_chunk)
+                    args.reference_chunk, args.against)
         label = "per-head B/C" if g == args.heads else "shared B/C"
         print(f"{label:13s} ssd_chunked (chunks of {r['ours_chunk']}) best {r['ours_best'] * 1e3:7.1f} ms median "
               f"{r['ours_median'] * 1e3:7.1f} ms | minimal (chunks of {r['reference_chunk']}) best {r['ref_best'] * 1e3:7.1f} "
               f"ms median {r['ref_median'] * 1e3:7.1f} ms | paired speed-up {describe_ratio(r['paired_speedup'])} | "
               f"max rel diff {r['max_rel_diff']:.1e}")
+        if args.against:
+            print(f"{'':13s} ssd_chunked at {args.against}: best {r['earlier_best'] * 1e3:7.1f} ms | the working tree's "
+                  f"speed-up over it {describe_ratio(r['speedup_over_earlier'])}")
 
 
 if __name__ == "__main__":

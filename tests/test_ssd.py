@@ -150,6 +150,25 @@ def test_chunked_ssd_computed_in_slices_of_chunks_equals_the_recurrence(monkeypa
     torch.testing.assert_close(sliced[0], whole[0], rtol=1e-12, atol=1e-12)
 
 
+def test_gradients_through_slices_of_chunks_equal_those_of_one_slice(monkeypatch):
+    """Each slice reads its own stretch of the carried states: gradients flow back to every chunk state once."""
+    import dnahnet.nn.ssd as ssd
+
+    x, a, B, C = _inputs(1, 77, 4, 3, 4, 5, seed=11)
+    init = torch.randn(1, 4, 3, 5, dtype=torch.float64)
+    w = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+
+    def grads():
+        inputs = [t.clone().requires_grad_() for t in (x, a, B, C, init)]
+        y, s = ssd_chunked(*inputs[:4], chunk_size=4, initial_state=inputs[4])
+        return torch.autograd.grad((y * w).sum() + s.sum(), inputs)
+
+    whole = grads()
+    monkeypatch.setattr(ssd, "INTRA_SLICE_POSITIONS", 12)
+    for got, want in zip(grads(), whole):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("groups", [1, 2, 4])
 def test_chunked_ssd_gradients_equal_the_recurrences_for_every_input(groups, scan_path, state_pass):
     # The intra-chunk blocks are recomputed in a hand-written backward: every input's
@@ -277,3 +296,12 @@ def test_ssd_benchmark_compares_like_with_like():
     assert r["max_rel_diff"] < 1e-5
     assert (r["ours_chunk"], r["reference_chunk"]) == (64, 128)  # per-head B/C (g = h): its form's chunk
     assert r["paired_speedup"]["pairs"] == 2 and r["ours_best"] > 0 and r["ref_best"] > 0
+
+
+def test_ssd_benchmark_times_an_earlier_commits_scan_in_the_same_rounds():
+    """`--against`: the scan as committed at HEAD runs beside the working tree's, every round."""
+    from bench.ssd_vs_minimal import compare
+
+    r = compare(length=128, h=2, p=4, n=4, g=1, q=64, repeats=3, against="HEAD")
+    assert r["against"] == "HEAD" and r["earlier_best"] > 0
+    assert r["speedup_over_earlier"]["pairs"] == 3

@@ -11,7 +11,7 @@ a state-passing recurrence between chunks. Inside a chunk the decays form a
 (q x q) matrix per head; where heads share B/C and their decay over a chunk is
 moderate, that matrix is factored into row and column scalings instead
 (`_ssd_factored`), so the heads of a group share one (q x q) block. Fast-decaying
-heads, per-head B/C and traced graphs build the per-head matrix (`_IntraChunk`).
+heads, per-head B/C and traced graphs build the per-head matrix (`_ChunkOutput`).
 Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
 (`_StepwiseRecurrence`), otherwise as (T x T) decay matmuls (`linear_recurrence`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
@@ -145,11 +145,7 @@ def _per_head_scan(
     else:
         per_slice = max(1, INTRA_SLICE_POSITIONS // q)
         slices = [slice(i, i + per_slice) for i in range(0, c, per_slice)]
-    ys = []
-    for s in slices:
-        y_in = _IntraChunk.apply(Cc[:, s], Bc[:, s], A_cum[:, s], xc[:, s])
-        y_carried = (Cc[:, s] @ carried[:, s]) * torch.exp(A_cum[:, s])[..., None]
-        ys.append(y_in + y_carried)
+    ys = [_ChunkOutput.apply(Cc[:, s], Bc[:, s], A_cum[:, s], xc[:, s], carried[:, s]) for s in slices]
     y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, c, g, r, q, p)
     return y.permute(0, 1, 4, 2, 3, 5).reshape(b, l, h, p), final.mT.reshape(b, h, p, n)
 
@@ -261,41 +257,57 @@ def decay_matrix(A_cum: torch.Tensor) -> torch.Tensor:
     return (A_cum[..., :, None] - A_cum[..., None, :]).masked_fill_(upper, float("-inf")).exp_()
 
 
-class _IntraChunk(torch.autograd.Function):
-    """y = ((C B^T) * decay) x inside each chunk, with a hand-written backward.
+class _ChunkOutput(torch.autograd.Function):
+    """y = ((C B^T) * decay) x + exp(A_cum) * (C carried) in each chunk: the outputs from inside
+    the chunk and from the state carried into it, with one hand-written backward for both.
 
     C, B: (..., g, 1, q, n) with a singleton head axis; A_cum: (..., g, r, q);
-    x: (..., g, r, q, p). Autograd through the same expression keeps three
-    (q x q) blocks per chunk and head (decay, C B^T and their product) and
-    recomputes nothing cleverly; this keeps two and fuses the gradient of the
-    decay into one pass.
+    x: (..., g, r, q, p); carried: (..., g, r, n, p). Autograd through the same expressions
+    keeps three (q x q) blocks per chunk and head (decay, C B^T and their product), recomputes
+    the product in backward and makes separate passes for each term's scaling and sum; this
+    keeps two blocks, adds the carried read-out into the output in place and takes its
+    gradient for the decay from dC's carried part (sum_n C dC = sum_p y_carried dy).
+    Per-head B/C forward+backward: 1.04-1.07x the two-term autograd form (bench/RESULTS.md).
     """
 
     @staticmethod
-    def forward(ctx, C, B, A_cum, x):
+    def forward(ctx, C, B, A_cum, x, carried):
         decay = decay_matrix(A_cum)
         CB = C @ B.mT
+        scores = CB.mul_(decay) if CB.shape == decay.shape and CB.dtype == decay.dtype else CB * decay
+        rows = torch.exp(A_cum)[..., None]
+        # Under autocast the matmuls return low precision; the sum is taken in x's dtype, as
+        # an out-of-place sum of the two terms would promote it.
+        y = (scores @ x).to(x.dtype)
+        y.addcmul_((C @ carried).to(x.dtype), rows)
         if any(ctx.needs_input_grad):
-            ctx.save_for_backward(C, B, decay, CB, x)
-        return (decay * CB) @ x
+            ctx.save_for_backward(C, B, decay, scores, x, carried, rows)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
-        C, B, decay, CB, x = ctx.saved_tensors
-        # Under autocast the forward matmuls ran in low precision, but backward runs
-        # outside autocast: work in the inputs' dtype throughout. The incoming gradient is a
-        # permuted view of the output's layout; CPU bmm runs such operands one matrix at a
-        # time with a copy each (10x slower), so lay it out once.
-        dy, CB = dy.to(x.dtype).contiguous(), CB.to(x.dtype)
-        scores = decay * CB
+        C, B, decay, scores, x, carried, rows = ctx.saved_tensors
+        # Backward runs outside autocast: work in the inputs' dtype throughout. The incoming
+        # gradient is a permuted view of the output's layout; CPU bmm runs such operands one
+        # matrix at a time with a copy each (10x slower), so lay it out once.
+        dtype = x.dtype
+        dy = dy.to(dtype).contiguous()
+        C, B, scores, carried = C.to(dtype), B.to(dtype), scores.to(dtype), carried.to(dtype)
+        shared = dy.shape[-3] > 1  # heads sharing B/C add up their gradients
         dx = scores.mT @ dy
         dscores = dy @ x.mT
         dCB = dscores * decay
-        if dCB.shape[-3] > 1:
-            dCB = dCB.sum(dim=-3, keepdim=True)  # heads sharing B/C add up
+        if shared:
+            dCB = dCB.sum(dim=-3, keepdim=True)
         dseg = dscores.mul_(scores)  # d/d(A_cum[l] - A_cum[s]); zero above the diagonal
         dA_cum = dseg.sum(-1) - dseg.sum(-2)
-        return dCB @ B, dCB.mT @ C, dA_cum, dx
+        dy_rows = dy * rows
+        dC_carried = dy_rows @ carried.mT  # (..., r, q, n)
+        dA_cum += (dC_carried * C).sum(-1)  # the carried term's exp(A_cum) factor
+        dcarried = C.mT @ dy_rows
+        if shared:
+            dC_carried = dC_carried.sum(dim=-3, keepdim=True)
+        return dC_carried.add_(dCB @ B), dCB.mT @ C, dA_cum, dx, dcarried
 
 
 def _dense_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
