@@ -267,7 +267,8 @@ class _ChunkOutput(torch.autograd.Function):
     the product in backward and makes separate passes for each term's scaling and sum; this
     keeps two blocks, adds the carried read-out into the output in place and takes its
     gradient for the decay from dC's carried part (sum_n C dC = sum_p y_carried dy).
-    Per-head B/C forward+backward: 1.04-1.07x the two-term autograd form (bench/RESULTS.md).
+    Per-head B/C forward+backward: 1.05x (two threads) and 1.08x (one thread) the speed of the
+    two-term autograd form (bench/RESULTS.md).
     """
 
     @staticmethod
