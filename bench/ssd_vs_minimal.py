@@ -114,16 +114,15 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     seconds = interleaved_seconds(paths, repeats)
     t_ours, t_ref = seconds["ours"], seconds["reference"]
     ratios = [r / o for o, r in zip(t_ours, t_ref)]
+    result = {"g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
+              "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
+              "paired_speedup_median": statistics.median(ratios), "paired_speedup": paired_ratio_summary(ratios),
+              "max_rel_diff": rel, "ours_chunk": compute_chunk_size(q, x, "factored" if g < h else "per_head"),
+              "reference_chunk": reference_q}
     if against:
-        result_against = {"against": against, "earlier_best": min(seconds["earlier"]),
-                          "speedup_over_earlier": paired_ratio_summary([e / o for o, e in zip(t_ours, seconds["earlier"])])}
-    else:
-        result_against = {}
-    return {**result_against, "g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
-            "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
-            "paired_speedup_median": statistics.median(ratios), "paired_speedup": paired_ratio_summary(ratios),
-            "max_rel_diff": rel, "ours_chunk": compute_chunk_size(q, x, "factored" if g < h else "per_head"),
-            "reference_chunk": reference_q}
+        result.update(against=against, earlier_best=min(seconds["earlier"]),
+                      speedup_over_earlier=paired_ratio_summary([e / o for o, e in zip(t_ours, seconds["earlier"])]))
+    return result
 
 
 def main() -> None:
