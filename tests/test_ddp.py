@@ -11,7 +11,7 @@ import torch
 
 from dnahnet.train import checkpoint as ckpt
 from dnahnet.train.trainer import pretrain, run_configs
-from multiprocess import arm_rank_deadline, free_port, run_command, single_host_env, spawn
+from multiprocess import arm_rank_deadline, free_port, retry_if_stalled, run_command, single_host_env, spawn
 
 STEPS = 3
 
@@ -31,7 +31,7 @@ def _worker(rank: int, world: int, port: int, out: str, train: dict) -> None:
 
 
 def run_two_processes(out, **train) -> None:
-    spawn(_worker, args=(2, free_port(), str(out), train), nprocs=2)
+    retry_if_stalled(lambda: spawn(_worker, args=(2, free_port(), str(out), train), nprocs=2))
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +69,14 @@ def test_two_processes_train_the_same_parameters_as_one(single, tmp_path, kind, 
 
 def test_torchrun_cli_matches_one_process(single, tmp_path):
     """`torchrun --nproc-per-node 2 -m dnahnet_cli pretrain`: DDP with one micro-batch per rank, rank 0 writes."""
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
-        "-m", "dnahnet_cli", "pretrain", "--config", "tiny", "--device", "cpu", "--batch-size", "4",
-        "--steps", str(STEPS), "--eval-every", str(STEPS), "--out", str(tmp_path), "--set", "train.precision=fp32",
-    ]
+    def cmd() -> list[str]:
+        return [
+            sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+            "-m", "dnahnet_cli", "pretrain", "--config", "tiny", "--device", "cpu", "--batch-size", "4",
+            "--steps", str(STEPS), "--eval-every", str(STEPS), "--out", str(tmp_path), "--set", "train.precision=fp32",
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DNAHNET_CACHE": str(tmp_path / "cache")}
-    done = run_command(cmd, env)
+    done = retry_if_stalled(lambda: run_command(cmd(), env))
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("checkpoint  ") == 1  # only rank 0 reports
     assert_same_run(tmp_path, single)

@@ -19,7 +19,7 @@ from dnahnet.infer.scoring import score_regions
 from dnahnet.infer.sharding import Region, plan_shards, select_regions
 from dnahnet_cli.main import main
 from infer_fixtures import SMALL_SIZES, checkpoints, chr22, small_genome, tiny, tiny2  # noqa: F401
-from multiprocess import arm_rank_deadline, free_port, single_host_env, spawn
+from multiprocess import arm_rank_deadline, free_port, retry_if_stalled, single_host_env, spawn
 
 SHARDING = ["--window", "512", "--context", "128", "--shard-bases", "600", "--batch-size", "3"]
 
@@ -50,8 +50,11 @@ def _rank(rank: int, world: int, ports: list[int], commands: list[list[str]], ca
 
 def launch(commands: list[list[str]], tmp_path, nproc: int = 2) -> None:
     """What `torchrun --nproc-per-node 2 -m dnahnet_cli ...` does, for several commands in one launch."""
-    ports = [free_port() for _ in commands]
-    spawn(_rank, args=(nproc, ports, commands, str(tmp_path / "cache")), nprocs=nproc)
+    def once() -> None:
+        ports = [free_port() for _ in commands]
+        spawn(_rank, args=(nproc, ports, commands, str(tmp_path / "cache")), nprocs=nproc)
+
+    retry_if_stalled(once)
 
 
 def files(folder) -> dict[str, bytes]:

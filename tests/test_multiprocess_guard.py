@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from multiprocess import arm_rank_deadline, run_command, spawn
+from multiprocess import StalledRun, arm_rank_deadline, retry_if_stalled, run_command, spawn
 
 
 def _stalled_rank(rank: int) -> None:
@@ -37,10 +37,12 @@ def test_a_rank_past_its_own_deadline_exits_and_the_spawn_raises():
 def test_a_stalled_launcher_is_killed_with_its_children(tmp_path):
     start = time.monotonic()
     pid_file = tmp_path / "child.pid"
+    # the child starts a session of its own, as torchrun's workers do, so the launcher's process group misses it
     launcher = ("import subprocess, sys, time; "
-                "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+                "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
+                "stdout=sys.stdout, stderr=sys.stderr, start_new_session=True); "
                 f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(600)")
-    with pytest.raises(pytest.fail.Exception, match="killed with its process group"):
+    with pytest.raises(pytest.fail.Exception, match="killed with every process below it"):
         run_command([sys.executable, "-c", launcher], env={}, deadline_s=3)
     assert time.monotonic() - start < 30
     child = int(pid_file.read_text())
@@ -55,3 +57,39 @@ def _running(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_stall_is_retried_once_and_a_second_stall_fails():
+    calls = []
+
+    def stalls_then_passes():
+        calls.append(1)
+        if len(calls) == 1:
+            raise StalledRun("stalled")
+        return "done"
+
+    with pytest.warns(UserWarning, match="attempt 1 stalled"):
+        assert retry_if_stalled(stalls_then_passes) == "done"
+
+    def always_stalls():
+        raise StalledRun("stalled again")
+
+    with pytest.warns(UserWarning), pytest.raises(StalledRun, match="stalled again"):
+        retry_if_stalled(always_stalls)
+
+
+def test_a_wrong_result_is_not_retried():
+    calls = []
+
+    def fails():
+        calls.append(1)
+        raise AssertionError("wrong")
+
+    with pytest.raises(AssertionError):
+        retry_if_stalled(fails)
+    assert len(calls) == 1
+
+
+def test_a_rank_at_the_rank_deadline_is_reported_as_a_stall():
+    with pytest.raises(StalledRun, match="stalled and exited at its 1 s deadline"):
+        spawn(_rank_past_its_own_deadline, args=(), nprocs=1, deadline_s=60, rank_deadline_s=1)
