@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from multiprocess import StalledRun, arm_rank_deadline, retry_if_stalled, run_command, spawn
+from multiprocess import StalledRun, arm_rank_deadline, proc_stat_fields, retry_if_stalled, run_command, spawn
 
 
 def _stalled_rank(rank: int) -> None:
@@ -53,8 +53,7 @@ def test_a_stalled_launcher_is_killed_with_its_children(tmp_path):
 def _running(pid: int) -> bool:
     """Whether `pid` is alive and not a zombie awaiting its (killed) parent's reaper."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
+        return proc_stat_fields(pid)[0] != "Z"
     except FileNotFoundError:
         return False
 
