@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         Example: dnahnet boundaries --checkpoint runs/demo/train/latest --genome chr22.fa.gz --region chr22:20,000,001-20,100,000 --out chunks.bed --probs p.bedGraph
         """
         from dnahnet.data.corpus import open_genome
-        from dnahnet.distributed import setup, teardown
+        from dnahnet.distributed import process_group
         from dnahnet.infer.boundaries import export_boundaries
         from dnahnet.infer.model import load
         from dnahnet.infer.sharding import select_regions
@@ -57,16 +57,13 @@ def register(app: typer.Typer) -> None:
                        "--shard-bases": (shard_bases, 1)})
         ref = open_genome(genome)
         regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
-        env = setup(device)
         started = time.perf_counter()
-        try:
+        with process_group(device) as env:
             model = load(checkpoint, device=env.device, dtype=dtype, compile=compile_)
             show = functools.partial(progress, unit="bases", label="boundaries") if env.is_main else silent
             s = export_boundaries(model, ref, regions, out, probs_bedgraph=probs, window=window, context=context,
                                   track_line=track_line, batch_size=batch_size, progress=show,
                                   shard_bases=shard_bases, env=env)
-        finally:
-            teardown()
         if not env.is_main:
             return
         chunks = ", ".join(f"stage{k + 1} {c:,}" for k, c in enumerate(s.chunks))

@@ -35,7 +35,7 @@ def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, w
     import functools
 
     from dnahnet.data.genome import Genome
-    from dnahnet.distributed import setup, teardown
+    from dnahnet.distributed import process_group
     from dnahnet.infer.model import load
     from dnahnet.infer.scoring import score_regions
     from dnahnet.infer.sharding import select_regions
@@ -44,16 +44,13 @@ def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, w
 
     ref = Genome(genome)
     regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
-    env = setup(device)
     started = time.perf_counter()
-    try:
+    with process_group(device) as env:
         model = load(checkpoint, device=env.device, dtype=dtype, compile=compile_)
         show = functools.partial(progress, unit="bases", label="score") if env.is_main else silent
         s = score_regions(model, ref, regions, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None,
                           context=context, batch_size=batch_size, track_line=track_line, progress=show,
                           shard_bases=shard_bases, env=env)
-    finally:
-        teardown()
     if env.is_main:
         _note(f"scored {s.records - s.flagged} of {s.records} regions ({s.bases:,} bases, {s.n_bases:,} N), "
               f"{s.bits_per_position:.4f} bits per base overall; {s.regions_all_n} all-N regions, "

@@ -12,9 +12,11 @@ GLOO_SOCKET_IFNAME says otherwise. Wrapping a model for data parallelism
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -69,10 +71,34 @@ def setup(device: str = "auto") -> DistEnv:
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
-def teardown() -> None:
-    """Leave the process group, if this process joined one."""
+def teardown(meet: bool) -> None:
+    """Leave the process group, if this process joined one; when `meet`, after a barrier with every rank.
+
+    Why the barrier: gloo's worker threads drop each finished collective's tensors while holding their
+    queue lock, and dropping a tensor Python has seen takes the GIL; the last reference to the process
+    group (DDP's reducer holds one) is released under the GIL, and its destructor takes that queue lock.
+    Released right after a collective, the two waited on each other forever: 2 of 72 two-rank torchrun
+    runs of the tiny preset on the loaded 2-core VM hung that way (gdb: `~ProcessGroupGloo` in
+    `pthread_mutex_lock`, a `pt_gloo_runloop` thread in `take_gil` under `~AsyncWork`). A barrier moves
+    no Python tensors, and waiting on it releases the GIL, so once it returns no worker needs the GIL.
+    After a failure the other ranks may never arrive, so there is no barrier then."""
     if dist.is_initialized():
+        if meet:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device: str = "auto") -> Iterator[DistEnv]:
+    """`setup(device)` for the body; on the way out every rank leaves the process group, together after a
+    clean run and at once after a failure (see `teardown`)."""
+    env = setup(device)
+    try:
+        yield env
+    except BaseException:
+        teardown(meet=False)
+        raise
+    teardown(meet=True)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

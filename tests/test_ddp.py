@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ def _worker(rank: int, world: int, port: int, out: str, train: dict) -> None:
 
 
 def run_two_processes(out, **train) -> None:
-    retry_if_stalled(lambda: spawn(_worker, args=(2, free_port(), str(out), train), nprocs=2))
+    retry_if_stalled(lambda: spawn(_worker, args=(2, free_port(), str(out), train), nprocs=2), outputs=[out])
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_torchrun_cli_matches_one_process(single, tmp_path):
             "--steps", str(STEPS), "--eval-every", str(STEPS), "--out", str(tmp_path), "--set", "train.precision=fp32",
         ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DNAHNET_CACHE": str(tmp_path / "cache")}
-    done = retry_if_stalled(lambda: run_command(cmd(), env))
+    done = retry_if_stalled(lambda: run_command(cmd(), env), outputs=[tmp_path])
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("checkpoint  ") == 1  # only rank 0 reports
     assert_same_run(tmp_path, single)
@@ -94,3 +95,22 @@ def test_gloo_ranks_on_one_host_talk_over_loopback(monkeypatch, local_world, pre
         monkeypatch.setenv("GLOO_SOCKET_IFNAME", preset)
     _loopback_for_single_host_gloo(world=2)
     assert os.environ.get("GLOO_SOCKET_IFNAME") == expected
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["clean-run", "failed-run"])
+def test_ranks_leave_the_process_group_together_only_after_a_clean_run(monkeypatch, fails):
+    """A clean run meets at a barrier before destroying the group (gloo's workers then hold no tensor whose
+    release needs the GIL); a failed one leaves at once, since the other ranks may never arrive."""
+    from dnahnet import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed, "setup", lambda device: distributed.DistEnv(rank=0, world_size=2))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
+        with distributed.process_group("cpu") as env:
+            assert env.world_size == 2
+            if fails:
+                raise RuntimeError("a rank failed")
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"])

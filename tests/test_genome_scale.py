@@ -48,13 +48,14 @@ def _rank(rank: int, world: int, ports: list[int], commands: list[list[str]], ca
             raise SystemExit(f"rank {rank}: {argv[0]} exited {code}")
 
 
-def launch(commands: list[list[str]], tmp_path, nproc: int = 2) -> None:
-    """What `torchrun --nproc-per-node 2 -m dnahnet_cli ...` does, for several commands in one launch."""
+def launch(commands: list[list[str]], tmp_path, outputs: list, nproc: int = 2) -> None:
+    """What `torchrun --nproc-per-node 2 -m dnahnet_cli ...` does, for several commands in one launch that
+    write into the folders `outputs`."""
     def once() -> None:
         ports = [free_port() for _ in commands]
         spawn(_rank, args=(nproc, ports, commands, str(tmp_path / "cache")), nprocs=nproc)
 
-    retry_if_stalled(once)
+    retry_if_stalled(once, outputs=outputs)
 
 
 def files(folder) -> dict[str, bytes]:
@@ -83,7 +84,7 @@ def test_two_processes_write_the_same_bytes_as_one(capsys, checkpoints, small_ge
     assert main(score_args(checkpoints["tiny"], small_genome, one)) == 0
     assert "score: 9,000 / 9,000 bases (100%)" in capsys.readouterr().err
     launch([boundaries_args(checkpoints["tiny2"], small_genome, two),
-            score_args(checkpoints["tiny"], small_genome, two)], tmp_path)
+            score_args(checkpoints["tiny"], small_genome, two)], tmp_path, outputs=[two])
     assert files(two) == files(one)
     assert set(files(one)) == {"chunks.bed", "p.bedGraph", "p.stage2.bedGraph", "scores.tsv", "bits.bedGraph"}
     assert not [p for p in one.iterdir() if p.name.endswith(".parts")]  # parts removed after the merge

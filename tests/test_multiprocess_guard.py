@@ -77,6 +77,24 @@ def test_a_stall_is_retried_once_and_a_second_stall_fails():
         retry_if_stalled(always_stalls)
 
 
+def test_a_retry_starts_from_empty_output_folders(tmp_path):
+    """What broke CI once: the stalled attempt's half-written run made the retried `pretrain` refuse the folder."""
+    out = tmp_path / "run"
+    out.mkdir()
+    seen = []
+
+    def writes_then_stalls_once():
+        seen.append(sorted(p.name for p in out.iterdir()))
+        (out / "latest").mkdir()
+        (out / "metrics.jsonl").write_text("{}\n")
+        if len(seen) == 1:
+            raise StalledRun("stalled")
+
+    with pytest.warns(UserWarning, match="attempt 1 stalled"):
+        retry_if_stalled(writes_then_stalls_once, outputs=[out])
+    assert seen == [[], []]
+
+
 def test_a_wrong_result_is_not_retried():
     calls = []
 

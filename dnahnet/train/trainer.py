@@ -44,7 +44,7 @@ from dnahnet.config import (
     DataConfig, ModelConfig, TrainConfig, apply_overrides, dataclass_from_dict, in_file, load_preset,
 )
 from dnahnet.data.setup import accumulation_steps, build_data
-from dnahnet.distributed import DistEnv, all_reduce_sum, setup, teardown
+from dnahnet.distributed import DistEnv, all_reduce_sum, process_group
 from dnahnet.devices import default_training_precision, resolve_precision
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import atomic_open, check_writable_dir
@@ -542,38 +542,37 @@ def pretrain(
     Under torchrun every rank calls this; rank 0 writes. `resume` continues from
     `out_dir/latest`; an existing run is never overwritten unless `overwrite`.
     """
-    env = setup(train_config.device)
-    lock = contextlib.ExitStack()
-    created, owned = not Path(out_dir).exists(), False
-    try:
-        out = check_writable_dir(out_dir)
-        if env.is_main:  # a second run into this folder is refused, naming this one
-            lock.enter_context(run_lock(out))
-            owned = True
-        existing = ckpt.find_checkpoint(out)
-        if resume and existing is None:
-            raise DnahnetInputError("nothing to resume: no checkpoint in this folder (leave out --resume to start)", file=str(out))
-        if not resume and existing is not None and not overwrite:
-            raise DnahnetInputError(
-                "this folder already holds a training run; pass --resume to continue it, --overwrite to replace it, "
-                "or choose another --out",
-                file=str(out),
-            )
-        data, eval_batches = build_data(data_config, train_config, env)
-        torch.manual_seed(train_config.seed)
-        model = HNetLM(model_config)
-        trainer = Trainer(model, train_config, data_config, data, eval_batches, out_dir=out, env=env, on_step=on_step)
-        if resume:
-            trainer.resume(existing)
-        elif env.is_main:
-            for name in (ckpt.LATEST, ckpt.BEST):
-                for path in (out / name, out / f".{name}.old", out / f".{name}.partial"):
-                    shutil.rmtree(path, ignore_errors=True)
-            (out / ckpt.METRICS).unlink(missing_ok=True)
-        trainer.train()
-        return trainer
-    finally:
-        if created and owned and {p.name for p in Path(out_dir).iterdir()} <= {LOCK}:
-            shutil.rmtree(out_dir, ignore_errors=True)  # stopped before anything was written: leave no empty folder
-        lock.close()
-        teardown()
+    with process_group(train_config.device) as env:
+        lock = contextlib.ExitStack()
+        created, owned = not Path(out_dir).exists(), False
+        try:
+            out = check_writable_dir(out_dir)
+            if env.is_main:  # a second run into this folder is refused, naming this one
+                lock.enter_context(run_lock(out))
+                owned = True
+            existing = ckpt.find_checkpoint(out)
+            if resume and existing is None:
+                raise DnahnetInputError("nothing to resume: no checkpoint in this folder (leave out --resume to start)", file=str(out))
+            if not resume and existing is not None and not overwrite:
+                raise DnahnetInputError(
+                    "this folder already holds a training run; pass --resume to continue it, --overwrite to replace it, "
+                    "or choose another --out",
+                    file=str(out),
+                )
+            data, eval_batches = build_data(data_config, train_config, env)
+            torch.manual_seed(train_config.seed)
+            model = HNetLM(model_config)
+            trainer = Trainer(model, train_config, data_config, data, eval_batches, out_dir=out, env=env, on_step=on_step)
+            if resume:
+                trainer.resume(existing)
+            elif env.is_main:
+                for name in (ckpt.LATEST, ckpt.BEST):
+                    for path in (out / name, out / f".{name}.old", out / f".{name}.partial"):
+                        shutil.rmtree(path, ignore_errors=True)
+                (out / ckpt.METRICS).unlink(missing_ok=True)
+            trainer.train()
+            return trainer
+        finally:
+            if created and owned and {p.name for p in Path(out_dir).iterdir()} <= {LOCK}:
+                shutil.rmtree(out_dir, ignore_errors=True)  # stopped before anything was written: leave no empty folder
+            lock.close()
