@@ -72,7 +72,8 @@ def setup(device: str = "auto") -> DistEnv:
 
 
 def teardown(meet: bool) -> None:
-    """Leave the process group, if this process joined one; when `meet`, after a barrier with every rank.
+    """Leave the process group, if this process joined one; a gloo rank that is to `meet` the others first
+    waits at a barrier with every rank.
 
     Why the barrier: gloo's worker threads drop each finished collective's tensors while holding their
     queue lock, and dropping a tensor Python has seen takes the GIL; the last reference to the process
@@ -81,9 +82,10 @@ def teardown(meet: bool) -> None:
     runs of the tiny preset on the loaded 2-core VM hung that way (gdb: `~ProcessGroupGloo` in
     `pthread_mutex_lock`, a `pt_gloo_runloop` thread in `take_gil` under `~AsyncWork`). A barrier moves
     no Python tensors, and waiting on it releases the GIL, so once it returns no worker needs the GIL.
-    After a failure the other ranks may never arrive, so there is no barrier then."""
+    After a failure the other ranks may never arrive, so there is no barrier then; NCCL has no such
+    worker threads, and its ranks are not held back (a rank that merges outputs may take minutes)."""
     if dist.is_initialized():
-        if meet:
+        if meet and dist.get_backend() == "gloo":
             dist.barrier()
         dist.destroy_process_group()
 

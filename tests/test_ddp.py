@@ -97,15 +97,18 @@ def test_gloo_ranks_on_one_host_talk_over_loopback(monkeypatch, local_world, pre
     assert os.environ.get("GLOO_SOCKET_IFNAME") == expected
 
 
-@pytest.mark.parametrize("fails", [False, True], ids=["clean-run", "failed-run"])
-def test_ranks_leave_the_process_group_together_only_after_a_clean_run(monkeypatch, fails):
-    """A clean run meets at a barrier before destroying the group (gloo's workers then hold no tensor whose
-    release needs the GIL); a failed one leaves at once, since the other ranks may never arrive."""
+@pytest.mark.parametrize("backend, fails, expected", [("gloo", False, ["barrier", "destroy"]), ("gloo", True, ["destroy"]),
+                                                      ("nccl", False, ["destroy"])],
+                         ids=["gloo-clean-run", "gloo-failed-run", "nccl"])
+def test_gloo_ranks_leave_the_process_group_together_only_after_a_clean_run(monkeypatch, backend, fails, expected):
+    """A clean gloo run meets at a barrier before destroying the group (gloo's workers then hold no tensor
+    whose release needs the GIL); a failed one leaves at once, since the other ranks may never arrive."""
     from dnahnet import distributed
 
     calls = []
     monkeypatch.setattr(distributed, "setup", lambda device: distributed.DistEnv(rank=0, world_size=2))
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda: backend)
     monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
     with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
@@ -113,4 +116,4 @@ def test_ranks_leave_the_process_group_together_only_after_a_clean_run(monkeypat
             assert env.world_size == 2
             if fails:
                 raise RuntimeError("a rank failed")
-    assert calls == (["destroy"] if fails else ["barrier", "destroy"])
+    assert calls == expected
