@@ -82,7 +82,7 @@ def teardown(meet: bool) -> None:
     runs of the tiny preset on the loaded 2-core VM hung that way (gdb: `~ProcessGroupGloo` in
     `pthread_mutex_lock`, a `pt_gloo_runloop` thread in `take_gil` under `~AsyncWork`). A barrier moves
     no Python tensors, and this thread waits on it without the GIL, so a worker still dropping the last
-    collective's tensors gets the GIL while the ranks meet (after the change: 0 hangs in 110 such runs).
+    collective's tensors gets the GIL while the ranks meet (after the change: 0 hangs in 220 such runs).
     After a failure the other ranks may never arrive, so there is no barrier then; NCCL has no such
     worker threads, and its ranks are not held back (a rank that merges outputs may take minutes)."""
     if dist.is_initialized():
