@@ -57,8 +57,8 @@ def register(app: typer.Typer) -> None:
                        "--shard-bases": (shard_bases, 1)})
         ref = open_genome(genome)
         regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
-        started = time.perf_counter()
         with process_group(device) as env:
+            started = time.perf_counter()
             model = load(checkpoint, device=env.device, dtype=dtype, compile=compile_)
             show = functools.partial(progress, unit="bases", label="boundaries") if env.is_main else silent
             s = export_boundaries(model, ref, regions, out, probs_bedgraph=probs, window=window, context=context,

@@ -44,8 +44,8 @@ def _score_genome(checkpoint, genome, region, bed, contigs, out, per_base, rc, w
 
     ref = Genome(genome)
     regions = select_regions(ref, regions=region, bed=bed, contigs=contigs)
-    started = time.perf_counter()
     with process_group(device) as env:
+        started = time.perf_counter()
         model = load(checkpoint, device=env.device, dtype=dtype, compile=compile_)
         show = functools.partial(progress, unit="bases", label="score") if env.is_main else silent
         s = score_regions(model, ref, regions, out, per_base=per_base, reduce=reduce, rc=rc, window=window or None,
