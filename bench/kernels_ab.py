@@ -28,6 +28,8 @@ batch is the same.)
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import statistics
 import subprocess
 import sys
@@ -66,7 +68,22 @@ def module_at(commit: str, path: str) -> types.ModuleType:
 
 def kernels_at(commit: str) -> dict[str, Callable]:
     modules = {path: module_at(commit, path) for path in {path for _, _, path in SWAPPED}}
-    return {name: getattr(modules[path], name) for _, name, path in SWAPPED}
+    return {name: _dropping_newer_options(getattr(modules[path], name)) for _, name, path in SWAPPED}
+
+
+def _dropping_newer_options(kernel: Callable) -> Callable:
+    """An older commit's kernel, called by the working tree's models with keyword options added since
+    (`length_is_data_dependent` of `ssd_chunked`): those it does not take are dropped. Such options
+    choose between ways of computing the same result, so the old kernel still computes what it did."""
+    params = inspect.signature(kernel).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kernel
+
+    @functools.wraps(kernel)
+    def call(*args, **options):
+        return kernel(*args, **{k: v for k, v in options.items() if k in params})
+
+    return call
 
 
 def use(kernels: dict[str, Callable]) -> None:

@@ -20,14 +20,17 @@ the CLI runs with (`dnahnet.perf.allocator`: freed memory kept, not page-faulted
 `--allocator default`. With 10 or more pairs the paired speed-up carries a bootstrap 95% interval.
 `--against COMMIT` also times `ssd_chunked` as it was at that commit (`git show`) in the same rounds and
 reports the working tree's speed-up over it: a before/after figure that the VM's drift between runs does not move.
+`--compile` compiles every path with Inductor for the static shapes first (compile time printed apart): traced,
+`ssd_chunked` keeps the chunk it is given and takes its per-head form for shared B/C too, as in a compiled model.
 
-    python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128] [--against HEAD]
+    python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128] [--against HEAD] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 
 import torch
 import torch.nn.functional as F
@@ -84,32 +87,43 @@ def _backward(y: torch.Tensor, state: torch.Tensor, upstream: tuple[torch.Tensor
 
 
 def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, upstream: str = "dense",
-            reference_q: int | None = None, against: str | None = None) -> dict:
+            reference_q: int | None = None, against: str | None = None, compiled: bool = False) -> dict:
     """Interleaved timings of both paths on the same inputs (the minimal one at `reference_q`, default q),
-    and of `ssd_chunked` at commit `against` when given; checks they agree first."""
+    and of `ssd_chunked` at commit `against` when given; checks they agree first. `compiled`: every path
+    compiled by Inductor for these static shapes, each compiled (and timed apart) before the rounds."""
     reference_q = reference_q or q
     x, a, B, C = _inputs(length, h, p, n, g)
+    scan, reference_scan = ssd_chunked, minimal_ssd
+    if compiled:
+        scan, reference_scan = (torch.compile(f, dynamic=False) for f in (ssd_chunked, minimal_ssd))
     Bh, Ch = (t.repeat_interleave(h // g, dim=2) for t in (B, C))
     gen = torch.Generator().manual_seed(1)
     grads = None if upstream == "sum" else (torch.randn(x.shape, generator=gen), torch.randn(1, h, p, n, generator=gen))
 
     def ours():
-        _backward(*ssd_chunked(x, a, B, C, q), grads)
+        _backward(*scan(x, a, B, C, q), grads)
 
     def reference():
-        _backward(*minimal_ssd(x, a, Bh, Ch, reference_q), grads)
+        _backward(*reference_scan(x, a, Bh, Ch, reference_q), grads)
 
     paths = {"ours": ours, "reference": reference}
     if against:
         earlier_scan = module_at(against, "dnahnet/nn/ssd.py").ssd_chunked
+        if compiled:
+            earlier_scan = torch.compile(earlier_scan, dynamic=False)
 
         def earlier():
             _backward(*earlier_scan(x, a, B, C, q), grads)
 
         paths["earlier"] = earlier
+    compile_s = {}
+    for name, fn in paths.items() if compiled else ():
+        start = time.perf_counter()
+        fn()
+        compile_s[name] = time.perf_counter() - start
     with torch.no_grad():
-        y1, s1 = ssd_chunked(x, a, B, C, q)
-        y2, s2 = minimal_ssd(x, a, Bh, Ch, reference_q)
+        y1, s1 = scan(x, a, B, C, q)
+        y2, s2 = reference_scan(x, a, Bh, Ch, reference_q)
         rel = float((y1 - y2).abs().max() / y2.abs().max())
     seconds = interleaved_seconds(paths, repeats)
     t_ours, t_ref = seconds["ours"], seconds["reference"]
@@ -117,8 +131,9 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     result = {"g": g, "ours_best": min(t_ours), "ours_median": statistics.median(t_ours),
               "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
               "paired_speedup_median": statistics.median(ratios), "paired_speedup": paired_ratio_summary(ratios),
-              "max_rel_diff": rel, "ours_chunk": compute_chunk_size(q, x, "factored" if g < h else "per_head"),
-              "reference_chunk": reference_q}
+              "max_rel_diff": rel, "reference_chunk": reference_q, "compiled": compiled, "compile_s": compile_s,
+              # Traced, the scan keeps the chunk it is given and takes the per-head form whatever g is.
+              "ours_chunk": q if compiled else compute_chunk_size(q, x, "factored" if g < h else "per_head")}
     if against:
         result.update(against=against, earlier_best=min(seconds["earlier"]),
                       speedup_over_earlier=paired_ratio_summary([e / o for o, e in zip(t_ours, seconds["earlier"])]))
@@ -140,20 +155,26 @@ def main() -> None:
     ap.add_argument("--against", default=None, help="also time ssd_chunked as it was at this commit, in the same rounds")
     ap.add_argument("--allocator", choices=["cli", "default"], default="cli",
                     help="the CLI's allocator settings (default) or glibc's own")
+    ap.add_argument("--compile", action="store_true",
+                    help="compile every path with Inductor (static shapes), as a compiled model traces its scan")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kept = args.allocator == "cli" and keep_freed_memory()
     print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward from a {args.upstream} upstream gradient; "
-          f"allocator: {'freed memory kept (as the CLI)' if kept else 'glibc defaults'}")
+          f"allocator: {'freed memory kept (as the CLI)' if kept else 'glibc defaults'}; "
+          f"{'every path compiled (Inductor, static shapes)' if args.compile else 'eager'}")
     print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
     for g in (args.heads, 1):
         r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream,
-                    args.reference_chunk, args.against)
+                    args.reference_chunk, args.against, args.compile)
         label = "per-head B/C" if g == args.heads else "shared B/C"
         print(f"{label:13s} ssd_chunked (chunks of {r['ours_chunk']}) best {r['ours_best'] * 1e3:7.1f} ms median "
               f"{r['ours_median'] * 1e3:7.1f} ms | minimal (chunks of {r['reference_chunk']}) best {r['ref_best'] * 1e3:7.1f} "
               f"ms median {r['ref_median'] * 1e3:7.1f} ms | paired speed-up {describe_ratio(r['paired_speedup'])} | "
               f"max rel diff {r['max_rel_diff']:.1e}")
+        if args.compile:
+            print(f"{'':13s} compiling (first call, forward+backward): " +
+                  ", ".join(f"{name} {s:.1f} s" for name, s in r["compile_s"].items()))
         if args.against:
             print(f"{'':13s} ssd_chunked at {args.against}: best {r['earlier_best'] * 1e3:7.1f} ms | the working tree's "
                   f"speed-up over it {describe_ratio(r['speedup_over_earlier'])}")

@@ -1,5 +1,6 @@
 """bench/kernels_ab: another commit's Mamba-2 and attention kernels timed against the working tree's in one process."""
 
+import inspect
 import json
 import shutil
 import subprocess
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.kernels_ab import SWAPPED, kernels_at, main
+from bench.kernels_ab import SWAPPED, _dropping_newer_options, kernels_at, main
 
 REPO = Path(__file__).resolve().parent.parent
 IN_A_CLONE = shutil.which("git") is not None and subprocess.run(
@@ -22,7 +23,7 @@ def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_
         if name == "rotary_cos_sin":
             continue  # attention.py imports it from rotary_table.py: HEAD and the tree share the function
         assert old[name] is not getattr(module, name)
-        assert old[name].__code__.co_filename.startswith("HEAD:dnahnet/nn/")
+        assert inspect.unwrap(old[name]).__code__.co_filename.startswith("HEAD:dnahnet/nn/")
 
     def current_kernels():
         return {name: getattr(module, name) for module, name, _ in SWAPPED}
@@ -57,3 +58,20 @@ def test_compiled_blocks_keep_a_graph_for_each_version_of_the_kernels(tmp_path):
     # reused the graph compiled with the other version)
     assert torch._dynamo.utils.counters["frames"]["ok"] - before >= 5
     assert "compiled (aot_eager" in (out / "report.md").read_text()
+
+
+def test_an_older_kernel_is_called_without_the_options_it_predates():
+    """The working tree's Mamba-2 passes `length_is_data_dependent=` to `ssd_chunked`; a commit from before
+    that option still runs, with the option dropped, and keeps every argument it does take."""
+    def old_scan(x, log_decay, B, C, chunk_size, initial_state=None):
+        return (x, log_decay, B, C, chunk_size, initial_state)
+
+    call = _dropping_newer_options(old_scan)
+    assert call(1, 2, 3, 4, 5, initial_state=6, length_is_data_dependent=True) == (1, 2, 3, 4, 5, 6)
+    with pytest.raises(TypeError):
+        old_scan(1, 2, 3, 4, 5, length_is_data_dependent=True)
+
+    def takes_anything(*args, **options):
+        return options
+
+    assert _dropping_newer_options(takes_anything) is takes_anything

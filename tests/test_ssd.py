@@ -107,8 +107,8 @@ def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurre
 
 
 @pytest.mark.parametrize("heads", [1, 2])  # one head: the dense pass multiplies untransposed (the EMA's case)
-def test_blocked_and_stepwise_state_passes_equal_the_dense_one_with_gradients(heads):
-    from dnahnet.nn.ssd import _StepwiseRecurrence, _blocked_recurrence, _dense_recurrence
+def test_blocked_stepwise_and_two_level_state_passes_equal_the_dense_one_with_gradients(heads):
+    from dnahnet.nn.ssd import _StepwiseRecurrence, _blocked_recurrence, _dense_recurrence, _two_level_recurrence
 
     gen = torch.Generator().manual_seed(1)
     u = torch.randn(2, 37, 1, heads, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -116,10 +116,49 @@ def test_blocked_and_stepwise_state_passes_equal_the_dense_one_with_gradients(he
     w = torch.randn(u.shape, dtype=torch.float64, generator=gen)  # a gradient that differs at every step
     dense = _dense_recurrence(u, a)
     g_dense = torch.autograd.grad((dense * w).sum(), (u, a))
-    for other in (_blocked_recurrence(u, a, block=8), _StepwiseRecurrence.apply(u, a)):
+    # 37 = 4 blocks of 8 and 5 padded items (two-level); 37 > 16 + 16 (blocked)
+    for other in (_blocked_recurrence(u, a, block=8), _StepwiseRecurrence.apply(u, a), _two_level_recurrence(u, a, 8)):
         torch.testing.assert_close(other, dense, rtol=1e-12, atol=1e-12)
         for want, got in zip(g_dense, torch.autograd.grad((other * w).sum(), (u, a))):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("steps,data_dependent,two_level", [(8, False, False), (37, False, True), (37, True, False)])
+def test_traced_state_pass_is_dense_only_for_short_counts_and_equals_eager(monkeypatch, steps, data_dependent, two_level):
+    """Traced, a long chunk-state pass must not build a (T x T) matrix (quadratic in the input length):
+    past TRACED_DENSE_MAX states it takes the two-level form, with the dense pass's values and gradients.
+    A count that may be data-dependent (an inner stage's) stays dense, the form Inductor lowers for it."""
+    import dnahnet.nn.ssd as ssd_module
+
+    calls = []
+    two_level_form = ssd_module._two_level_recurrence
+    monkeypatch.setattr(ssd_module, "_two_level_recurrence", lambda *args: calls.append(1) or two_level_form(*args))
+    assert 8 <= ssd_module.TRACED_DENSE_MAX < 37
+    gen = torch.Generator().manual_seed(4)
+    u = torch.randn(2, steps, 1, 2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    a = (-torch.rand(2, 1, 2, steps, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()
+    w = torch.randn(u.shape, dtype=torch.float64, generator=gen)
+    torch._dynamo.reset()
+    traced = torch.compile(ssd_module.linear_recurrence, backend="aot_eager", fullgraph=True, dynamic=False)(
+        u, a, length_is_data_dependent=data_dependent)
+    assert bool(calls) == two_level
+    want = ssd_module._dense_recurrence(u, a)
+    torch.testing.assert_close(traced, want, rtol=1e-12, atol=1e-12)
+    for got, expected in zip(torch.autograd.grad((traced * w).sum(), (u, a)), torch.autograd.grad((want * w).sum(), (u, a))):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_only_inner_stages_mamba2_layers_scan_a_data_dependent_length():
+    """Stage 0 runs over the input's length, every inner stage over a chunk count."""
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.hnet import HNetLM
+    from dnahnet.nn.mamba2 import Mamba2
+
+    model = HNetLM(model_config_from_preset("tiny-2stage"))
+    flags = {name: m.length_is_data_dependent for name, m in model.named_modules() if isinstance(m, Mamba2)}
+    inner = {name for name in flags if name.startswith("backbone.main_network.")}
+    assert inner and len(inner) < len(flags)
+    assert {name for name, flag in flags.items() if flag} == inner
 
 
 def test_stepwise_state_pass_of_bf16_states_sums_in_float32():
@@ -305,3 +344,20 @@ def test_ssd_benchmark_times_an_earlier_commits_scan_in_the_same_rounds():
     r = compare(length=128, h=2, p=4, n=4, g=1, q=64, repeats=3, against="HEAD")
     assert r["against"] == "HEAD" and r["earlier_best"] > 0
     assert r["speedup_over_earlier"]["pairs"] == 3
+
+
+def test_ssd_benchmark_compiled_times_compilation_apart_and_traces_at_the_given_chunk(monkeypatch):
+    """`--compile`: every path is compiled (and timed) before the rounds, and the traced scan keeps the chunk it
+    is given, as it does inside a compiled model. Dynamo's eager backend keeps the test quick; Inductor is what
+    the script uses."""
+    import functools
+
+    from bench.ssd_vs_minimal import compare
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    r = compare(length=512, h=2, p=4, n=4, g=1, q=256, repeats=2, compiled=True)
+    assert r["compiled"] and set(r["compile_s"]) == {"ours", "reference"}
+    assert all(s > 0 for s in r["compile_s"].values())
+    assert r["ours_chunk"] == 256 and r["max_rel_diff"] < 1e-5
+    eager = compare(length=512, h=2, p=4, n=4, g=1, q=256, repeats=2)
+    assert not eager["compiled"] and eager["compile_s"] == {} and eager["ours_chunk"] == 128  # eager CPU: at most 128

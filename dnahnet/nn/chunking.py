@@ -262,7 +262,8 @@ def ema_scan(z: torch.Tensor, P: torch.Tensor, chunk_size: int = EMA_CHUNK) -> t
     states = (to_end @ uc).reshape(bsz, c, d)  # what each chunk leaves, from zero
     states = torch.cat([states.new_zeros(bsz, 1, d), states], dim=1)
     chunk_keep = F.pad(a_cum[:, -1].reshape(bsz, c), (1, 0))  # (B, c + 1)
-    carried = linear_recurrence(states.reshape(bsz, c + 1, 1, 1, d, 1), chunk_keep.reshape(bsz, 1, 1, c + 1))
+    carried = linear_recurrence(states.reshape(bsz, c + 1, 1, 1, d, 1), chunk_keep.reshape(bsz, 1, 1, c + 1),
+                                length_is_data_dependent=True)  # the EMA runs over a chunk count
     carried = carried.reshape(bsz, c + 1, d)[:, :-1].reshape(bsz * c, 1, d)  # state entering each chunk
     y = within + torch.exp(a_cum)[..., None] * carried
     return y.reshape(bsz, c * q, d)[:, :m]

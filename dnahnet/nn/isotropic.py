@@ -95,6 +95,7 @@ def build_mixer(letter: str, d_model: int, config: ModelConfig, stage: int) -> n
         return Mamba2(
             d_model, d_state=ssm.d_state, d_conv=ssm.d_conv, expand=ssm.expand,
             headdim=ssm.headdim, ngroups=ssm.ngroups, chunk_size=ssm.chunk_size,
+            length_is_data_dependent=stage > 0,  # inner stages run over chunk counts
         )
     attn = config.attn(stage)
     return CausalMHA(

@@ -121,9 +121,12 @@ class Mamba2(nn.Module):
         dt_max: float = 0.1,
         dt_init_floor: float = 1e-4,
         use_kernels: bool = True,
+        length_is_data_dependent: bool = False,
     ) -> None:
         super().__init__()
         self.d_model = d_model
+        # An inner H-Net stage's length is a chunk count, traced as data-dependent (`ssd_chunked`).
+        self.length_is_data_dependent = length_is_data_dependent
         self.d_state = d_state
         self.d_conv = d_conv
         self.d_inner = expand * d_model
@@ -202,7 +205,8 @@ class Mamba2(nn.Module):
             if mask is not None:
                 dt = dt * mask[..., None].to(compute)
             xf, Bf, Cf = x.to(compute), B.to(compute), C.to(compute)
-            y, final = ssd_chunked(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state)
+            y, final = ssd_chunked(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
+                                   length_is_data_dependent=self.length_is_data_dependent)
             y = y + xf * self.D.to(compute)[:, None]
         if cache is not None:
             cache.ssm_state.copy_(final.to(cache.ssm_state.dtype))

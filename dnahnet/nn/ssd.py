@@ -13,7 +13,8 @@ moderate, that matrix is factored into row and column scalings instead
 (`_ssd_factored`), so the heads of a group share one (q x q) block. Fast-decaying
 heads, per-head B/C and traced graphs build the per-head matrix (`_ChunkOutput`).
 Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
-(`_StepwiseRecurrence`), otherwise as (T x T) decay matmuls (`linear_recurrence`).
+(`_StepwiseRecurrence`), otherwise as (T x T) decay matmuls, traced past 32 states in two
+levels of blocks so the cost stays linear in length (`linear_recurrence`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
 """
@@ -48,11 +49,13 @@ def ssd_chunked(
     C: torch.Tensor,
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
+    length_is_data_dependent: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD scan for any length.
 
     x: (b, l, h, p), already scaled by dt; log_decay: (b, l, h), dt*A <= 0;
-    B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n).
+    B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n); `length_is_data_dependent`:
+    l may be a chunk count, traced as data-dependent (`linear_recurrence`).
     Returns y (b, l, h, p) and the final state (b, h, p, n). `chunk_size` is the model's;
     eagerly on CPU the scan computes in shorter chunks where that is faster (`compute_chunk_size`).
 
@@ -76,7 +79,7 @@ def ssd_chunked(
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
     scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
-    y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state)
+    y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state, length_is_data_dependent)
     return y[:, :l], final
 
 
@@ -102,7 +105,7 @@ def compute_chunk_size(chunk_size: int, x: torch.Tensor, form: str = "factored")
 
 def _per_head_scan(
     x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
-    initial_state: torch.Tensor | None,
+    initial_state: torch.Tensor | None, length_is_data_dependent: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`ssd_chunked` with a (q x q) decay block per head, on inputs whose length is a multiple of q;
     computed in chunks of `compute_chunk_size(q, x, "per_head")`, a divisor of q."""
@@ -134,7 +137,7 @@ def _per_head_scan(
     # channels-last stride check that cannot decide a traced, data-dependent c (torch 2.13).
     last = A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c)
     chunk_log_decay = F.pad(last, (1, 0))
-    states = linear_recurrence(states, chunk_log_decay)
+    states = linear_recurrence(states, chunk_log_decay, length_is_data_dependent)
     carried, final = states[:, :-1], states[:, -1]
 
     # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
@@ -397,19 +400,62 @@ def _blocked_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PAS
     return torch.cat(blocks, dim=1)[:, :T]
 
 
-def linear_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+def _two_level_recurrence(u: torch.Tensor, a: torch.Tensor, block: int) -> torch.Tensor:
+    """`linear_recurrence` traceable for any T at a cost linear in T: dense (block x block) passes
+    inside blocks of `block` items (the blocks batched), a dense pass over the blocks' end states,
+    and each block's carried-in state added decayed.
+
+    Per state value it costs T * block + (T / block)^2 multiply-adds against T^2 for
+    `_dense_recurrence`, with no Python loop over T. Only 3-D transposes and reshapes, for the
+    reasons `_dense_recurrence` gives.
+    """
+    b, T, g, r, p, n = u.shape
+    # Blocks by ceiling division, padded to their multiple as `ssd_chunked` pads: a symbolic T then
+    # gives sizes Inductor can divide. Zero input and zero log-decay after the end leave the state unchanged.
+    m = -(-T // block)
+    pad = m * block - T
+    u = F.pad(u, (0, 0, 0, 0, 0, 0, 0, 0, 0, pad))
+    # Log-decays position-major, (b, T', heads): every view below is then a reshape or a 3-D transpose.
+    a_by_step = F.pad(a, (0, pad)).reshape(b, g * r, m * block).transpose(1, 2).contiguous()
+    a_blocks = a_by_step.reshape(b * m, block, g * r)
+    local = _dense_recurrence(u.reshape(b * m, block, g, r, p, n),
+                              a_blocks.transpose(1, 2).reshape(b * m, g, r, block))
+    local = local.reshape(b, m, block, g, r, p, n)
+    # The state at the end of block j: its own end state plus the previous one decayed across it.
+    totals = a_blocks.sum(dim=1).reshape(b, m, g * r).transpose(1, 2).reshape(b, g, r, m)
+    ends = _dense_recurrence(local[:, :, -1], totals)  # (b, m, g, r, p, n)
+    carried_in = F.pad(ends[:, :-1], (0, 0, 0, 0, 0, 0, 0, 0, 1, 0))  # block 0 starts from zero
+    into_block = torch.exp(a_blocks.cumsum(dim=1)).reshape(b, m, block, g, r, 1, 1)
+    out = local + into_block * carried_in[:, :, None]
+    return out.reshape(b, m * block, g, r, p, n)[:, :T]
+
+
+# Traced, chunk states pass in blocks of this many (`_two_level_recurrence`), unless their count is
+# known when tracing and at most TRACED_DENSE_MAX: there one dense (T x T) pass does as little.
+TRACED_STATE_BLOCK = 16
+TRACED_DENSE_MAX = 32
+
+
+def linear_recurrence(u: torch.Tensor, a: torch.Tensor, length_is_data_dependent: bool = False) -> torch.Tensor:
     """out[t] = exp(a[t]) * out[t-1] + u[t], out[-1] = 0, over the chunk axis.
 
-    u: (b, T, g, r, p, n); a: (b, g, r, T). Traced (torch.compile), the number of
-    chunks may be data-dependent, so the graph takes the dense (T x T) decay matmul,
-    which has no loop over it (quadratic in T, which training lengths keep small).
+    u: (b, T, g, r, p, n); a: (b, g, r, T). Traced (torch.compile), the graph has no loop
+    over T: more than TRACED_DENSE_MAX states take the two-level form, whose cost grows linearly
+    with T (a long input's full-length layers); fewer (training lengths), or a count that
+    `length_is_data_dependent` (an inner stage's: a chunk count), one dense (T x T) decay
+    matmul, quadratic in T.
     Eager, a chunk state of at least STEPWISE_MIN_STATE values (Mamba-2's) runs step by
     step (`_StepwiseRecurrence`), whose cost per step is one pass over that state; a
     smaller one (the dechunk EMA's) runs as blocked matmuls, since there a Python step
     costs more than the arithmetic it does (bench/RESULTS.md).
     """
     if torch.compiler.is_compiling():
-        return _dense_recurrence(u, a)
+        # A symbolic count is compared with a guard (at most one recompile when a length crosses
+        # the limit). A count that may be data-dependent stays dense: for an unbacked size Inductor
+        # lowered the two-level form's matmuls wrongly or not at all (torch 2.13).
+        if length_is_data_dependent or u.shape[1] <= TRACED_DENSE_MAX:
+            return _dense_recurrence(u, a)
+        return _two_level_recurrence(u, a, TRACED_STATE_BLOCK)
     if u[:, 0].numel() >= STEPWISE_MIN_STATE:
         return _StepwiseRecurrence.apply(u, a)
     return _blocked_recurrence(u, a)
