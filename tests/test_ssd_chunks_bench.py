@@ -7,7 +7,8 @@ from bench.ssd_chunks import report, time_chunks
 def test_chunks_are_timed_exactly_and_paired_with_the_picked_one(monkeypatch):
     seen = []
     original = ssd._per_head_scan
-    monkeypatch.setattr(ssd, "_per_head_scan", lambda x, a, B, C, q, s0: seen.append(q) or original(x, a, B, C, q, s0))
+    monkeypatch.setattr(ssd, "_per_head_scan",
+                        lambda x, a, B, C, q, *rest: seen.append(q) or original(x, a, B, C, q, *rest))
     monkeypatch.setattr(ssd, "CPU_CHUNK_SIZES", {"factored": 16, "per_head": 8})
     r = time_chunks((1, 64, 2, 4, 4, 2), [8, 16], repeats=2)
     assert r["form"] == "per_head" and r["picked_chunk"] == 8
