@@ -1,8 +1,8 @@
 """The chunk-to-chunk state pass of the SSD scan and the dechunk EMA: stepwise against decay matmuls.
 
 `dnahnet.nn.ssd.linear_recurrence` passes chunk states either step by step
-(`_StepwiseRecurrence`: one multiply-add over a chunk's state per step) or as (T x T)
-decay matmuls, dense up to 64 states and in blocks beyond (`_blocked_recurrence`). Which
+(`_StepwiseRecurrence`: one multiply-add over a chunk's state per step) or as decay
+matmuls, dense up to 32 states and in two levels of blocks beyond (`_matmul_recurrence`). Which
 is faster depends on the size of one chunk's state: a Python step costs ~10 us whatever
 it does. This times both on the same inputs, interleaved (A B A B ...), forward +
 backward from a fixed random gradient and forward without autograd, and prints medians
@@ -20,7 +20,7 @@ import statistics
 
 import torch
 
-from dnahnet.nn.ssd import STEPWISE_MIN_STATE, _blocked_recurrence, _StepwiseRecurrence
+from dnahnet.nn.ssd import STEPWISE_MIN_STATE, _matmul_recurrence, _StepwiseRecurrence
 from dnahnet.perf.measure import interleaved_seconds, machine
 
 SHAPES = [
@@ -44,7 +44,7 @@ def _time_pair(shape: tuple[int, ...], grad: bool, repeats: int) -> dict[str, fl
                 form(u, a)
 
     times = interleaved_seconds({"stepwise": lambda: run(_StepwiseRecurrence.apply),
-                                 "matmul": lambda: run(_blocked_recurrence)}, repeats)
+                                 "matmul": lambda: run(_matmul_recurrence)}, repeats)
     ratios = [m / s for m, s in zip(times["matmul"], times["stepwise"])]
     return {"stepwise_ms": statistics.median(times["stepwise"]) * 1e3,
             "matmul_ms": statistics.median(times["matmul"]) * 1e3, "ratio": statistics.median(ratios)}

@@ -27,10 +27,10 @@ def scan_path(request, monkeypatch):
 
 @pytest.fixture(params=["stepwise", "matmul"])
 def state_pass(request, monkeypatch):
-    """Pass chunk states both ways (step by step, or as blocked decay matmuls); fails if the wanted
+    """Pass chunk states both ways (step by step, or as decay matmuls); fails if the wanted
     one was not the one taken."""
     taken = []
-    stepwise, blocked = ssd_module._StepwiseRecurrence.apply, ssd_module._blocked_recurrence
+    stepwise, matmuls = ssd_module._StepwiseRecurrence.apply, ssd_module._matmul_recurrence
 
     def spy(name, fn):
         def run(*args, **kwargs):
@@ -39,7 +39,7 @@ def state_pass(request, monkeypatch):
         return run
 
     monkeypatch.setattr(ssd_module._StepwiseRecurrence, "apply", spy("stepwise", stepwise))
-    monkeypatch.setattr(ssd_module, "_blocked_recurrence", spy("matmul", blocked))
+    monkeypatch.setattr(ssd_module, "_matmul_recurrence", spy("matmul", matmuls))
     monkeypatch.setattr(ssd_module, "STEPWISE_MIN_STATE", 0 if request.param == "stepwise" else 10**12)
     yield request.param
     assert taken and set(taken) == {request.param}
@@ -93,12 +93,12 @@ def test_transposed_segsum_is_the_transpose_laid_out_contiguously():
 
 @pytest.mark.parametrize("with_initial_state", [False, True])
 def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurrence(with_initial_state, scan_path, state_pass):
-    # chunk_size 2 over 301 bases gives 151 chunks: the blocked state pass
-    # (blocks of STATE_PASS_BLOCK, padded last block) and the stepwise one must match the recurrence.
-    from dnahnet.nn.ssd import STATE_PASS_BLOCK
+    # chunk_size 2 over 301 bases gives 151 chunks: the two-level state pass (blocks of
+    # STATE_BLOCK, padded last block) and the stepwise one must match the recurrence.
+    from dnahnet.nn.ssd import DENSE_MAX_STATES, STATE_BLOCK
 
     x, a, B, C = _inputs(2, 301, 4, 3, 2, 5, seed=3)
-    assert 301 // 2 + 2 > 2 * STATE_PASS_BLOCK
+    assert 301 // 2 + 2 > DENSE_MAX_STATES and (301 // 2 + 2) % STATE_BLOCK
     init = torch.randn(2, 4, 3, 5, dtype=torch.float64) if with_initial_state else None
     y_fast, final_fast = ssd_chunked(x, a * 0.05, B, C, chunk_size=2, initial_state=init)
     y_ref, final_ref = ssd_sequential(x, a * 0.05, B, C, initial_state=init)
@@ -107,8 +107,8 @@ def test_chunked_ssd_with_more_chunks_than_a_state_pass_block_equals_the_recurre
 
 
 @pytest.mark.parametrize("heads", [1, 2])  # one head: the dense pass multiplies untransposed (the EMA's case)
-def test_blocked_stepwise_and_two_level_state_passes_equal_the_dense_one_with_gradients(heads):
-    from dnahnet.nn.ssd import _StepwiseRecurrence, _blocked_recurrence, _dense_recurrence, _two_level_recurrence
+def test_stepwise_and_two_level_state_passes_equal_the_dense_one_with_gradients(heads):
+    from dnahnet.nn.ssd import _StepwiseRecurrence, _dense_recurrence, _two_level_recurrence
 
     gen = torch.Generator().manual_seed(1)
     u = torch.randn(2, 37, 1, heads, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -116,8 +116,8 @@ def test_blocked_stepwise_and_two_level_state_passes_equal_the_dense_one_with_gr
     w = torch.randn(u.shape, dtype=torch.float64, generator=gen)  # a gradient that differs at every step
     dense = _dense_recurrence(u, a)
     g_dense = torch.autograd.grad((dense * w).sum(), (u, a))
-    # 37 = 4 blocks of 8 and 5 padded items (two-level); 37 > 16 + 16 (blocked)
-    for other in (_blocked_recurrence(u, a, block=8), _StepwiseRecurrence.apply(u, a), _two_level_recurrence(u, a, 8)):
+    # 37 = 4 blocks of 8 and 5 items of a padded fifth (two-level)
+    for other in (_StepwiseRecurrence.apply(u, a), _two_level_recurrence(u, a, 8)):
         torch.testing.assert_close(other, dense, rtol=1e-12, atol=1e-12)
         for want, got in zip(g_dense, torch.autograd.grad((other * w).sum(), (u, a))):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
@@ -126,14 +126,14 @@ def test_blocked_stepwise_and_two_level_state_passes_equal_the_dense_one_with_gr
 @pytest.mark.parametrize("steps,data_dependent,two_level", [(8, False, False), (37, False, True), (37, True, False)])
 def test_traced_state_pass_is_dense_only_for_short_counts_and_equals_eager(monkeypatch, steps, data_dependent, two_level):
     """Traced, a long chunk-state pass must not build a (T x T) matrix (quadratic in the input length):
-    past TRACED_DENSE_MAX states it takes the two-level form, with the dense pass's values and gradients.
+    past DENSE_MAX_STATES states it takes the two-level form, with the dense pass's values and gradients.
     A count that may be data-dependent (an inner stage's) stays dense, the form Inductor lowers for it."""
     import dnahnet.nn.ssd as ssd_module
 
     calls = []
     two_level_form = ssd_module._two_level_recurrence
     monkeypatch.setattr(ssd_module, "_two_level_recurrence", lambda *args: calls.append(1) or two_level_form(*args))
-    assert 8 <= ssd_module.TRACED_DENSE_MAX < 37
+    assert 8 <= ssd_module.DENSE_MAX_STATES < 37
     gen = torch.Generator().manual_seed(4)
     u = torch.randn(2, steps, 1, 2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     a = (-torch.rand(2, 1, 2, steps, dtype=torch.float64, generator=gen) * 0.3).requires_grad_()

@@ -240,8 +240,8 @@ def ema_scan(z: torch.Tensor, P: torch.Tensor, chunk_size: int = EMA_CHUNK) -> t
 
     Written for its shape rather than through `ssd_chunked`: every matmul is a 3-D batched one,
     which Inductor lowers for a traced, data-dependent M (the generic scan's state-size-1 matmuls
-    it cannot, torch 2.13). Chunk states pass through `linear_recurrence` (eagerly blocked
-    decay matmuls, or step by step where batch x D reaches `ssd.STEPWISE_MIN_STATE`).
+    it cannot, torch 2.13). Chunk states pass through `linear_recurrence` (decay matmuls,
+    or eagerly step by step where batch x D reaches `ssd.STEPWISE_MIN_STATE`).
     """
     bsz, m, d = z.shape
     compute = torch.float64 if z.dtype == torch.float64 else torch.float32

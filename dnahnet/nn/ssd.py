@@ -13,8 +13,8 @@ moderate, that matrix is factored into row and column scalings instead
 (`_ssd_factored`), so the heads of a group share one (q x q) block. Fast-decaying
 heads, per-head B/C and traced graphs build the per-head matrix (`_ChunkOutput`).
 Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
-(`_StepwiseRecurrence`), otherwise as (T x T) decay matmuls, traced past 32 states in two
-levels of blocks so the cost stays linear in length (`linear_recurrence`).
+(`_StepwiseRecurrence`), otherwise as decay matmuls, past 32 states in two levels of blocks
+so the cost stays linear in length (`linear_recurrence`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
 """
@@ -366,40 +366,6 @@ class _StepwiseRecurrence(torch.autograd.Function):
         return grad_u.to(u_dtype), grad_a
 
 
-# Chunk states passed densely in one matmul up to this many; beyond, in blocks.
-STATE_PASS_BLOCK = 64
-
-
-def _blocked_recurrence(u: torch.Tensor, a: torch.Tensor, block: int = STATE_PASS_BLOCK) -> torch.Tensor:
-    """`linear_recurrence` as (T x T) decay matmuls: dense up to `block` items, beyond that
-    dense inside blocks with a short Python loop carrying state between blocks, so the cost
-    grows as T * block rather than T^2 (at 65k bases and chunks of 64 the dense form costs
-    more than the rest of the scan)."""
-    T = u.shape[1]
-    if T <= block:
-        return _dense_recurrence(u, a)
-    # As few blocks as `block` allows, evened out so the last one is not mostly padding
-    # (65 chunk states run as 2 blocks of 33, not 2 of 64).
-    n_blocks = -(-T // block)
-    block = -(-T // n_blocks)
-    pad = (-T) % block
-    # Zero input and zero log-decay after the end leave the state unchanged.
-    u = F.pad(u, (0, 0, 0, 0, 0, 0, 0, 0, 0, pad))
-    a = F.pad(a, (0, pad))
-    m = u.shape[1] // block
-    ub = u.reshape(u.shape[0], m, block, *u.shape[2:])  # (b, m, k, g, r, p, n)
-    ab = a.reshape(*a.shape[:3], m, block)  # (b, g, r, m, k)
-    local = torch.einsum("bgrjzc,bjcgrpn->bjzgrpn", torch.exp(segsum(ab)), ub)
-    into_block = torch.exp(ab.cumsum(dim=-1)).permute(0, 3, 4, 1, 2)[..., None, None]  # (b, m, k, g, r, 1, 1)
-    carry = torch.zeros_like(local[:, 0, 0])
-    blocks = []
-    for j in range(m):
-        out_j = local[:, j] + into_block[:, j] * carry[:, None]
-        blocks.append(out_j)
-        carry = out_j[:, -1]
-    return torch.cat(blocks, dim=1)[:, :T]
-
-
 def _two_level_recurrence(u: torch.Tensor, a: torch.Tensor, block: int) -> torch.Tensor:
     """`linear_recurrence` traceable for any T at a cost linear in T: dense (block x block) passes
     inside blocks of `block` items (the blocks batched), a dense pass over the blocks' end states,
@@ -430,35 +396,40 @@ def _two_level_recurrence(u: torch.Tensor, a: torch.Tensor, block: int) -> torch
     return out.reshape(b, m * block, g, r, p, n)[:, :T]
 
 
-# Traced, chunk states pass in blocks of this many (`_two_level_recurrence`), unless their count is
-# known when tracing and at most TRACED_DENSE_MAX: there one dense (T x T) pass does as little.
-TRACED_STATE_BLOCK = 16
-TRACED_DENSE_MAX = 32
+# Chunk states passed as decay matmuls: densely up to this many, beyond in two levels of blocks of
+# STATE_BLOCK. Eager EMA states (one head, state 1, forward+backward): the two-level form ran 2.0-2.7x as
+# fast as dense blocks of up to 64 chained by a Python loop at 1,000-4,000 states (bench/RESULTS.md).
+DENSE_MAX_STATES = 32
+STATE_BLOCK = 16
+
+
+def _matmul_recurrence(u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """`linear_recurrence` as decay matmuls: one dense pass over a few states, two levels over more."""
+    if u.shape[1] <= DENSE_MAX_STATES:
+        return _dense_recurrence(u, a)
+    return _two_level_recurrence(u, a, STATE_BLOCK)
 
 
 def linear_recurrence(u: torch.Tensor, a: torch.Tensor, length_is_data_dependent: bool = False) -> torch.Tensor:
     """out[t] = exp(a[t]) * out[t-1] + u[t], out[-1] = 0, over the chunk axis.
 
-    u: (b, T, g, r, p, n); a: (b, g, r, T). Traced (torch.compile), the graph has no loop
-    over T: more than TRACED_DENSE_MAX states take the two-level form, whose cost grows linearly
-    with T (a long input's full-length layers); fewer (training lengths), or a count that
-    `length_is_data_dependent` (an inner stage's: a chunk count), one dense (T x T) decay
-    matmul, quadratic in T.
-    Eager, a chunk state of at least STEPWISE_MIN_STATE values (Mamba-2's) runs step by
-    step (`_StepwiseRecurrence`), whose cost per step is one pass over that state; a
-    smaller one (the dechunk EMA's) runs as blocked matmuls, since there a Python step
-    costs more than the arithmetic it does (bench/RESULTS.md).
+    u: (b, T, g, r, p, n); a: (b, g, r, T). As decay matmuls (`_matmul_recurrence`), the pass
+    has no loop over T: more than DENSE_MAX_STATES states take the two-level form, whose cost
+    grows linearly with T; fewer, one dense (T x T) matmul. Traced (torch.compile), a count that
+    `length_is_data_dependent` (an inner stage's: a chunk count) always takes the dense one,
+    quadratic in T. Eager, a chunk state of at least STEPWISE_MIN_STATE values (Mamba-2's) runs
+    step by step (`_StepwiseRecurrence`), whose cost per step is one pass over that state; a
+    smaller one (the dechunk EMA's) runs as matmuls, since there a Python step costs more than
+    the arithmetic it does (bench/RESULTS.md).
     """
     if torch.compiler.is_compiling():
         # A symbolic count is compared with a guard (at most one recompile when a length crosses
         # the limit). A count that may be data-dependent stays dense: for an unbacked size Inductor
         # lowered the two-level form's matmuls wrongly or not at all (torch 2.13).
-        if length_is_data_dependent or u.shape[1] <= TRACED_DENSE_MAX:
-            return _dense_recurrence(u, a)
-        return _two_level_recurrence(u, a, TRACED_STATE_BLOCK)
+        return _dense_recurrence(u, a) if length_is_data_dependent else _matmul_recurrence(u, a)
     if u[:, 0].numel() >= STEPWISE_MIN_STATE:
         return _StepwiseRecurrence.apply(u, a)
-    return _blocked_recurrence(u, a)
+    return _matmul_recurrence(u, a)
 
 
 # Values in one chunk state (all batch rows and heads) from which the step-by-step pass is used.
