@@ -2,7 +2,7 @@
 
 `dnahnet.nn.ssd.linear_recurrence` passes chunk states either step by step
 (`_StepwiseRecurrence`: one multiply-add over a chunk's state per step) or as decay
-matmuls, dense up to 32 states and in two levels of blocks beyond (`_matmul_recurrence`). Which
+matmuls, dense up to 64 states and in two levels of blocks beyond (`_matmul_recurrence`). Which
 is faster depends on the size of one chunk's state: a Python step costs ~10 us whatever
 it does. This times both on the same inputs, interleaved (A B A B ...), forward +
 backward from a fixed random gradient and forward without autograd, and prints medians

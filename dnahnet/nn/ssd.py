@@ -13,7 +13,7 @@ moderate, that matrix is factored into row and column scalings instead
 (`_ssd_factored`), so the heads of a group share one (q x q) block. Fast-decaying
 heads, per-head B/C and traced graphs build the per-head matrix (`_ChunkOutput`).
 Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
-(`_StepwiseRecurrence`), otherwise as decay matmuls, past 32 states in two levels of blocks
+(`_StepwiseRecurrence`), otherwise as decay matmuls, past 64 states in two levels of blocks
 so the cost stays linear in length (`linear_recurrence`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
@@ -398,8 +398,9 @@ def _two_level_recurrence(u: torch.Tensor, a: torch.Tensor, block: int) -> torch
 
 # Chunk states passed as decay matmuls: densely up to this many, beyond in two levels of blocks of
 # STATE_BLOCK. Eager EMA states (one head, state 1, forward+backward): the two-level form ran 2.0-2.7x as
-# fast as dense blocks of up to 64 chained by a Python loop at 1,000-4,000 states (bench/RESULTS.md).
-DENSE_MAX_STATES = 32
+# fast as dense blocks of up to 64 chained by a Python loop at 1,000-4,000 states, 1.12x at 65, and
+# 0.40-0.76x as fast as one dense pass at 33-64 (bench/RESULTS.md).
+DENSE_MAX_STATES = 64
 STATE_BLOCK = 16
 
 
