@@ -128,8 +128,6 @@ def test_traced_state_pass_is_dense_only_for_short_counts_and_equals_eager(monke
     """Traced, a long chunk-state pass must not build a (T x T) matrix (quadratic in the input length):
     past DENSE_MAX_STATES states it takes the two-level form, with the dense pass's values and gradients.
     A count that may be data-dependent (an inner stage's) stays dense, the form Inductor lowers for it."""
-    import dnahnet.nn.ssd as ssd_module
-
     calls = []
     two_level_form = ssd_module._two_level_recurrence
     monkeypatch.setattr(ssd_module, "_two_level_recurrence", lambda *args: calls.append(1) or two_level_form(*args))

@@ -367,12 +367,13 @@ class _StepwiseRecurrence(torch.autograd.Function):
 
 
 def _two_level_recurrence(u: torch.Tensor, a: torch.Tensor, block: int) -> torch.Tensor:
-    """`linear_recurrence` traceable for any T at a cost linear in T: dense (block x block) passes
-    inside blocks of `block` items (the blocks batched), a dense pass over the blocks' end states,
-    and each block's carried-in state added decayed.
+    """`linear_recurrence` at a cost linear in T: dense (block x block) passes inside blocks of
+    `block` items (the blocks batched), a dense pass over the blocks' end states, and each block's
+    carried-in state added decayed.
 
     Per state value it costs T * block + (T / block)^2 multiply-adds against T^2 for
-    `_dense_recurrence`, with no Python loop over T. Only 3-D transposes and reshapes, for the
+    `_dense_recurrence`, with no Python loop over T, so it traces for a static or symbolic T (not
+    for a data-dependent one: see `linear_recurrence`). Only 3-D transposes and reshapes, for the
     reasons `_dense_recurrence` gives.
     """
     b, T, g, r, p, n = u.shape
