@@ -21,7 +21,9 @@ NAME:compiled-blocks compiles each Mamba-2/attention block alone and NAME:compil
 backbone as one graph. Compile time is reported apart, so eager and compiled models (or two
 compiled ones) pair up in the same rounds. A `bf16` suffix (NAME:bf16, NAME:compiled+bf16) trains
 under CPU bf16 autocast as `--set train.precision=bf16` does, and is paired with the same config in
-fp32 where that runs too; its MFU is still taken against the fp32 matmul peak.
+fp32 where that runs too; its MFU is still taken against the fp32 matmul peak. `--also-against cpu-mamba2`
+compares every config per FLOP with that preset as well, run the same way (eager with eager, compiled with
+compiled), so one run gives the H-Nets' slowdowns against both isotropic models.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -200,10 +202,11 @@ def report(results: dict) -> str:
         lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in bf16]
     alike = like_for_like(results)
     if alike:
-        lines += ["", "Per-FLOP slowdown against the baseline with the same suffix (compiled the same way, same precision), paired within rounds:", ""]
+        lines += ["", "Per-FLOP slowdown against each reference model run the same way (same compile suffix, same "
+                  "precision), paired within rounds:", ""]
         lines += [f"- {name} against {against}: {describe_ratio(ratio)}"
                   + (f"; causal-half attention FLOPs: {describe_ratio(ratio['causal_attention'])}" if "causal_attention" in ratio else "")
-                  for name, (against, ratio) in alike.items()]
+                  for name, pairs in alike.items() for against, ratio in pairs]
     return "\n".join(lines) + "\n"
 
 
@@ -226,18 +229,23 @@ def describe_mfu(summary: dict | None) -> str:
     return f"{median:.1f}% (95% CI {low:.1f}-{high:.1f}%)"
 
 
-def like_for_like(results: dict) -> dict[str, tuple[str, dict]]:
-    """Each compiled config's per-FLOP slowdown against the baseline preset with the same compile suffix,
-    where that config was run too (cpu-hnet-mamba2:compiled against cpu-transformer:compiled): computed
-    from the recorded step times and FLOPs, so an older results.json yields it as well."""
-    rows, base = results["rows"], split_config(results["baseline"])[0]
-
-    out = {}
+def like_for_like(results: dict) -> dict[str, list[tuple[str, dict]]]:
+    """Each config's per-FLOP slowdowns against the reference presets run with the same suffix: the baseline's
+    preset for compiled or bf16 configs (cpu-hnet-mamba2:compiled against cpu-transformer:compiled), and every
+    `--also-against` preset for all configs (cpu-hnet-mamba2 against cpu-mamba2, :compiled against :compiled).
+    Computed from the recorded step times and FLOPs, so an older results.json yields them as well."""
+    rows, baseline = results["rows"], results["baseline"]
+    base_preset = split_config(baseline)[0]
+    references = [base_preset, *results.get("also_against", [])]
+    out: dict[str, list[tuple[str, dict]]] = {}
     for name in rows:
-        suffix = split_config(name)[1]
-        against = f"{base}:{suffix}"
-        if suffix is not None and name != against and against in rows:
-            out[name] = (against, per_flop_summary(rows[name], rows[against]))
+        preset, suffix = split_config(name)
+        if preset == base_preset:  # its ratios to the other references are the inverses of theirs to it
+            continue
+        for reference in references:
+            against = f"{reference}:{suffix}" if suffix else reference
+            if preset != reference and against != baseline and against in rows:
+                out.setdefault(name, []).append((against, per_flop_summary(rows[name], rows[against])))
     return out
 
 
@@ -275,13 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of compiled configs "
                    "(tests trace with aot_eager: seconds, not minutes)")
+    p.add_argument("--also-against", default="",
+                   help="comma-separated presets among --configs' to compare every other config with per FLOP as well, "
+                        "each in the same compile suffix and precision (e.g. cpu-mamba2, the other isotropic model)")
     add_paired_bench_arguments(p)
     args = p.parse_args(argv)
+    configs = parse_train_configs(args.configs)
+    also_against = [c.strip() for c in args.also_against.split(",") if c.strip()]
+    missing = [a for a in also_against if a not in {split_config(c)[0] for c in configs}]
+    if missing:
+        raise DnahnetInputError(f"--also-against: {missing[0]!r} is not among the presets of --configs")
     out = check_writable_dir(args.out)
     results = start_paired_bench("bench/train_pairs.py", argv, args.threads, args.repeats)
     native, reason = cpu_bf16_support()
     results["cpu_bf16"] = {"native": native, "reason": reason}
-    results.update(measure(parse_train_configs(args.configs), args.repeats, args.seq_len, args.batch_size, args.seed,
+    results["also_against"] = also_against
+    results.update(measure(configs, args.repeats, args.seq_len, args.batch_size, args.seed,
                            args.compile_backend))
     save_paired_bench(out, results, report(results))
     for name, r in results["rows"].items():

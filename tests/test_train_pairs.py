@@ -79,7 +79,7 @@ def test_compiled_configs_are_also_paired_with_the_baseline_compiled_the_same_wa
     results = {"baseline": "base", "rows": rows}
     alike = like_for_like(results)
     assert set(alike) == {"hnet:compiled"}
-    against, ratio = alike["hnet:compiled"]
+    [(against, ratio)] = alike["hnet:compiled"]
     assert against == "base:compiled"
     assert ratio["ratio_median"] == statistics.median([(2.0 / 20) / (0.5 / 10), (2.0 / 20) / (1.0 / 10), (4.0 / 20) / (1.0 / 10)])
     for name in ("base:compiled", "hnet:compiled", "hnet:compiled-model"):
@@ -87,10 +87,46 @@ def test_compiled_configs_are_also_paired_with_the_baseline_compiled_the_same_wa
     assert "causal_attention" not in ratio  # rows recorded before the causal count existed
     for name, flops in (("base:compiled", 5.0), ("hnet:compiled", 18.0)):
         rows[name]["train_flops_per_base_causal"] = flops
-    causal = like_for_like(results)["hnet:compiled"][1]["causal_attention"]
+    causal = like_for_like(results)["hnet:compiled"][0][1]["causal_attention"]
     assert causal["ratio_median"] == statistics.median([(2.0 / 18) / (0.5 / 5), (2.0 / 18) / (1.0 / 5), (4.0 / 18) / (1.0 / 5)])
     results.update(command="python bench/train_pairs.py", machine="m", repeats=3, matmul_peak_flops=[1.0, 1.0])
     assert "- hnet:compiled against base:compiled: **" in report(results)
+
+
+def test_every_config_is_also_paired_with_the_other_isotropic_model_run_the_same_way():
+    """--also-against mamba: each config against mamba with its own suffix (eager against eager, compiled
+    against compiled), round by round; mamba itself still against the baseline, never against itself."""
+    from bench.train_pairs import like_for_like, report
+
+    def row(seconds, flops):
+        return {"seconds": seconds, "train_flops_per_base": flops, "seq_len": 4, "batch": 2, "params": 1, "compression": [],
+                "median_bases_per_s": 1.0, "best_bases_per_s": 1.0, "median_mfu": 0.5, "compile_s": None, "compile_scope": None}
+
+    rows = {"base": row([1.0, 1.0, 1.0], 10.0), "mamba": row([2.0, 3.0, 2.0], 10.0), "hnet": row([4.0, 3.0, 2.0], 20.0),
+            "base:compiled": row([1.0, 1.0, 1.0], 10.0), "mamba:compiled": row([1.0, 2.0, 4.0], 10.0),
+            "hnet:compiled": row([2.0, 2.0, 2.0], 10.0)}
+    results = {"baseline": "base", "also_against": ["mamba"], "rows": rows}
+    alike = like_for_like(results)
+    assert [a for a, _ in alike["hnet"]] == ["mamba"]
+    assert [a for a, _ in alike["hnet:compiled"]] == ["base:compiled", "mamba:compiled"]
+    assert [a for a, _ in alike["mamba:compiled"]] == ["base:compiled"] and "mamba" not in alike
+    assert "base" not in alike and "base:compiled" not in alike  # the inverses of mamba's lines
+    assert alike["hnet"][0][1]["ratio_median"] == statistics.median([(4 / 20) / (2 / 10), (3 / 20) / (3 / 10), (2 / 20) / (2 / 10)])
+    assert alike["hnet:compiled"][1][1]["ratio_median"] == statistics.median([2.0, 1.0, 0.5])
+    results.update(command="python bench/train_pairs.py", machine="m", repeats=3, matmul_peak_flops=[1.0, 1.0])
+    for name in rows:
+        rows[name].update(alike.get(name, [(None, {"ratio_median": 1.0, "ratio_min": 1.0, "ratio_max": 1.0, "pairs": 3})])[0][1])
+    text = report(results)
+    assert "- hnet against mamba: " in text and "- hnet:compiled against mamba:compiled: " in text
+
+
+def test_also_against_must_name_a_preset_that_runs(tmp_path):
+    import pytest
+
+    from dnahnet.errors import DnahnetInputError
+
+    with pytest.raises(DnahnetInputError, match="--also-against: 'cpu-mamba2'"):
+        main(["--configs", "tiny", "--also-against", "cpu-mamba2", "--out", str(tmp_path / "x")])
 
 
 def test_a_bf16_config_trains_under_autocast_and_pairs_with_its_fp32_self(tmp_path, monkeypatch):
