@@ -32,7 +32,8 @@ from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
-from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, paired_ratio_summary, save_paired_bench, start_paired_bench
+from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, paired_ratio_summary, run_bench_script,
+                                   save_paired_bench, start_paired_bench)
 
 
 WARMUP_BASES = 16384
@@ -162,4 +163,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_bench_script(main, "bench/inference_pairs.py"))

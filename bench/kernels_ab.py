@@ -47,7 +47,8 @@ from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers
 from dnahnet.nn.isotropic import build_mixer
 from dnahnet.perf.inference import parse_configs
-from dnahnet.perf.measure import add_paired_bench_arguments, describe_ratio, paired_ratio_summary, save_paired_bench, start_paired_bench
+from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, paired_ratio_summary, run_bench_script,
+                                   save_paired_bench, start_paired_bench)
 from dnahnet.perf.train_profile import prepare_train_step
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_bench_script(main, "bench/kernels_ab.py"))

@@ -42,7 +42,8 @@ from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, Scope
 from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops, MatmulProbe,
-                                  MIN_PAIRS_FOR_INTERVAL, paired_ratio_summary, save_paired_bench, start_paired_bench)
+                                  MIN_PAIRS_FOR_INTERVAL, paired_ratio_summary, run_bench_script, save_paired_bench,
+                                  start_paired_bench)
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
@@ -308,4 +309,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_bench_script(main, "bench/train_pairs.py"))

@@ -163,3 +163,17 @@ def test_a_doubled_bf16_or_two_scopes_are_refused(tmp_path):
     for bad in ("tiny:bf16+bf16", "tiny:compiled+compiled-model"):
         with pytest.raises(DnahnetInputError, match="--configs"):
             main(["--configs", bad, "--out", str(tmp_path / "x")])
+
+
+def test_a_user_mistake_run_as_a_script_is_one_line_and_exit_2(tmp_path):
+    """Run as a script, a bad flag value prints one line naming it, exits 2, and shows no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "bench" / "train_pairs.py"), "--configs", "tiny", "--also-against",
+                           "cpu-mamba2", "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert errors == ["bench/train_pairs.py: error: --also-against: 'cpu-mamba2' is not among the presets of --configs"]

@@ -266,6 +266,18 @@ def add_paired_bench_arguments(parser, repeats: int = 10, repeats_help: str = "i
     parser.add_argument("--out", type=Path, required=True)
 
 
+def run_bench_script(main: Callable[[], int], script: str) -> int:
+    """A paired benchmark script's exit code: what `main` returns, or 2 with one line on stderr for a
+    `DnahnetInputError` (an unknown preset or flag value, an unwritable --out), as the CLI reports them."""
+    from dnahnet.errors import DnahnetInputError
+
+    try:
+        return main()
+    except DnahnetInputError as exc:
+        print(f"{script}: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+
+
 def save_paired_bench(out: Path, results: dict, report: str) -> None:
     """Write a paired benchmark's results.json and report.md into `out`, each atomically."""
     from dnahnet.io.atomic import atomic_open
