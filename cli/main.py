@@ -13,7 +13,7 @@ import sys
 import typer
 
 from dnahnet_cli import invocation
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 from dnahnet.perf.allocator import keep_freed_memory
 
 app = typer.Typer(
@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="dnahnet")
     except DnahnetInputError as exc:
-        print(f"dnahnet: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, "dnahnet")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

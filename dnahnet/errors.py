@@ -6,6 +6,8 @@ anything else is an internal bug and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
+
 
 class DnahnetInputError(Exception):
     """A user-facing input problem, located by file, record and position."""
@@ -34,3 +36,10 @@ class DnahnetInputError(Exception):
             where.append(f"position {self.position}")
         prefix = ": ".join([", ".join(where)]) + ": " if where else ""
         return (prefix + self.message).replace("\n", " ")
+
+
+def report_input_error(exc: DnahnetInputError, prog: str) -> int:
+    """Write the one line a user mistake gets, `PROG: error: ...`, to stderr and return its exit code, 2:
+    the CLI, the pipelines and the bench scripts all report one this way."""
+    print(f"{prog}: error: {exc.one_line()}", file=sys.stderr)
+    return 2

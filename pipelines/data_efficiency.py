@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from dnahnet.config import DataConfig, ModelConfig, TrainConfig, dataclass_from_dict, load_preset
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.perf.allocator import keep_freed_memory
 
@@ -506,8 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_args(argv)
         results = run(cfg, command="python -m dnahnet_pipelines.data_efficiency " + shlex.join(argv))
     except DnahnetInputError as exc:
-        print(f"data_efficiency: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, "data_efficiency")
     if results is not None:
         for line in results["summary_lines"]:
             print(line)

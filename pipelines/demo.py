@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.perf.allocator import keep_freed_memory
 
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m dnahnet_pipelines.demo " + shlex.join(sys.argv[1:] if argv is None else argv)
         run_demo(a.out, a.bases, a.seed, command=command)
     except DnahnetInputError as exc:
-        print(f"demo: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, "demo")
     return 0
 
 

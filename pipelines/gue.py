@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 
 # Folder -> published name (Nat. Commun. 2025 benchmark, Tables 1-2), as listed in gue/README.md.
 TASKS = {
@@ -423,8 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(run_gue(cfg, command=command))
     except DnahnetInputError as exc:
-        print(f"dnahnet_pipelines.gue: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, "dnahnet_pipelines.gue")
     return 0
 
 

@@ -23,7 +23,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet_pipelines.data_efficiency import CompareConfig, make_plan, model_flops, run, split_models
 
@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         results = run(cfg, command=command)
     except DnahnetInputError as exc:
-        print(f"paper_dna_recipe: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, "paper_dna_recipe")
     if results is not None:
         for line in results["summary_lines"]:
             print(line)

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 from dnahnet.io.atomic import atomic_open
 
 CORE_ESSENTIAL = re.compile(
@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--organism", default="", help="organism column (for macro AUROC over several genomes)")
     a = ap.parse_args(argv)
     if not Path(a.genbank).is_file():
-        print(f"proxy_essential_labels: error: {DnahnetInputError('GenBank file not found', file=a.genbank).one_line()}",
-              file=sys.stderr)
-        return 2
+        return report_input_error(DnahnetInputError("GenBank file not found", file=a.genbank), "proxy_essential_labels")
     rows = proxy_labels(a.genbank)
     with atomic_open(a.out) as fh:
         fh.write("gene_id\tessential\torganism\tproduct\n")

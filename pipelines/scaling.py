@@ -46,7 +46,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from dnahnet.config import DataConfig, ModelConfig, TrainConfig
-from dnahnet.errors import DnahnetInputError
+from dnahnet.errors import DnahnetInputError, report_input_error
 from dnahnet.io.atomic import atomic_open, check_writable_dir, save_png
 from dnahnet.perf.allocator import keep_freed_memory
 from dnahnet_pipelines.readout import precision_sentence
@@ -686,8 +686,7 @@ def main(argv: list[str] | None = None) -> int:
                                         families=[f for f in a.families.split(",") if f], n_boot=a.n_boot),
                           command=command)
     except DnahnetInputError as exc:
-        print(f"scaling: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, "scaling")
     _print_crossings(results)
     return 0
 

@@ -269,13 +269,12 @@ def add_paired_bench_arguments(parser, repeats: int = 10, repeats_help: str = "i
 def run_bench_script(main: Callable[[], int], script: str) -> int:
     """A paired benchmark script's exit code: what `main` returns, or 2 with one line on stderr for a
     `DnahnetInputError` (an unknown preset or flag value, an unwritable --out), as the CLI reports them."""
-    from dnahnet.errors import DnahnetInputError
+    from dnahnet.errors import DnahnetInputError, report_input_error
 
     try:
         return main()
     except DnahnetInputError as exc:
-        print(f"{script}: error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, script)
 
 
 def save_paired_bench(out: Path, results: dict, report: str) -> None:
