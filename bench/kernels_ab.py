@@ -43,6 +43,7 @@ import torch
 import dnahnet.nn.attention as attention_module
 import dnahnet.nn.mamba2 as mamba2_module
 from dnahnet.config import model_config_from_preset
+from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers
 from dnahnet.nn.isotropic import build_mixer
@@ -60,7 +61,11 @@ SWAPPED = ((mamba2_module, "ssd_chunked", "dnahnet/nn/ssd.py"),
 
 def module_at(commit: str, path: str) -> types.ModuleType:
     """The file `path` as it was at `commit`, imported as a private module."""
-    source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True)
+    if shown.returncode:
+        raise DnahnetInputError(f"--against {commit}: git cannot show {path} at that commit "
+                                f"({shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else 'no message'})")
+    source = shown.stdout
     module = types.ModuleType(f"at_{commit}_{Path(path).stem}")
     sys.modules[module.__name__] = module  # importable by name, as torch.compile's tracer looks globals up
     exec(compile(source, f"{commit}:{path}", "exec"), module.__dict__)

@@ -1,0 +1,41 @@
+"""bench/chunking_ab: another commit's routing, chunking and dechunking timed against the working tree's."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dnahnet.nn.chunking as chunking_module
+from bench.chunking_ab import chunking_at, main
+
+REPO = Path(__file__).resolve().parent.parent
+IN_A_CLONE = shutil.which("git") is not None and subprocess.run(
+    ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True).returncode == 0
+pytestmark = pytest.mark.skipif(not IN_A_CLONE, reason="needs git and a clone of the repository (reads a commit's files)")
+
+
+def test_the_old_layer_comes_from_the_commit_and_both_are_timed_in_every_round(tmp_path):
+    old = chunking_at("HEAD")
+    assert old is not chunking_module and old.ChunkLayer is not chunking_module.ChunkLayer
+    assert old.DeChunkLayer.forward.__code__.co_filename == "HEAD:dnahnet/nn/chunking.py"
+    out = tmp_path / "ab"
+    assert main(["--against", "HEAD", "--batch", "2", "--length", "64", "--d-model", "16", "--repeats", "3",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    row = results["row"]
+    assert len(row["old_seconds"]) == len(row["new_seconds"]) == 3 and row["pairs"] == 3
+    assert row["ratio_median"] > 0 and results["max_abs_output_difference"] >= 0
+    text = (out / "report.md").read_text()
+    assert "python bench/chunking_ab.py --against HEAD" in text and "batch 2 x 64 positions x d_model 16" in text
+
+
+def test_an_unknown_commit_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "chunking_ab.py"), "--against", "no-such-commit",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert errors[0].startswith("bench/chunking_ab.py: error: --against no-such-commit: git cannot show dnahnet/nn/chunking.py")
