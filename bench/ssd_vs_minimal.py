@@ -42,7 +42,7 @@ except ImportError:
 
 from dnahnet.nn.ssd import compute_chunk_size, ssd_chunked
 from dnahnet.perf.allocator import keep_freed_memory
-from dnahnet.perf.measure import describe_ratio, interleaved_seconds, machine, paired_ratio_summary
+from dnahnet.perf.measure import describe_ratio, interleaved_seconds, machine, paired_ratio_summary, run_bench_script
 
 
 def _minimal_segsum(a: torch.Tensor) -> torch.Tensor:
@@ -140,7 +140,7 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     return result
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--length", type=int, default=8192)
     ap.add_argument("--heads", type=int, default=8)
@@ -178,7 +178,8 @@ def main() -> None:
         if args.against:
             print(f"{'':13s} ssd_chunked at {args.against}: best {r['earlier_best'] * 1e3:7.1f} ms | the working tree's "
                   f"speed-up over it {describe_ratio(r['speedup_over_earlier'])}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_bench_script(main, "bench/ssd_vs_minimal.py"))

@@ -32,10 +32,16 @@ def test_the_old_layer_comes_from_the_commit_and_both_are_timed_in_every_round(t
     assert "python bench/chunking_ab.py --against HEAD" in text and "batch 2 x 64 positions x d_model 16" in text
 
 
-def test_an_unknown_commit_is_one_line_and_exit_2(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "chunking_ab.py"), "--against", "no-such-commit",
-                           "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
+@pytest.mark.parametrize("script,options,path", [
+    ("chunking_ab.py", ["--out", "OUT"], "dnahnet/nn/chunking.py"),
+    ("ssd_vs_minimal.py", ["--length", "64", "--repeats", "1"], "dnahnet/nn/ssd.py"),
+])
+def test_an_unknown_commit_is_one_line_and_exit_2(tmp_path, script, options, path):
+    """The scripts that load a commit's files (`kernels_ab.module_at`) name a commit git cannot show in one line."""
+    options = [str(tmp_path / "x") if o == "OUT" else o for o in options]
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--against", "no-such-commit", *options],
+                          capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1
-    assert errors[0].startswith("bench/chunking_ab.py: error: --against no-such-commit: git cannot show dnahnet/nn/chunking.py")
+    assert errors[0].startswith(f"bench/{script}: error: --against no-such-commit: git cannot show {path} at that commit")
