@@ -1,20 +1,16 @@
 """bench/chunking_ab: another commit's routing, chunking and dechunking timed against the working tree's."""
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from git_clone import REPO, needs_a_clone
 
 import dnahnet.nn.chunking as chunking_module
 from bench.chunking_ab import chunking_at, main
 
-REPO = Path(__file__).resolve().parent.parent
-IN_A_CLONE = shutil.which("git") is not None and subprocess.run(
-    ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True).returncode == 0
-pytestmark = pytest.mark.skipif(not IN_A_CLONE, reason="needs git and a clone of the repository (reads a commit's files)")
+pytestmark = needs_a_clone
 
 
 def test_the_old_layer_comes_from_the_commit_and_both_are_timed_in_every_round(tmp_path):

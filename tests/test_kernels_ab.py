@@ -2,18 +2,13 @@
 
 import inspect
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from git_clone import needs_a_clone
 
 from bench.kernels_ab import SWAPPED, _dropping_newer_options, kernels_at, main
 
-REPO = Path(__file__).resolve().parent.parent
-IN_A_CLONE = shutil.which("git") is not None and subprocess.run(
-    ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True).returncode == 0
-pytestmark = pytest.mark.skipif(not IN_A_CLONE, reason="needs git and a clone of the repository (reads a commit's files)")
+pytestmark = needs_a_clone
 
 
 def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_path):
