@@ -24,6 +24,10 @@ under CPU bf16 autocast as `--set train.precision=bf16` does, and is paired with
 fp32 where that runs too; its MFU is still taken against the fp32 matmul peak. `--also-against cpu-mamba2`
 compares every config per FLOP with that preset as well, run the same way (eager with eager, compiled with
 compiled), so one run gives the H-Nets' slowdowns against both isotropic models.
+A `scan-free` part (NAME:scan-free, NAME:compiled+scan-free) gives every Mamba-2 layer an elementwise
+stand-in for its SSD scan (`dnahnet.perf.scan_stand_in`) before the routing settles, and pairs the step
+with the same config's real one: the ratio is what the scan costs, and the stand-in's per-FLOP figure
+(FLOPs still counted for the real scan) a bound on what any faster scan could reach.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -44,6 +48,7 @@ from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops, MatmulProbe,
                                   MIN_PAIRS_FOR_INTERVAL, paired_ratio_summary, run_bench_script, save_paired_bench,
                                   start_paired_bench)
+from dnahnet.perf.scan_stand_in import replace_scans
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
@@ -56,6 +61,9 @@ COMPILE_SUFFIXES: dict[str, Scope] = {"compiled": TRAINING_COMPILE_SCOPE, "compi
 
 # The suffix part that trains under CPU bf16 autocast (NAME:bf16, NAME:compiled+bf16).
 BF16 = "bf16"
+
+# The suffix part that replaces every Mamba-2 layer's scan by an elementwise stand-in (NAME:scan-free).
+SCAN_FREE = "scan-free"
 
 
 def split_config(name: str) -> tuple[str, str | None]:
@@ -70,8 +78,15 @@ def _suffix_parts(name: str) -> list[str]:
 
 
 def _scope_parts(name: str) -> list[str]:
-    """The suffix parts other than bf16: a valid name has at most one, its compile scope."""
-    return [p for p in _suffix_parts(name) if p != BF16]
+    """The suffix parts other than bf16 and scan-free: a valid name has at most one, its compile scope."""
+    return [p for p in _suffix_parts(name) if p not in (BF16, SCAN_FREE)]
+
+
+def _without(name: str, part: str) -> str:
+    """The config name with one suffix part dropped: _without('x:compiled+bf16', 'bf16') -> 'x:compiled'."""
+    parts = [p for p in _suffix_parts(name) if p != part]
+    preset = split_config(name)[0]
+    return f"{preset}:{'+'.join(parts)}" if parts else preset
 
 
 def compile_scope(name: str) -> Scope | None:
@@ -87,8 +102,17 @@ def precision(name: str) -> str:
 
 def fp32_counterpart(name: str) -> str:
     """The same config without its bf16 part: 'x:compiled+bf16' -> 'x:compiled', 'x:bf16' -> 'x'."""
-    preset, parts = split_config(name)[0], _scope_parts(name)
-    return f"{preset}:{'+'.join(parts)}" if parts else preset
+    return _without(name, BF16)
+
+
+def scan_free(name: str) -> bool:
+    """True for a config whose Mamba-2 layers take the stand-in scan."""
+    return SCAN_FREE in _suffix_parts(name)
+
+
+def with_scan_counterpart(name: str) -> str:
+    """The same config with its real scan: 'x:compiled+scan-free' -> 'x:compiled'."""
+    return _without(name, SCAN_FREE)
 
 
 def parse_train_configs(text: str) -> list[str]:
@@ -97,21 +121,36 @@ def parse_train_configs(text: str) -> list[str]:
 
     def valid(name: str) -> bool:
         scopes = _scope_parts(name)
-        return len(scopes) <= 1 and _suffix_parts(name).count(BF16) <= 1 and all(p in COMPILE_SUFFIXES for p in scopes)
+        parts = _suffix_parts(name)
+        return (len(scopes) <= 1 and parts.count(BF16) <= 1 and parts.count(SCAN_FREE) <= 1
+                and all(p in COMPILE_SUFFIXES for p in scopes))
 
     bad = [n for n in names if not valid(n)]
     if bad:
-        raise DnahnetInputError(f"--configs: {bad[0]!r}: the suffixes are " + ", ".join(f":{s}" for s in COMPILE_SUFFIXES)
-                                + f", :{BF16}, or one of the former with +{BF16}")
-    parse_configs([split_config(n)[0] for n in names])
+        raise DnahnetInputError(f"--configs: {bad[0]!r}: a suffix is parts joined by +, at most one of "
+                                + ", ".join(COMPILE_SUFFIXES) + f" and each of {BF16} and {SCAN_FREE} at most once")
+    models = parse_configs([split_config(n)[0] for n in names])
+    for name in names:
+        if scan_free(name) and not mamba2_layers(models[split_config(name)[0]]):
+            raise DnahnetInputError(f"--configs: {name!r}: {split_config(name)[0]} has no Mamba-2 layer whose scan "
+                                    "could be replaced")
     return names
+
+
+def mamba2_layers(config) -> int:
+    """How many Mamba-2 layers a model config builds (on the meta device: no memory, no initialisation cost)."""
+    from dnahnet.nn.hnet import HNetLM
+
+    with torch.device("meta"):
+        return replace_scans(HNetLM(config))
 
 
 def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | None, seed: int,
             backend: str = "inductor") -> tuple[TrainStep, float | None]:
     """A settled training step; for a name with a compile suffix, the model compiled in that scope and the
     seconds spent compiling (during one step: compilation is lazy)."""
-    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed, precision(name))
+    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed, precision(name),
+                                  adapt=replace_scans if scan_free(name) else None)
     scope = compile_scope(name)
     if scope is None:
         return prepared, None
@@ -164,6 +203,10 @@ def _measure(configs: list[str], repeats: int, seq_len: int | None, batch: int |
         fp32 = fp32_counterpart(name)
         if fp32 != name and fp32 in seconds:  # the same config in fp32 in the same rounds: what bf16 gains
             row["over_fp32"] = paired_ratio_summary([f / b for f, b in zip(seconds[fp32], seconds[name])])
+        row["scan"] = "stand-in" if scan_free(name) else "chunked"
+        real = with_scan_counterpart(name)
+        if real != name and real in seconds:  # the same config with its scan in the same rounds: what the scan costs
+            row["scan_cost"] = paired_ratio_summary([r / f for r, f in zip(seconds[real], seconds[name])])
         rows[name] = row
     return {"baseline": baseline, "matmul_peak_flops": [peak_before, peak], "round_peak_flops": round_peaks, "rows": rows}
 
@@ -201,6 +244,13 @@ def report(results: dict) -> str:
                   + (f" (bf16 {'native' if native.get('native') else 'emulated'}: {native.get('reason')})" if native else "")
                   + ":", ""]
         lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in bf16]
+    costs = [(name, r["scan_cost"]) for name, r in results["rows"].items() if "scan_cost" in r]
+    if costs:
+        lines += ["", "What the Mamba-2 scan costs: each config's step with its chunked SSD scan against the same step with an "
+                  "elementwise stand-in (`dnahnet.perf.scan_stand_in`), paired within rounds (the scan-free row's per-FLOP "
+                  "figure still counts the real scan's FLOPs, so it bounds what a faster scan could reach; compare the "
+                  "two rows' compression column, which each reached by settling its own routing):", ""]
+        lines += [f"- {with_scan_counterpart(name)} over {name}: {describe_ratio(cost)}" for name, cost in costs]
     alike = like_for_like(results)
     if alike:
         lines += ["", "Per-FLOP slowdown against each reference model run the same way (same compile suffix, same "
@@ -278,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2",
                    help="comma-separated presets, each optionally NAME:compiled (compiled with Inductor as "
                         "`pretrain --compile` does), NAME:compiled-blocks (each block) or NAME:compiled-model (the "
-                        "whole backbone), and NAME:bf16 or NAME:compiled+bf16 for CPU bf16 autocast; the first is "
-                        "the baseline of every ratio")
+                        "whole backbone), NAME:bf16 or NAME:compiled+bf16 for CPU bf16 autocast, and a +scan-free "
+                        "part (NAME:scan-free, NAME:compiled+scan-free) for an elementwise stand-in in place of every "
+                        "Mamba-2 scan; the first is the baseline of every ratio")
     p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of compiled configs "

@@ -177,3 +177,34 @@ def test_a_user_mistake_run_as_a_script_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert errors == ["bench/train_pairs.py: error: --also-against: 'cpu-mamba2' is not among the presets of --configs"]
+
+
+def test_a_scan_free_config_swaps_every_scan_and_pairs_with_the_real_step(tmp_path):
+    """NAME:scan-free gives each Mamba-2 layer the stand-in scan before the routing settles, and reports
+    the real step's time over its own in the same rounds; the real config keeps the chunked scan."""
+    from bench.train_pairs import parse_train_configs, scan_free, with_scan_counterpart
+
+    assert (scan_free("tiny:compiled+scan-free"), with_scan_counterpart("tiny:compiled+scan-free+bf16")) == \
+        (True, "tiny:compiled+bf16")
+    assert parse_train_configs("tiny:scan-free+bf16") == ["tiny:scan-free+bf16"]
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny-transformer,tiny,tiny:scan-free", "--repeats", "3", "--seq-len", "64",
+                 "--batch-size", "2", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    real, free = rows["tiny"], rows["tiny:scan-free"]
+    assert (real["scan"], free["scan"], rows["tiny-transformer"]["scan"]) == ("chunked", "stand-in", "chunked")
+    assert "scan_cost" not in real and free["compression"]
+    assert free["scan_cost"]["ratio_median"] == statistics.median(
+        [r / f for r, f in zip(real["seconds"], free["seconds"])])
+    assert "- tiny over tiny:scan-free: **" in (out / "report.md").read_text()
+
+
+def test_a_scan_free_config_needs_a_mamba2_layer(tmp_path):
+    import pytest
+
+    from dnahnet.errors import DnahnetInputError
+
+    with pytest.raises(DnahnetInputError, match="tiny-transformer has no Mamba-2 layer"):
+        main(["--configs", "tiny,tiny-transformer:scan-free", "--out", str(tmp_path / "x")])
+    with pytest.raises(DnahnetInputError, match="--configs: 'tiny:scan-free\\+scan-free'"):
+        main(["--configs", "tiny:scan-free+scan-free", "--out", str(tmp_path / "x")])

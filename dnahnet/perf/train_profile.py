@@ -119,11 +119,13 @@ class TrainStep:
 
 
 def prepare_train_step(name: str, device: torch.device, seq_len: int | None = None, batch: int | None = None,
-                       seed: int = 0, precision: str = "fp32") -> TrainStep:
+                       seed: int = 0, precision: str = "fp32",
+                       adapt: Callable[[torch.nn.Module], object] | None = None) -> TrainStep:
     """Build the model and batch, settle an H-Net's routing to its target compression, then set the
     learning rate to 0 so timed steps cost a full AdamW step but keep that compression. On CUDA the
     forward runs under bf16 autocast as the trainer's default; on CPU under bf16 autocast only with
-    `precision="bf16"` (as `--set train.precision=bf16`)."""
+    `precision="bf16"` (as `--set train.precision=bf16`). `adapt` changes the built model before it
+    settles (bench/train_pairs.py's scan-free configs), so its routing settles as it will run."""
     from dnahnet.config import model_config_from_preset
     from dnahnet.nn.hnet import HNetLM
 
@@ -133,6 +135,8 @@ def prepare_train_step(name: str, device: torch.device, seq_len: int | None = No
     batch = batch or preset.get("train", {}).get("micro_batch_size", 8)
     torch.manual_seed(seed)
     model = HNetLM(cfg).to(device)
+    if adapt is not None:
+        adapt(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     ids = torch.as_tensor(list(b"ACGT"))[torch.randint(0, 4, (batch, seq_len), generator=gen)].to(device)
