@@ -70,3 +70,18 @@ def test_an_older_kernel_is_called_without_the_options_it_predates():
         return options
 
     assert _dropping_newer_options(takes_anything) is takes_anything
+
+
+def test_a_layer_calls_the_scan_in_the_module_global_that_the_swap_replaces(monkeypatch):
+    """kernels_ab swaps `dnahnet.nn.mamba2.ssd_chunked`; a Mamba-2 layer without a scan of its own
+    (`Mamba2.scan` None, as built) must call whatever that global holds at call time."""
+    import torch
+
+    import dnahnet.nn.mamba2 as mamba2_module
+
+    calls = []
+    real = mamba2_module.ssd_chunked
+    monkeypatch.setattr(mamba2_module, "ssd_chunked", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layer = mamba2_module.Mamba2(16, d_state=8, headdim=8, chunk_size=8)
+    layer(torch.randn(1, 16, 16))
+    assert calls == [1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -137,9 +138,9 @@ class Mamba2(nn.Module):
         self.ngroups = ngroups
         self.chunk_size = chunk_size
         self.use_kernels = use_kernels
-        # The pure path's scan. bench/train_pairs.py's scan-free configs swap in an elementwise stand-in
-        # (`dnahnet.perf.scan_stand_in`) to measure what the scan costs a training step.
-        self.scan = ssd_chunked
+        # The pure path's scan: None calls this module's `ssd_chunked` (which bench/kernels_ab.py swaps);
+        # bench/train_pairs.py's scan-free configs set an elementwise stand-in (`dnahnet.perf.scan_stand_in`).
+        self.scan: Callable | None = None
         self.conv_dim = self.d_inner + 2 * ngroups * d_state
         d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
 
@@ -208,8 +209,8 @@ class Mamba2(nn.Module):
             if mask is not None:
                 dt = dt * mask[..., None].to(compute)
             xf, Bf, Cf = x.to(compute), B.to(compute), C.to(compute)
-            y, final = self.scan(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
-                                 length_is_data_dependent=self.length_is_data_dependent)
+            y, final = (self.scan or ssd_chunked)(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
+                                                  length_is_data_dependent=self.length_is_data_dependent)
             y = y + xf * self.D.to(compute)[:, None]
         if cache is not None:
             cache.ssm_state.copy_(final.to(cache.ssm_state.dtype))
