@@ -48,7 +48,7 @@ from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops, MatmulProbe,
                                   MIN_PAIRS_FOR_INTERVAL, paired_ratio_summary, run_bench_script, save_paired_bench,
                                   start_paired_bench)
-from dnahnet.perf.scan_stand_in import replace_scans
+from dnahnet.perf.scan_stand_in import mamba2_layers, replace_scans
 from dnahnet.perf.train_profile import TrainStep, compile_train_step, prepare_train_step
 
 
@@ -131,18 +131,18 @@ def parse_train_configs(text: str) -> list[str]:
                                 + ", ".join(COMPILE_SUFFIXES) + f" and each of {BF16} and {SCAN_FREE} at most once")
     models = parse_configs([split_config(n)[0] for n in names])
     for name in names:
-        if scan_free(name) and not mamba2_layers(models[split_config(name)[0]]):
+        if scan_free(name) and not has_mamba2_layer(models[split_config(name)[0]]):
             raise DnahnetInputError(f"--configs: {name!r}: {split_config(name)[0]} has no Mamba-2 layer whose scan "
                                     "could be replaced")
     return names
 
 
-def mamba2_layers(config) -> int:
-    """How many Mamba-2 layers a model config builds (on the meta device: no memory, no initialisation cost)."""
+def has_mamba2_layer(config) -> bool:
+    """Whether a model config builds a Mamba-2 layer (built on the meta device: no memory, no initialisation cost)."""
     from dnahnet.nn.hnet import HNetLM
 
     with torch.device("meta"):
-        return replace_scans(HNetLM(config))
+        return bool(mamba2_layers(HNetLM(config)))
 
 
 def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | None, seed: int,

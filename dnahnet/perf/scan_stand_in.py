@@ -36,9 +36,14 @@ def elementwise_scan(
     return y, x.new_zeros(b, h, p, n)
 
 
+def mamba2_layers(model: nn.Module) -> list[Mamba2]:
+    """The Mamba-2 layers of `model`, whose scans `replace_scans` would replace."""
+    return [m for m in model.modules() if isinstance(m, Mamba2)]
+
+
 def replace_scans(model: nn.Module) -> int:
     """Give every Mamba-2 layer of `model` the stand-in scan; returns how many layers took it."""
-    layers = [m for m in model.modules() if isinstance(m, Mamba2)]
+    layers = mamba2_layers(model)
     for layer in layers:
         layer.scan = elementwise_scan
     return len(layers)
