@@ -22,6 +22,8 @@ the CLI runs with (`dnahnet.perf.allocator`: freed memory kept, not page-faulted
 reports the working tree's speed-up over it: a before/after figure that the VM's drift between runs does not move.
 `--compile` compiles every path with Inductor for the static shapes first (compile time printed apart): traced,
 `ssd_chunked` keeps the chunk it is given and takes its per-head form for shared B/C too, as in a compiled model.
+With DNAHNET_CPU_KERNEL=1 `ssd_chunked` runs on the fused CPU kernel (`dnahnet.nn.cpu_kernel`, per-head form
+for all B/C); `--against` versions from before it existed run without it.
 
     python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128] [--against HEAD] [--compile]
 """
@@ -40,6 +42,7 @@ try:  # run as a script (bench/ on the path) or imported as bench.ssd_vs_minimal
 except ImportError:
     from bench.kernels_ab import module_at
 
+from dnahnet.nn import cpu_kernel
 from dnahnet.nn.ssd import compute_chunk_size, ssd_chunked
 from dnahnet.perf.allocator import keep_freed_memory
 from dnahnet.perf.measure import describe_ratio, interleaved_seconds, machine, paired_ratio_summary, run_bench_script
@@ -93,6 +96,7 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     compiled by Inductor for these static shapes, each compiled (and timed apart) before the rounds."""
     reference_q = reference_q or q
     x, a, B, C = _inputs(length, h, p, n, g)
+    fused = cpu_kernel.requested() and cpu_kernel.applies(x, B, compute_chunk_size(q, x, "per_head")) and cpu_kernel.available()
     scan, reference_scan = ssd_chunked, minimal_ssd
     if compiled:
         scan, reference_scan = (torch.compile(f, dynamic=False) for f in (ssd_chunked, minimal_ssd))
@@ -132,8 +136,10 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
               "ref_best": min(t_ref), "ref_median": statistics.median(t_ref),
               "paired_speedup_median": statistics.median(ratios), "paired_speedup": paired_ratio_summary(ratios),
               "max_rel_diff": rel, "reference_chunk": reference_q, "compiled": compiled, "compile_s": compile_s,
-              # Traced, the scan keeps the chunk it is given and takes the per-head form whatever g is.
-              "ours_chunk": q if compiled else compute_chunk_size(q, x, "factored" if g < h else "per_head")}
+              # Traced, the scan keeps the chunk it is given and takes the per-head form whatever g is, as does
+              # the fused CPU kernel.
+              "ours_chunk": q if compiled else compute_chunk_size(q, x, "factored" if g < h and not fused else "per_head"),
+              "cpu_kernel": fused}
     if against:
         result.update(against=against, earlier_best=min(seconds["earlier"]),
                       speedup_over_earlier=paired_ratio_summary([e / o for o, e in zip(t_ours, seconds["earlier"])]))
@@ -162,13 +168,14 @@ def main() -> int:
     kept = args.allocator == "cli" and keep_freed_memory()
     print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward from a {args.upstream} upstream gradient; "
           f"allocator: {'freed memory kept (as the CLI)' if kept else 'glibc defaults'}; "
-          f"{'every path compiled (Inductor, static shapes)' if args.compile else 'eager'}")
+          f"{'every path compiled (Inductor, static shapes)' if args.compile else 'eager'}; fused CPU kernel "
+          f"{'asked for (' + cpu_kernel.ENV + ')' if cpu_kernel.requested() else 'off'}")
     print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
     for g in (args.heads, 1):
         r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream,
                     args.reference_chunk, args.against, args.compile)
         label = "per-head B/C" if g == args.heads else "shared B/C"
-        print(f"{label:13s} ssd_chunked (chunks of {r['ours_chunk']}) best {r['ours_best'] * 1e3:7.1f} ms median "
+        print(f"{label:13s} ssd_chunked{' on the fused CPU kernel' if r['cpu_kernel'] else ''} (chunks of {r['ours_chunk']}) best {r['ours_best'] * 1e3:7.1f} ms median "
               f"{r['ours_median'] * 1e3:7.1f} ms | minimal (chunks of {r['reference_chunk']}) best {r['ref_best'] * 1e3:7.1f} "
               f"ms median {r['ref_median'] * 1e3:7.1f} ms | paired speed-up {describe_ratio(r['paired_speedup'])} | "
               f"max rel diff {r['max_rel_diff']:.1e}")

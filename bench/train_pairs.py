@@ -27,7 +27,9 @@ compiled), so one run gives the H-Nets' slowdowns against both isotropic models.
 A `scan-free` part (NAME:scan-free, NAME:compiled+scan-free) gives every Mamba-2 layer an elementwise
 stand-in for its SSD scan (`dnahnet.perf.scan_stand_in`) before the routing settles, and pairs the step
 with the same config's real one: the ratio is what the scan costs, and the stand-in's per-FLOP figure
-(FLOPs still counted for the real scan) a bound on what any faster scan could reach.
+(FLOPs still counted for the real scan) a bound on what any faster scan could reach. A `cpu-kernel` part
+(NAME:cpu-kernel, NAME:compiled+cpu-kernel) computes every Mamba-2 layer's chunk states and outputs with the fused
+CPU kernel (`dnahnet.nn.cpu_kernel`, built first; fp32 only) and pairs the step with the same config without it.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -36,14 +38,17 @@ with the same config's real one: the ratio is what the scan costs, and the stand
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 
 import torch
 
 from dnahnet.devices import cpu_bf16_support
 from dnahnet.errors import DnahnetInputError
+from dnahnet.nn import cpu_kernel
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, Scope
+from dnahnet.nn.ssd import ssd_chunked
 from dnahnet.perf.inference import parse_configs
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, interleaved_seconds, matmul_peak_flops, MatmulProbe,
                                   MIN_PAIRS_FOR_INTERVAL, paired_ratio_summary, run_bench_script, save_paired_bench,
@@ -65,6 +70,9 @@ BF16 = "bf16"
 # The suffix part that replaces every Mamba-2 layer's scan by an elementwise stand-in (NAME:scan-free).
 SCAN_FREE = "scan-free"
 
+# The suffix part that runs every Mamba-2 layer's scan on the fused CPU kernel (NAME:cpu-kernel).
+CPU_KERNEL = "cpu-kernel"
+
 
 def split_config(name: str) -> tuple[str, str | None]:
     """'cpu-mamba2:compiled-model' -> ('cpu-mamba2', 'compiled-model'); no suffix -> (name, None)."""
@@ -78,8 +86,8 @@ def _suffix_parts(name: str) -> list[str]:
 
 
 def _scope_parts(name: str) -> list[str]:
-    """The suffix parts other than bf16 and scan-free: a valid name has at most one, its compile scope."""
-    return [p for p in _suffix_parts(name) if p not in (BF16, SCAN_FREE)]
+    """The suffix parts other than bf16, scan-free and cpu-kernel: a valid name has at most one, its compile scope."""
+    return [p for p in _suffix_parts(name) if p not in (BF16, SCAN_FREE, CPU_KERNEL)]
 
 
 def _without(name: str, part: str) -> str:
@@ -115,6 +123,19 @@ def with_scan_counterpart(name: str) -> str:
     return _without(name, SCAN_FREE)
 
 
+def fused_kernel(name: str) -> bool:
+    """True for a config whose Mamba-2 layers run their scans on the fused CPU kernel."""
+    return CPU_KERNEL in _suffix_parts(name)
+
+
+def use_cpu_kernel(model: torch.nn.Module) -> int:
+    """Give every Mamba-2 layer of `model` the scan on the fused CPU kernel; returns how many layers took it."""
+    layers = mamba2_layers(model)
+    for layer in layers:
+        layer.scan = functools.partial(ssd_chunked, cpu_kernel=True)
+    return len(layers)
+
+
 def parse_train_configs(text: str) -> list[str]:
     """Preset names, each optionally with a compile suffix and/or bf16; unknown presets or suffixes raise with the list."""
     names = [c.strip() for c in text.split(",") if c.strip()]
@@ -122,18 +143,22 @@ def parse_train_configs(text: str) -> list[str]:
     def valid(name: str) -> bool:
         scopes = _scope_parts(name)
         parts = _suffix_parts(name)
-        return (len(scopes) <= 1 and parts.count(BF16) <= 1 and parts.count(SCAN_FREE) <= 1
+        return (len(scopes) <= 1 and parts.count(BF16) <= 1 and parts.count(SCAN_FREE) + parts.count(CPU_KERNEL) <= 1
                 and all(p in COMPILE_SUFFIXES for p in scopes))
 
     bad = [n for n in names if not valid(n)]
     if bad:
         raise DnahnetInputError(f"--configs: {bad[0]!r}: a suffix is parts joined by +, at most one of "
-                                + ", ".join(COMPILE_SUFFIXES) + f" and each of {BF16} and {SCAN_FREE} at most once")
+                                + ", ".join(COMPILE_SUFFIXES) + f", {BF16} at most once, and one of {SCAN_FREE} and {CPU_KERNEL} at most once")
     models = parse_configs([split_config(n)[0] for n in names])
     for name in names:
-        if scan_free(name) and not has_mamba2_layer(models[split_config(name)[0]]):
+        if (scan_free(name) or fused_kernel(name)) and not has_mamba2_layer(models[split_config(name)[0]]):
             raise DnahnetInputError(f"--configs: {name!r}: {split_config(name)[0]} has no Mamba-2 layer whose scan "
                                     "could be replaced")
+        if fused_kernel(name) and precision(name) == BF16:
+            raise DnahnetInputError(f"--configs: {name!r}: the fused CPU kernel computes in fp32 only")
+    if any(fused_kernel(n) for n in names):
+        cpu_kernel.available(require=True)  # built before any model is traced, or a one-line error
     return names
 
 
@@ -149,8 +174,8 @@ def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | N
             backend: str = "inductor") -> tuple[TrainStep, float | None]:
     """A settled training step; for a name with a compile suffix, the model compiled in that scope and the
     seconds spent compiling (during one step: compilation is lazy)."""
-    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed, precision(name),
-                                  adapt=replace_scans if scan_free(name) else None)
+    adapt = replace_scans if scan_free(name) else use_cpu_kernel if fused_kernel(name) else None
+    prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed, precision(name), adapt=adapt)
     scope = compile_scope(name)
     if scope is None:
         return prepared, None
@@ -203,7 +228,10 @@ def _measure(configs: list[str], repeats: int, seq_len: int | None, batch: int |
         fp32 = fp32_counterpart(name)
         if fp32 != name and fp32 in seconds:  # the same config in fp32 in the same rounds: what bf16 gains
             row["over_fp32"] = paired_ratio_summary([f / b for f, b in zip(seconds[fp32], seconds[name])])
-        row["scan"] = "stand-in" if scan_free(name) else "chunked"
+        row["scan"] = "stand-in" if scan_free(name) else "chunked, fused CPU kernel" if fused_kernel(name) else "chunked"
+        plain = _without(name, CPU_KERNEL)
+        if plain != name and plain in seconds:  # the same config without the kernel in the same rounds: what it gains
+            row["cpu_kernel_gain"] = paired_ratio_summary([p / k for p, k in zip(seconds[plain], seconds[name])])
         real = with_scan_counterpart(name)
         if real != name and real in seconds:  # the same config with its scan in the same rounds: what the scan costs
             row["scan_cost"] = paired_ratio_summary([r / f for r, f in zip(seconds[real], seconds[name])])
@@ -251,6 +279,11 @@ def report(results: dict) -> str:
                   "figure still counts the real scan's FLOPs, so it bounds what a faster scan could reach; compare the "
                   "two rows' compression column, which each reached by settling its own routing):", ""]
         lines += [f"- {with_scan_counterpart(name)} over {name}: {describe_ratio(cost)}" for name, cost in costs]
+    kernel = [(name, r["cpu_kernel_gain"]) for name, r in results["rows"].items() if "cpu_kernel_gain" in r]
+    if kernel:
+        lines += ["", "The fused CPU kernel of the scan's chunk states and outputs (`dnahnet.nn.cpu_kernel`) against the same "
+                  "config without it, step time paired within rounds:", ""]
+        lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in kernel]
     alike = like_for_like(results)
     if alike:
         lines += ["", "Per-FLOP slowdown against each reference model run the same way (same compile suffix, same "
@@ -330,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                         "`pretrain --compile` does), NAME:compiled-blocks (each block) or NAME:compiled-model (the "
                         "whole backbone), NAME:bf16 or NAME:compiled+bf16 for CPU bf16 autocast, and a +scan-free "
                         "part (NAME:scan-free, NAME:compiled+scan-free) for an elementwise stand-in in place of every "
-                        "Mamba-2 scan; the first is the baseline of every ratio")
+                        "Mamba-2 scan, or a +cpu-kernel part (NAME:cpu-kernel, NAME:compiled+cpu-kernel) for the fused CPU "
+                        "kernel of the scan; the first is the baseline of every ratio")
     p.add_argument("--seq-len", type=int, default=None, help="default: each preset's data.seq_len")
     p.add_argument("--batch-size", type=int, default=None, help="default: each preset's micro-batch")
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend of compiled configs "

@@ -171,3 +171,24 @@ def test_an_eager_forward_does_not_import_sympy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_blocks_of_many_models_in_one_process_all_stay_compiled():
+    """Every block shares `Block.forward`'s code object, so Dynamo's per-code limit (8 graphs) was reached by a
+    process compiling several models (benchmarks pairing seven compiled configs) and later blocks ran eager,
+    silently. `compile_layers` raises the limit: ten block shapes here all get graphs, none falls back."""
+    from dnahnet.nn.compile import BLOCK_RECOMPILE_LIMIT
+
+    with torch._dynamo.config.patch(recompile_limit=8):  # Dynamo's default, whatever earlier tests set
+        torch._dynamo.reset()
+        graphs_before = counters["stats"]["unique_graphs"]
+        torch.manual_seed(0)
+        for width in range(16, 176, 16):  # ten isotropic Transformer models of different widths, one block each
+            config = model_config_from_preset("tiny-transformer")
+            config.d_model, config.d_intermediate = [width], [2 * width]
+            config.arch_layout = ["T1"]
+            model = HNetLM(config)
+            compile_layers(model, backend="eager", scope="blocks")
+            model(_ids(1, 32, 0))
+        assert torch._dynamo.config.recompile_limit >= BLOCK_RECOMPILE_LIMIT
+        assert counters["stats"]["unique_graphs"] - graphs_before >= 10, dict(counters["stats"])

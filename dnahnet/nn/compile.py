@@ -35,6 +35,9 @@ Scope = Literal["model", "blocks"]
 # the blocks warm; FSDP2 also wants blocks compiled one by one. Inference (forward only) compiles the whole backbone.
 TRAINING_COMPILE_SCOPE: Scope = "blocks"
 
+# Graphs Dynamo may keep per code object once a model is compiled (its default, 8, is for one function).
+BLOCK_RECOMPILE_LIMIT = 64
+
 
 def enable_unbacked_chunk_counts() -> None:
     """Let Dynamo trace `.item()` (the chunk count) into the graph instead of breaking there, and
@@ -53,6 +56,10 @@ def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool 
     block. Compilation itself happens lazily, on the first call (see `compile_seconds`).
     `fullgraph=True` raises on any graph break instead of falling back (tests).
     """
+    # Dynamo keeps at most `recompile_limit` graphs per code object, and every block of every model in the
+    # process shares `Block.forward`'s: each block shape, grad mode and chunk-count regime is an entry of
+    # its own. Past the limit the rest ran eager, silently, e.g. in a benchmark of seven compiled configs.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, BLOCK_RECOMPILE_LIMIT)
     if scope == "model":
         enable_unbacked_chunk_counts()
         model.backbone.compile(backend=backend, fullgraph=fullgraph)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnahnet.nn import cpu_kernel as fused_cpu
 from dnahnet.nn.conv_taps import conv_taps
 from dnahnet.nn.norm import RMSNormGated
 from dnahnet.nn.ssd import ssd_chunked
@@ -141,6 +142,8 @@ class Mamba2(nn.Module):
         # The pure path's scan: None calls this module's `ssd_chunked` (which bench/kernels_ab.py swaps);
         # bench/train_pairs.py's scan-free configs set an elementwise stand-in (`dnahnet.perf.scan_stand_in`).
         self.scan: Callable | None = None
+        if fused_cpu.requested():  # built now, not on the first call: a traced scan takes it only if built
+            fused_cpu.available()
         self.conv_dim = self.d_inner + 2 * ngroups * d_state
         d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
 

@@ -1,4 +1,4 @@
-"""The chunked state-space-duality (SSD) scan, in pure PyTorch.
+"""The chunked state-space-duality (SSD) scan, in PyTorch.
 
 Computes, per head h and step t (the Mamba-2 recurrence with inputs already
 multiplied by dt):
@@ -15,6 +15,8 @@ heads, per-head B/C and traced graphs build the per-head matrix (`_ChunkOutput`)
 Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
 (`_StepwiseRecurrence`), otherwise as decay matmuls, past 64 states in two levels of blocks
 so the cost stays linear in length (`linear_recurrence`).
+Asked for (DNAHNET_CPU_KERNEL=1), float32 scans on CPU run their intra-chunk parts on an optional
+fused C++ kernel instead (`dnahnet.nn.cpu_kernel`, `_fused_scan`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
 """
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from dnahnet.nn import cpu_kernel as fused_cpu
 
 
 def segsum(a: torch.Tensor, transposed: bool = False) -> torch.Tensor:
@@ -50,12 +54,15 @@ def ssd_chunked(
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
     length_is_data_dependent: bool = False,
+    cpu_kernel: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD scan for any length.
 
     x: (b, l, h, p), already scaled by dt; log_decay: (b, l, h), dt*A <= 0;
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n); `length_is_data_dependent`:
-    l may be a chunk count, traced as data-dependent (`linear_recurrence`).
+    l may be a chunk count, traced as data-dependent (`linear_recurrence`); `cpu_kernel`: compute
+    the chunk outputs with the fused CPU kernel where it applies (`dnahnet.nn.cpu_kernel`; None asks
+    the environment, DNAHNET_CPU_KERNEL).
     Returns y (b, l, h, p) and the final state (b, h, p, n). `chunk_size` is the model's;
     eagerly on CPU the scan computes in shorter chunks where that is faster (`compute_chunk_size`).
 
@@ -78,8 +85,13 @@ def ssd_chunked(
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
-    scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
-    y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state, length_is_data_dependent)
+    fused_q = compute_chunk_size(q, x, "per_head")
+    if _on_fused_kernel(cpu_kernel, x, B, fused_q):
+        # Its per-head form outran the factored one for shared B/C too (bench/RESULTS.md): it takes every head.
+        y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent)
+    else:
+        scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
+        y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state, length_is_data_dependent)
     return y[:, :l], final
 
 
@@ -101,6 +113,38 @@ def compute_chunk_size(chunk_size: int, x: torch.Tensor, form: str = "factored")
     if x.device.type != "cpu" or torch.compiler.is_compiling():
         return chunk_size
     return next(d for d in range(min(chunk_size, CPU_CHUNK_SIZES[form]), 0, -1) if chunk_size % d == 0)
+
+
+def _on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
+    """Whether the scan runs on the fused CPU kernel: asked for (or, with None, by the environment),
+    applicable to these tensors, and built. Traced, it is used only if already built (`Mamba2` builds
+    it when constructed with the environment asking)."""
+    if not (fused_cpu.requested() if asked is None else asked) or not fused_cpu.applies(x, B, q):
+        return False
+    return fused_cpu.ready() if torch.compiler.is_compiling() else fused_cpu.available()
+
+
+def _fused_scan(
+    x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
+    initial_state: torch.Tensor | None, length_is_data_dependent: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ssd_chunked` with the chunk states and outputs on the fused CPU kernel (`dnahnet.nn.cpu_kernel`),
+    on inputs whose length is a multiple of q. The kernel reads x, B and C where they lie; between its
+    two calls the states pass from chunk to chunk as in `_per_head_scan` (`linear_recurrence`)."""
+    b, l, h, p = x.shape
+    g, n = B.shape[-2:]
+    r = h // g
+    c = l // q
+    A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1).contiguous()  # (b, c, g, r, q)
+    states = fused_cpu.chunk_states(B, A_cum, x)  # (b, c, g, r, n, p)
+    if initial_state is None:
+        init = torch.zeros(b, 1, g, r, n, p, dtype=x.dtype, device=x.device)
+    else:
+        init = initial_state.reshape(b, 1, g, r, p, n).mT.to(x.dtype)
+    chunk_log_decay = F.pad(A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c), (1, 0))
+    passed = linear_recurrence(torch.cat([init, states], dim=1), chunk_log_decay, length_is_data_dependent)
+    y = fused_cpu.chunk_output(C, B, A_cum, x, passed[:, :-1])
+    return y, passed[:, -1].mT.reshape(b, h, p, n)
 
 
 def _per_head_scan(

@@ -248,12 +248,23 @@ def paired_ratio_summary(ratios: list[float], seed: int = 0, resamples: int = 20
             "ratio_ci_high": float(np.percentile(medians, 97.5)), "ratio_min": float(v[0]), "ratio_max": float(v[-1])}
 
 
+# Environment variables that change what a benchmark runs: a recorded command that omits them would not
+# reproduce its figures.
+COMMAND_ENVIRONMENT = ("DNAHNET_CPU_KERNEL", "DNAHNET_CPU_BF16", "DNAHNET_KEEP_FREED_MEMORY")
+
+
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """The command that reproduces this run: the settings of COMMAND_ENVIRONMENT in force, then the script."""
+    settings = [f"{name}={os.environ[name]}" for name in COMMAND_ENVIRONMENT if name in os.environ]
+    return " ".join([*settings, "python", script, *(argv if argv is not None else sys.argv[1:])])
+
+
 def start_paired_bench(script: str, argv: list[str] | None, threads: int, repeats: int) -> dict:
     """Set this process up as the CLI runs (`threads`, its allocator settings) and return the header
     every paired benchmark's results carry: the command, machine, torch, threads, repeats and date."""
     torch.set_num_threads(threads)
     keep_freed_memory()
-    return {"command": f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+    return {"command": command_line(script, argv),
             "machine": machine(torch.device("cpu")), "torch": torch.__version__, "threads": threads,
             "repeats": repeats, "date": time.strftime("%Y-%m-%d")}
 

@@ -1,0 +1,162 @@
+"""The optional fused CPU kernel of the SSD scan: chunk states and chunk outputs, built on first use, opt-in.
+
+`csrc/ssd_chunk_kernel.cpp` computes the two intra-chunk parts of `ssd._per_head_scan` (the state
+each chunk leaves behind, and each chunk's outputs as `ssd._ChunkOutput` computes them), forward and
+backward, reading x, B and C where they lie and keeping each chunk's (q x q) blocks in cache
+(bench/RESULTS.md, "A fused CPU kernel for the SSD scan"). It is C++ compiled on the machine that
+runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, then cached by torch
+in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
+`ssd_chunked(..., cpu_kernel=True)`. It computes in float32 outside autocast (bf16 autocast keeps the
+PyTorch scan). Where it cannot be built the scan says why once on stderr and stays pure PyTorch;
+asked for with DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry
+shape functions and autograd formulas, so `torch.compile` traces each as one call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from dnahnet.errors import DnahnetInputError
+
+ENV = "DNAHNET_CPU_KERNEL"  # "1": use it where it builds; "require": fail if it does not; else off
+SOURCE = Path(__file__).with_name("csrc") / "ssd_chunk_kernel.cpp"
+# Row lengths the kernel's register-blocked products are instantiated for (q, head size p, state n).
+SIZES = (16, 32, 64, 128, 256)
+_LIBRARY = "dnahnet_cpu"
+
+
+def requested() -> bool:
+    """Whether the environment asks for the kernel: DNAHNET_CPU_KERNEL=1 or require (0 or unset: no)."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if value not in ("", "0", "1", "require"):
+        raise DnahnetInputError(f"{ENV}={value!r} is not understood: use 1 (where it builds), require, or 0")
+    return value in ("1", "require")
+
+
+def applies(x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
+    """Whether the kernel computes this scan: float32 on CPU outside autocast, sizes it was built for."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == B.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and q in SIZES and x.shape[-1] in SIZES and B.shape[-1] in SIZES
+    )
+
+
+def _compile_flags() -> list[str]:
+    """-march=native (it runs where it is built) and the widest vector type ATen has for this CPU."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    vector = {"AVX512": ["-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512"],
+              "AVX2": ["-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]}.get(capability, [])
+    return ["-O3", "-march=native", "-fopenmp", *vector]
+
+
+_STATE: dict[str, str | None] = {}  # "why": None once built and registered, else why it is not
+
+
+def load() -> str | None:
+    """Build (or reuse torch's cached build of) the kernel and register it, once per process;
+    None on success, else why not."""
+    if "why" not in _STATE:
+        _STATE["why"] = _build()
+    return _STATE["why"]
+
+
+def ready() -> bool:
+    """Whether the kernel was built and registered in this process (no build: safe inside a trace)."""
+    return "why" in _STATE and _STATE["why"] is None
+
+
+def _build() -> str | None:
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        return "no C++ compiler on PATH"
+    # torch runs `ninja` from PATH; pip's (the cpu-kernel extra) lies beside the interpreter, which a
+    # virtualenv run without activation (make test) does not put on PATH.
+    beside = Path(sys.executable).parent
+    if shutil.which("ninja") is None and shutil.which("ninja", path=str(beside)):
+        os.environ["PATH"] = os.pathsep.join([str(beside), os.environ.get("PATH", "")])
+    try:
+        from torch.utils.cpp_extension import load as build, verify_ninja_availability
+
+        verify_ninja_availability()
+        build(name="dnahnet_ssd_chunk_kernel", sources=[str(SOURCE)], extra_cflags=_compile_flags(),
+              extra_ldflags=["-fopenmp"], is_python_module=False, verbose=False)
+    except Exception as err:  # noqa: BLE001 - any build failure leaves the pure path
+        lines = str(err).strip().splitlines()
+        return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+    _register()
+    return None
+
+
+def available(require: bool = False) -> bool:
+    """Whether the kernel is loaded, building it if needed; says once why not, or raises if `require`."""
+    why = load()
+    if why is None:
+        return True
+    if require or os.environ.get(ENV, "").strip().lower() == "require":
+        raise DnahnetInputError(f"the fused CPU scan kernel could not be built ({why}); unset {ENV} to run without it")
+    _warn_once(why)
+    return False
+
+
+@functools.cache
+def _warn_once(why: str) -> None:
+    print(f"dnahnet: the fused CPU scan kernel is unavailable ({why}); the scan runs in pure PyTorch", file=sys.stderr)
+
+
+def _register() -> None:
+    """Shape functions (for torch.compile's tracing) and autograd formulas of the C++ operators."""
+    ops = getattr(torch.ops, _LIBRARY)
+
+    @torch.library.register_fake(f"{_LIBRARY}::chunk_states")
+    def _(B, A, x):
+        b, l, h, p = x.shape
+        _, c, g, r, _ = A.shape
+        return x.new_empty(b, c, g, r, B.shape[-1], p)
+
+    @torch.library.register_fake(f"{_LIBRARY}::chunk_states_backward")
+    def _(dstates, B, A, x):
+        return [torch.empty_like(B), torch.empty_like(A), torch.empty_like(x)]
+
+    @torch.library.register_fake(f"{_LIBRARY}::chunk_output")
+    def _(C, B, A, x, carried):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake(f"{_LIBRARY}::chunk_output_backward")
+    def _(dy, C, B, A, x, carried):
+        return [torch.empty_like(C), torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(carried)]
+
+    def save_inputs(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    torch.library.register_autograd(f"{_LIBRARY}::chunk_states",
+                                    lambda ctx, d: tuple(ops.chunk_states_backward(d, *ctx.saved_tensors)),
+                                    setup_context=save_inputs)
+    torch.library.register_autograd(f"{_LIBRARY}::chunk_output",
+                                    lambda ctx, d: tuple(ops.chunk_output_backward(d, *ctx.saved_tensors)),
+                                    setup_context=save_inputs)
+
+
+def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The state each chunk leaves behind from zero, sum_s exp(A_end - A_s) B_s x_s^T, held (n x p).
+
+    B: (b, l, g, n); A_cum: (b, c, g, r, q), the within-chunk cumulative log-decay (l = c q);
+    x: (b, l, h, p). Returns (b, c, g, r, n, p).
+    """
+    return getattr(torch.ops, _LIBRARY).chunk_states(B.contiguous(), A_cum.contiguous(), x.contiguous())
+
+
+def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
+    """y = ((C B^T) * decay) x + exp(A_cum) * (C carried) in each chunk, as `ssd._ChunkOutput` computes it.
+
+    C, B: (b, l, g, n); A_cum: (b, c, g, r, q); x: (b, l, h, p); carried: (b, c, g, r, n, p), the
+    state carried into each chunk. Returns y (b, l, h, p).
+    """
+    return getattr(torch.ops, _LIBRARY).chunk_output(C.contiguous(), B.contiguous(), A_cum.contiguous(),
+                                                     x.contiguous(), carried.contiguous())

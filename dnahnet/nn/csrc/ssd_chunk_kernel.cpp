@@ -1,0 +1,352 @@
+// The SSD scan's chunk outputs on CPU, forward and backward, one chunk of one group at a time.
+//
+// Two operators, each with its backward:
+// - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) B_s x_s^T, held (n x p);
+// - chunk_output: what dnahnet.nn.ssd._ChunkOutput computes, y = ((C B^T) * decay) x + exp(A) * (C carried),
+//   per chunk and head.
+// Both read x, B and C, and write y and the gradients, in the scan's own position-major layout, so no
+// chunk-major copy is made; and both keep a chunk's blocks in cache: the PyTorch form writes each (q x q)
+// block (decay, scores, their gradients) for all chunks to memory and reads it back, pass after pass. The
+// backwards recompute the blocks instead of saving them. Every product is rows of fused multiply-adds
+// over short contiguous rows, several output rows at once so the accumulators stay in registers.
+// Built on first use by dnahnet.nn.cpu_kernel (torch.utils.cpp_extension).
+//
+// Shapes (float32, contiguous): x (b, l, h, p) and B, C (b, l, g, n) with l = c q, a multiple of the chunk
+// q; A (b, c, g, r, q), the within-chunk cumulative log-decay of each group's r = h / g heads; carried and
+// states (b, c, g, r, n, p). q, p and n are each 16, 32, 64, 128 or 256.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <ATen/cpu/vec/functional.h>
+#include <limits>
+#include <vector>
+
+using Vec = at::vec::Vectorized<float>;
+constexpr int64_t W = Vec::size();
+
+// out[r][0:V*W] (+)= sum_{k<K} a[r*lda + k] * M[k*ld : k*ld+V*W] for R rows at once: each row of M
+// is loaded once for R outputs, and R*V independent accumulators hide the FMA latency.
+template <int64_t V, int64_t R>
+static inline void combo(float* __restrict out, int64_t ldo, const float* __restrict a, int64_t lda,
+                         const float* __restrict M, int64_t K, int64_t ld, bool accumulate) {
+  Vec acc[R][V];
+#pragma GCC unroll 16
+  for (int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int64_t v = 0; v < V; ++v) acc[r][v] = accumulate ? Vec::loadu(out + r * ldo + v * W) : Vec(0.f);
+  for (int64_t k = 0; k < K; ++k) {
+    const float* row = M + k * ld;
+    Vec m[V];
+#pragma GCC unroll 16
+    for (int64_t v = 0; v < V; ++v) m[v] = Vec::loadu(row + v * W);
+#pragma GCC unroll 16
+    for (int64_t r = 0; r < R; ++r) {
+      const Vec s(a[r * lda + k]);
+#pragma GCC unroll 16
+      for (int64_t v = 0; v < V; ++v) acc[r][v] = at::vec::fmadd(s, m[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int64_t v = 0; v < V; ++v) acc[r][v].store(out + r * ldo + v * W);
+}
+
+// Rows per call by row length: as many as keep about 16 accumulators in registers.
+static inline int64_t rows_per_block(int64_t L) { return L <= 4 * W ? 4 : (L <= 8 * W ? 2 : 1); }
+
+// `combo` for R rows of v vectors, v chosen at run time (1..VMAX).
+template <int64_t R, int64_t VMAX, int64_t V = 1>
+static inline void combo_v(int64_t v, float* out, int64_t ldo, const float* a, int64_t lda, const float* M,
+                           int64_t K, int64_t ld, bool accumulate) {
+  if constexpr (V > VMAX) {
+    TORCH_CHECK(false, "ssd chunk kernel: unsupported row length ", v * W);
+  } else {
+    if (v == V) return combo<V, R>(out, ldo, a, lda, M, K, ld, accumulate);
+    return combo_v<R, VMAX, V + 1>(v, out, ldo, a, lda, M, K, ld, accumulate);
+  }
+}
+
+// rows_per_block(L) rows of out[:, 0:cols] (cols rounded up to whole vectors; L the full row length).
+static inline void combo_any(float* out, int64_t ldo, const float* a, int64_t lda, const float* M,
+                             int64_t K, int64_t ld, int64_t L, bool accumulate, int64_t cols = -1) {
+  const int64_t v = ((cols < 0 ? L : cols) + W - 1) / W;
+  switch (rows_per_block(L)) {
+    case 4: return combo_v<4, 4>(v, out, ldo, a, lda, M, K, ld, accumulate);
+    case 2: return combo_v<2, 8>(v, out, ldo, a, lda, M, K, ld, accumulate);
+    default: return combo_v<1, 256 / W>(v, out, ldo, a, lda, M, K, ld, accumulate);
+  }
+}
+
+// All `rows` rows of out (+)= a @ M, in blocks.
+static inline void combo_all(float* out, int64_t ldo, const float* a, int64_t lda, const float* M,
+                             int64_t rows, int64_t K, int64_t ld, int64_t L, bool accumulate) {
+  const int64_t R = rows_per_block(L);
+  for (int64_t i = 0; i < rows; i += R) combo_any(out + i * ldo, ldo, a + i * lda, lda, M, K, ld, L, accumulate);
+}
+
+// dst (cols x rows, contiguous) = src (rows x cols, row stride ld)^T, both multiples of 16, in 16 x 16 tiles.
+// out (q x q) = a (q rows, stride lda) @ M (K x q), on and below the diagonal only, up to whole vectors:
+// the entries past the vector that holds each row's diagonal are left unwritten and never read.
+static inline void lower_products(float* out, const float* a, int64_t lda, const float* M, int64_t K, int64_t q) {
+  const int64_t R = rows_per_block(q);
+  for (int64_t i = 0; i < q; i += R) combo_any(out + i * q, q, a + i * lda, lda, M, K, q, q, false, i + R);
+}
+
+static inline void transpose(float* __restrict dst, const float* __restrict src, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t i = 0; i < rows; i += 16)
+    for (int64_t j = 0; j < cols; j += 16) at::vec::transpose_mxn<float, 16, 16>(src + i * ld + j, ld, dst + j * rows + i, rows);
+}
+
+// decay[i][j] = exp(A[i]-A[j]) for j <= i else 0 and scores = CB * decay, row i. The exponentials are
+// taken only up to the vector that holds the diagonal; past it both rows are zero.
+static inline void decay_row(float* __restrict D, float* __restrict S, const float* __restrict CB,
+                             const float* __restrict A, int64_t i, int64_t q) {
+  const Vec ai(A[i]);
+  const Vec ninf(-std::numeric_limits<float>::infinity());
+  const Vec fi(static_cast<float>(i));
+  int64_t j = 0;
+  for (; j <= i; j += W) {
+    Vec diff = ai - Vec::loadu(A + j);
+    Vec above = Vec::arange(static_cast<float>(j), 1.f) > fi;
+    Vec d = Vec::blendv(diff, ninf, above).exp();
+    d.store(D + j);
+    (d * Vec::loadu(CB + j)).store(S + j);
+  }
+  for (; j < q; j += W) {
+    Vec(0.f).store(D + j);
+    Vec(0.f).store(S + j);
+  }
+}
+
+static inline float sum_of(const Vec& v) {
+  return at::vec::vec_reduce_all<float>([](Vec& u, Vec& w) { return u + w; }, v);
+}
+
+// Sizes and per-chunk offsets of the position-major tensors.
+struct Layout {
+  int64_t b, l, h, p, g, n, r, c, q;
+  Layout(const torch::Tensor& x, const torch::Tensor& B, const torch::Tensor& A)
+      : b(x.size(0)), l(x.size(1)), h(x.size(2)), p(x.size(3)), g(B.size(2)), n(B.size(3)), r(h / g),
+        c(A.size(1)), q(A.size(4)) {
+    TORCH_CHECK(l == c * q && A.size(3) == r && h == g * r, "ssd chunk kernel: inconsistent shapes");
+  }
+  int64_t items() const { return b * c * g; }
+  // Work item w = (batch, chunk, group): first position of the chunk, and the group.
+  int64_t first(int64_t w) const { return (w / (c * g)) * l + ((w / g) % c) * q; }
+  int64_t group(int64_t w) const { return w % g; }
+  // Row 0 of head hh (within the group) in x-like tensors, and of the group in B-like ones; rows are h*p or g*n apart.
+  int64_t x_at(int64_t w, int64_t hh) const { return (first(w) * h + group(w) * r + hh) * p; }
+  int64_t b_at(int64_t w) const { return (first(w) * g + group(w)) * n; }
+};
+
+static void check_inputs(const char* op, const std::vector<torch::Tensor>& ts) {
+  for (const auto& t : ts) {
+    TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat, op, ": float32 CPU tensors only");
+  }
+}
+
+// exp(A_end - A_s) for s in 0..q-1.
+static inline void decay_to_end(float* __restrict out, const float* __restrict A, int64_t q) {
+  const Vec end(A[q - 1]);
+  for (int64_t s = 0; s < q; s += W) (end - Vec::loadu(A + s)).exp().store(out + s);
+}
+
+// states (b, c, g, r, n, p) from B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p).
+torch::Tensor chunk_states_forward(torch::Tensor B, torch::Tensor A, torch::Tensor x) {
+  check_inputs("chunk_states", {B, A, x});
+  B = B.contiguous(); A = A.contiguous(); x = x.contiguous();
+  const Layout s(x, B, A);
+  auto states = torch::empty({s.b, s.c, s.g, s.r, s.n, s.p}, x.options());
+  const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>();
+  float* out = states.data_ptr<float>();
+  at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(2 * s.n * s.q + s.q);
+    float *Bt = buf.data(), *coef = Bt + s.n * s.q, *dte = coef + s.n * s.q;
+    for (int64_t w = begin; w < end; ++w) {
+      transpose(Bt, Bp + s.b_at(w), s.q, s.n, s.g * s.n);
+      for (int64_t hh = 0; hh < s.r; ++hh) {
+        const int64_t wh = w * s.r + hh;
+        decay_to_end(dte, Ap + wh * s.q, s.q);
+        for (int64_t k = 0; k < s.n; ++k)
+          for (int64_t i = 0; i < s.q; i += W) (Vec::loadu(Bt + k * s.q + i) * Vec::loadu(dte + i)).store(coef + k * s.q + i);
+        combo_all(out + wh * s.n * s.p, s.p, coef, s.q, xp + s.x_at(w, hh), s.n, s.q, s.h * s.p, s.p, false);
+      }
+    }
+  });
+  return states;
+}
+
+// Gradients (dB, dA, dx) of chunk_states_forward given dstates.
+std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::Tensor B, torch::Tensor A, torch::Tensor x) {
+  check_inputs("chunk_states_backward", {dstates, B, A, x});
+  dstates = dstates.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous();
+  const Layout s(x, B, A);
+  auto dB = torch::empty_like(B), dA = torch::empty_like(A), dx = torch::empty_like(x);
+  const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>(), *dsp = dstates.data_ptr<float>();
+  float *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>(), *dxp = dx.data_ptr<float>();
+  at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(s.q + 2 * s.q * s.n + s.p * s.n);
+    float *dte = buf.data(), *coef = dte + s.q, *G = coef + s.q * s.n, *dsT = G + s.q * s.n;
+    for (int64_t w = begin; w < end; ++w) {
+      const float* Bw = Bp + s.b_at(w);
+      float* dBw = dBp + s.b_at(w);
+      const int64_t ldb = s.g * s.n, ldx = s.h * s.p;
+      for (int64_t i = 0; i < s.q; ++i) std::fill(dBw + i * ldb, dBw + i * ldb + s.n, 0.f);
+      for (int64_t hh = 0; hh < s.r; ++hh) {
+        const int64_t wh = w * s.r + hh;
+        const float* ds = dsp + wh * s.n * s.p;
+        float* dAh = dAp + wh * s.q;
+        decay_to_end(dte, Ap + wh * s.q, s.q);
+        // dx_i = dte_i * B_i . dstates (rows of B scaled by dte)
+        for (int64_t i = 0; i < s.q; ++i) {
+          const Vec d(dte[i]);
+          for (int64_t k = 0; k < s.n; k += W) (Vec::loadu(Bw + i * ldb + k) * d).store(coef + i * s.n + k);
+        }
+        combo_all(dxp + s.x_at(w, hh), ldx, coef, s.n, ds, s.q, s.n, s.p, s.p, false);
+        // G_ik = x_i . dstates_k; dB_i += dte_i G_i; d(dte_i) = B_i . G_i
+        transpose(dsT, ds, s.n, s.p, s.p);
+        combo_all(G, s.n, xp + s.x_at(w, hh), ldx, dsT, s.q, s.p, s.n, s.n, false);
+        float total = 0.f;
+        for (int64_t i = 0; i < s.q; ++i) {
+          const Vec d(dte[i]);
+          Vec acc(0.f);
+          for (int64_t k = 0; k < s.n; k += W) {
+            const Vec gk = Vec::loadu(G + i * s.n + k);
+            at::vec::fmadd(d, gk, Vec::loadu(dBw + i * ldb + k)).store(dBw + i * ldb + k);
+            acc = at::vec::fmadd(Vec::loadu(Bw + i * ldb + k), gk, acc);
+          }
+          const float grad = sum_of(acc) * dte[i];  // d/dA_i of dte_i is -dte_i; of A_end, +dte_i
+          dAh[i] = -grad;
+          total += grad;
+        }
+        dAh[s.q - 1] += total;
+      }
+    }
+  });
+  return {dB, dA, dx};
+}
+
+// y (b, l, h, p) from C, B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), carried (b, c, g, r, n, p).
+torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor carried) {
+  check_inputs("chunk_output", {C, B, A, x, carried});
+  C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); carried = carried.contiguous();
+  const Layout s(x, B, A);
+  const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n;
+  auto y = torch::empty_like(x);
+  const float *Cp = C.data_ptr<float>(), *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(ns * q + 3 * q * q + q * ns);
+    float *Bt = buf.data(), *CB = Bt + ns * q, *D = CB + q * q, *S = D + q * q, *coef = S + q * q;
+    const int64_t Rp = rows_per_block(p);
+    for (int64_t w = begin; w < end; ++w) {
+      const float* Cw = Cp + s.b_at(w);
+      transpose(Bt, Bp + s.b_at(w), q, ns, ldb);
+      lower_products(CB, Cw, ldb, Bt, ns, q);
+      for (int64_t hh = 0; hh < s.r; ++hh) {
+        const int64_t wh = w * s.r + hh;
+        const float* Ah = Ap + wh * q;
+        const float* xh = xp + s.x_at(w, hh);
+        const float* ch = cp + wh * ns * p;
+        float* yh = yp + s.x_at(w, hh);
+        for (int64_t i = 0; i < q; ++i) {
+          decay_row(D + i * q, S + i * q, CB + i * q, Ah, i, q);
+          const Vec row(std::exp(Ah[i]));
+          for (int64_t k = 0; k < ns; k += W) (Vec::loadu(Cw + i * ldb + k) * row).store(coef + i * ns + k);
+        }
+        for (int64_t i = 0; i < q; i += Rp) {  // S is zero above the diagonal: rows i..i+Rp-1 need i+Rp columns
+          combo_any(yh + i * ldx, ldx, S + i * q, q, xh, i + Rp, ldx, p, false);
+          combo_any(yh + i * ldx, ldx, coef + i * ns, ns, ch, ns, p, p, true);
+        }
+      }
+    }
+  });
+  return y;
+}
+
+// Gradients (dC, dB, dA, dx, dcarried) of chunk_output_forward, recomputing the (q x q) blocks.
+std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor carried) {
+  check_inputs("chunk_output_backward", {dy, C, B, A, x, carried});
+  dy = dy.contiguous(); C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); carried = carried.contiguous();
+  const Layout s(x, B, A);
+  const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n;
+  auto dC = torch::empty_like(C), dB = torch::empty_like(B), dA = torch::empty_like(A);
+  auto dx = torch::empty_like(x), dcar = torch::empty_like(carried);
+  const float *Cp = C.data_ptr<float>(), *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>(), *dyp = dy.data_ptr<float>();
+  float *dCp = dC.data_ptr<float>(), *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>();
+  float *dxp = dx.data_ptr<float>(), *dcp = dcar.data_ptr<float>();
+  at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> buf(ns * q + 7 * q * q + p * q + q * p + p * ns + ns * q + q + q * ns);
+    float *Bt = buf.data(), *CB = Bt + ns * q, *D = CB + q * q, *S = D + q * q, *ST = S + q * q, *dS = ST + q * q;
+    float *dCBs = dS + q * q, *dCBT = dCBs + q * q, *xT = dCBT + q * q, *dyr = xT + p * q, *carT = dyr + q * p;
+    float *Ct = carT + p * ns, *colsum = Ct + ns * q, *tmp = colsum + q;
+    const int64_t Rp = rows_per_block(p), Rn = rows_per_block(ns);
+    for (int64_t w = begin; w < end; ++w) {
+      const float *Cw = Cp + s.b_at(w), *Bw = Bp + s.b_at(w);
+      float *dCw = dCp + s.b_at(w), *dBw = dBp + s.b_at(w);
+      transpose(Bt, Bw, q, ns, ldb);
+      transpose(Ct, Cw, q, ns, ldb);
+      lower_products(CB, Cw, ldb, Bt, ns, q);
+      std::fill(dCBs, dCBs + q * q, 0.f);
+      for (int64_t i = 0; i < q; ++i) std::fill(dCw + i * ldb, dCw + i * ldb + ns, 0.f);
+      for (int64_t hh = 0; hh < s.r; ++hh) {
+        const int64_t wh = w * s.r + hh;
+        const float *Ah = Ap + wh * q, *xh = xp + s.x_at(w, hh), *ch = cp + wh * ns * p, *dyh = dyp + s.x_at(w, hh);
+        float *dAh = dAp + wh * q, *dxh = dxp + s.x_at(w, hh), *dch = dcp + wh * ns * p;
+        for (int64_t i = 0; i < q; ++i) {
+          decay_row(D + i * q, S + i * q, CB + i * q, Ah, i, q);
+          const Vec row(std::exp(Ah[i]));
+          for (int64_t m = 0; m < p; m += W) (Vec::loadu(dyh + i * ldx + m) * row).store(dyr + i * p + m);
+        }
+        transpose(ST, S, q, q, q);
+        transpose(xT, xh, q, p, ldx);
+        transpose(carT, ch, ns, p, p);
+        // dx = S^T dy: rows j.. of S^T are zero before column j.
+        for (int64_t j = 0; j < q; j += Rp) combo_any(dxh + j * ldx, ldx, ST + j * q + j, q, dyh + j * ldx, q - j, ldx, p, false);
+        lower_products(dS, dyh, ldx, xT, p, q);  // dscores = dy x^T
+        combo_all(tmp, ns, dyr, p, carT, q, p, ns, ns, false);  // the carried read-out's dC
+        combo_all(dch, p, Ct, q, dyr, ns, q, p, p, false);  // dcarried = C^T (dy * rows)
+        std::fill(colsum, colsum + q, 0.f);
+        for (int64_t i = 0; i < q; ++i) {
+          const float* dSi = dS + i * q;
+          Vec rs(0.f);
+          for (int64_t j = 0; j <= i; j += W) {  // D and S are zero past the diagonal's vector
+            Vec gr = Vec::loadu(dSi + j);
+            (Vec::loadu(dCBs + i * q + j) + gr * Vec::loadu(D + i * q + j)).store(dCBs + i * q + j);
+            Vec seg = gr * Vec::loadu(S + i * q + j);
+            rs = rs + seg;
+            (Vec::loadu(colsum + j) + seg).store(colsum + j);
+          }
+          Vec carried_part(0.f);
+          for (int64_t k = 0; k < ns; k += W) {
+            const Vec t = Vec::loadu(tmp + i * ns + k);
+            carried_part = at::vec::fmadd(t, Vec::loadu(Cw + i * ldb + k), carried_part);
+            (Vec::loadu(dCw + i * ldb + k) + t).store(dCw + i * ldb + k);
+          }
+          dAh[i] = sum_of(rs) + sum_of(carried_part);
+        }
+        for (int64_t j = 0; j < q; ++j) dAh[j] -= colsum[j];
+      }
+      for (int64_t i = 0; i < q; i += Rn) combo_any(dCw + i * ldb, ldb, dCBs + i * q, q, Bw, i + Rn, ldb, ns, true);
+      transpose(dCBT, dCBs, q, q, q);
+      for (int64_t j = 0; j < q; j += Rn) combo_any(dBw + j * ldb, ldb, dCBT + j * q + j, q, Cw + j * ldb, q - j, ldb, ns, false);
+    }
+  });
+  return {dC, dB, dA, dx, dcar};
+}
+
+TORCH_LIBRARY(dnahnet_cpu, m) {
+  m.def("chunk_states(Tensor B, Tensor A, Tensor x) -> Tensor");
+  m.def("chunk_states_backward(Tensor dstates, Tensor B, Tensor A, Tensor x) -> Tensor[]");
+  m.def("chunk_output(Tensor C, Tensor B, Tensor A, Tensor x, Tensor carried) -> Tensor");
+  m.def("chunk_output_backward(Tensor dy, Tensor C, Tensor B, Tensor A, Tensor x, Tensor carried) -> Tensor[]");
+}
+TORCH_LIBRARY_IMPL(dnahnet_cpu, CPU, m) {
+  m.impl("chunk_states", &chunk_states_forward);
+  m.impl("chunk_states_backward", &chunk_states_backward);
+  m.impl("chunk_output", &chunk_output_forward);
+  m.impl("chunk_output_backward", &chunk_output_backward);
+}

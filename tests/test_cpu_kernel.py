@@ -1,0 +1,234 @@
+"""dnahnet.nn.cpu_kernel: the fused CPU kernel of the SSD chunk outputs equals the PyTorch form.
+
+The kernel is C++ built on first use (about 40 s on 2 cores, then cached by torch), so these tests
+are marked slow and skip, naming the reason, where no compiler or ninja is found.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from dnahnet.errors import DnahnetInputError
+from dnahnet.nn import cpu_kernel
+from dnahnet.nn.mamba2 import Mamba2
+from dnahnet.nn.ssd import _ChunkOutput, ssd_chunked, ssd_sequential
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built():
+    why = cpu_kernel.load()
+    if why is not None:
+        pytest.skip(f"the fused CPU kernel could not be built here: {why}")
+
+
+def _chunk_inputs(b, c, g, r, q, p, n, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    C = torch.randn(b, c, g, 1, q, n, generator=gen, dtype=dtype) / n ** 0.5
+    B = torch.randn(b, c, g, 1, q, n, generator=gen, dtype=dtype)
+    A_cum = (-torch.rand(b, c, g, r, q, generator=gen, dtype=dtype) * 0.3).cumsum(-1)
+    x = torch.randn(b, c, g, r, q, p, generator=gen, dtype=dtype)
+    carried = torch.randn(b, c, g, r, n, p, generator=gen, dtype=dtype)
+    return [t.requires_grad_() for t in (C, B, A_cum, x, carried)]
+
+
+@pytest.mark.parametrize("shape", [
+    (2, 3, 1, 4, 64, 32, 32),  # shared B/C, the cpu presets' sizes
+    (1, 2, 2, 2, 64, 64, 64),  # two groups
+    (1, 2, 3, 1, 32, 16, 16),  # per-head B/C, the smallest sizes
+    (1, 1, 1, 2, 128, 64, 32),  # a longer chunk, state smaller than the head
+    (1, 1, 1, 1, 256, 16, 128),
+])
+def test_the_kernel_equals_the_float64_chunk_output_forward_and_backward(built, shape):
+    reference = _chunk_inputs(*shape)
+    y_ref = _ChunkOutput.apply(*reference)
+    dy = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grads_ref = torch.autograd.grad(y_ref, reference, dy)
+    C, B, A_cum, x, carried = [t.detach().float().requires_grad_() for t in reference]
+    b, c, g, r, q, p = x.shape
+    n = C.shape[-1]
+    # The kernel takes x, B and C position-major, (b, l, heads or groups, size), as the scan holds them.
+    def by_position(t):
+        return t.permute(0, 1, 4, 2, 3, 5).reshape(b, c * q, -1, t.shape[-1])
+    y = cpu_kernel.chunk_output(by_position(C), by_position(B), A_cum, by_position(x), carried)
+    grads = torch.autograd.grad(y, (C, B, A_cum, x, carried), by_position(dy.float()))
+    y = y.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5)
+    assert y.dtype == torch.float32 and y.shape == y_ref.shape
+    for got, want in zip((y, *grads), (y_ref, *grads_ref)):
+        assert float((got.detach().double() - want.detach()).abs().max() / want.detach().abs().max()) < 2e-6
+
+
+@pytest.mark.parametrize("b,c,g,r,q,p,n", [(2, 3, 1, 4, 64, 32, 32), (1, 2, 2, 2, 32, 16, 64), (1, 1, 1, 1, 256, 128, 16)])
+def test_the_chunk_states_equal_their_float64_sum_forward_and_backward(built, b, c, g, r, q, p, n):
+    gen = torch.Generator().manual_seed(0)
+    B = torch.randn(b, c * q, g, n, generator=gen, dtype=torch.float64, requires_grad=True)
+    A_cum = (-torch.rand(b, c, g, r, q, generator=gen, dtype=torch.float64) * 0.3).cumsum(-1).requires_grad_()
+    x = torch.randn(b, c * q, g * r, p, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    def reference(B, A_cum, x):  # sum_s exp(A_end - A_s) B_s x_s^T per chunk and head, (n x p)
+        decay = torch.exp(A_cum[..., -1:] - A_cum)  # (b, c, g, r, q)
+        return torch.einsum("bcgrs,bcsgn,bcsgrp->bcgrnp", decay, B.reshape(b, c, q, g, n), x.reshape(b, c, q, g, r, p))
+
+    want = reference(B, A_cum, x)
+    up = torch.randn(want.shape, generator=gen, dtype=torch.float64)
+    grads_want = torch.autograd.grad(want, (B, A_cum, x), up)
+    inputs = [t.detach().float().requires_grad_() for t in (B, A_cum, x)]
+    got = cpu_kernel.chunk_states(*inputs)
+    grads = torch.autograd.grad(got, inputs, up.float())
+    for a, w in zip((got, *grads), (want, *grads_want)):
+        assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5  # fp32 sums of up to 256 terms
+
+
+@pytest.mark.parametrize("groups", [1, 8])
+def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(built, groups):
+    """Any length (here not a multiple of the chunk), an initial state, shared or per-head B/C."""
+    gen = torch.Generator().manual_seed(0)
+    b, length, h, p, n = 2, 300, 8, 32, 32
+    x = torch.randn(b, length, h, p, generator=gen, dtype=torch.float64)
+    log_decay = -torch.rand(b, length, h, generator=gen, dtype=torch.float64) * 0.5
+    B = torch.randn(b, length, groups, n, generator=gen, dtype=torch.float64)
+    C = torch.randn(b, length, groups, n, generator=gen, dtype=torch.float64)
+    init = torch.randn(b, h, p, n, generator=gen, dtype=torch.float64)
+    y_ref, final_ref = ssd_sequential(x, log_decay, B, C, init)
+    fused = [t.float().requires_grad_() for t in (x, log_decay, B, C, init)]
+    pure = [t.float().requires_grad_() for t in (x, log_decay, B, C, init)]
+    y, final = ssd_chunked(*fused[:4], 64, fused[4], cpu_kernel=True)
+    assert float((y.detach().double() - y_ref).abs().max() / y_ref.abs().max()) < 2e-6
+    assert float((final.detach().double() - final_ref).abs().max() / final_ref.abs().max()) < 2e-6
+    y_pure, final_pure = ssd_chunked(*pure[:4], 64, pure[4], cpu_kernel=False)
+    upstream = (torch.randn(y.shape, generator=gen), torch.randn(final.shape, generator=gen))
+    torch.autograd.backward((y, final), upstream)
+    torch.autograd.backward((y_pure, final_pure), upstream)
+    for a, b_ in zip(fused, pure):
+        assert float((a.grad - b_.grad).abs().max() / b_.grad.abs().max()) < 1e-5
+
+
+def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypatch):
+    calls = []
+    real = cpu_kernel.chunk_output
+    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(0)
+    x, log_decay = torch.randn(1, 128, 4, 16, generator=gen), -torch.rand(1, 128, 4, generator=gen)
+    B, C = torch.randn(1, 128, 1, 16, generator=gen), torch.randn(1, 128, 1, 16, generator=gen)
+    ssd_chunked(x, log_decay, B, C, 64, cpu_kernel=False)
+    assert calls == []
+    monkeypatch.setenv(cpu_kernel.ENV, "1")
+    ssd_chunked(x, log_decay, B, C, 64)
+    assert calls == [1]
+    ssd_chunked(x, log_decay, B, C, 64, cpu_kernel=False)  # the argument overrides the environment
+    ssd_chunked(x.double(), log_decay.double(), B.double(), C.double(), 64)  # float32 only
+    ssd_chunked(torch.randn(1, 128, 4, 24), log_decay, B, C, 64)  # a head size it was not built for
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast keeps the PyTorch form
+        ssd_chunked(x, log_decay, B, C, 64)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.skipif(
+    not os.environ.get("DNAHNET_TEST_INDUCTOR"), reason="Inductor code generation takes minutes; set DNAHNET_TEST_INDUCTOR=1"))])
+def test_a_mamba2_layer_on_the_kernel_traces_whole_and_matches_eager(built, monkeypatch, backend):
+    monkeypatch.setenv(cpu_kernel.ENV, "1")
+    torch.manual_seed(0)
+    layer = Mamba2(32, d_state=16, headdim=16, chunk_size=32)
+    u = torch.randn(2, 100, 32, requires_grad=True)
+    eager = layer(u)
+    (grad_eager,) = torch.autograd.grad(eager.square().sum(), u)
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, backend=backend, fullgraph=True)
+    out = compiled(u)
+    (grad,) = torch.autograd.grad(out.square().sum(), u)
+    torch.testing.assert_close(out, eager, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, grad_eager, rtol=1e-4, atol=1e-5)
+    pure = Mamba2(32, d_state=16, headdim=16, chunk_size=32)
+    pure.load_state_dict(layer.state_dict())
+    monkeypatch.setenv(cpu_kernel.ENV, "0")
+    torch.testing.assert_close(pure(u), eager, rtol=1e-5, atol=1e-5)
+
+
+def test_a_machine_that_cannot_build_it_runs_the_pure_scan_and_says_why_once(monkeypatch, capsys):
+    monkeypatch.setattr(cpu_kernel, "_STATE", {})
+    monkeypatch.setattr(cpu_kernel.shutil, "which", lambda name: None)
+    cpu_kernel._warn_once.cache_clear()
+    assert cpu_kernel.load() == "no C++ compiler on PATH"
+    gen = torch.Generator().manual_seed(0)
+    x, log_decay = torch.randn(1, 64, 2, 16, generator=gen), -torch.rand(1, 64, 2, generator=gen)
+    B, C = torch.randn(1, 64, 1, 16, generator=gen), torch.randn(1, 64, 1, 16, generator=gen)
+    y, _ = ssd_chunked(x, log_decay, B, C, 32, cpu_kernel=True)
+    ssd_chunked(x, log_decay, B, C, 32, cpu_kernel=True)
+    torch.testing.assert_close(y, ssd_chunked(x, log_decay, B, C, 32, cpu_kernel=False)[0])
+    assert capsys.readouterr().err.count("the fused CPU scan kernel is unavailable (no C++ compiler on PATH)") == 1
+    monkeypatch.setenv(cpu_kernel.ENV, "require")
+    with pytest.raises(DnahnetInputError, match="could not be built"):
+        ssd_chunked(x, log_decay, B, C, 32)
+
+
+@pytest.mark.parametrize("value,wanted", [("1", True), ("require", True), ("Require ", True), ("0", False), ("", False)])
+def test_the_environment_switch(monkeypatch, value, wanted):
+    monkeypatch.setenv(cpu_kernel.ENV, value)
+    assert cpu_kernel.requested() is wanted
+
+
+def test_a_value_of_the_switch_it_does_not_know_is_an_error(monkeypatch):
+    monkeypatch.setenv(cpu_kernel.ENV, "yes")
+    with pytest.raises(DnahnetInputError, match="DNAHNET_CPU_KERNEL='yes' is not understood"):
+        cpu_kernel.requested()
+
+
+def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_it(built, tmp_path, monkeypatch):
+    import json
+    import statistics
+
+    from bench.train_pairs import main, parse_train_configs
+
+    calls = []
+    real = cpu_kernel.chunk_output
+    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: calls.append(1) or real(*a))
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny-transformer,tiny,tiny:cpu-kernel", "--repeats", "3", "--seq-len", "64",
+                 "--batch-size", "2", "--out", str(out)]) == 0
+    assert calls  # the kernel config computed on it
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    plain, fused = rows["tiny"], rows["tiny:cpu-kernel"]
+    assert (plain["scan"], fused["scan"]) == ("chunked", "chunked, fused CPU kernel")
+    assert "cpu_kernel_gain" not in plain
+    assert fused["cpu_kernel_gain"]["ratio_median"] == statistics.median(
+        [p / k for p, k in zip(plain["seconds"], fused["seconds"])])
+    assert "- tiny:cpu-kernel: **" in (out / "report.md").read_text()
+    with pytest.raises(DnahnetInputError, match="fp32 only"):
+        parse_train_configs("tiny:cpu-kernel+bf16")
+    with pytest.raises(DnahnetInputError, match="one of scan-free and cpu-kernel at most once"):
+        parse_train_configs("tiny:scan-free+cpu-kernel")
+
+
+def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(built, monkeypatch):
+    """The inner stage's length is a chunk count (an unbacked size when traced): the kernel's shape
+    functions carry it, and the whole backbone still traces without a break."""
+    import copy
+
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.compile import compile_layers
+    from dnahnet.nn.hnet import HNetLM
+
+    monkeypatch.setenv(cpu_kernel.ENV, "1")
+    calls = []
+    real = cpu_kernel.chunk_output
+    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: calls.append(1) or real(*a))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    eager = HNetLM(model_config_from_preset("tiny-2stage"))
+    compiled = copy.deepcopy(eager)
+    compile_layers(compiled, backend="aot_eager", fullgraph=True, scope="model")
+    ids = torch.tensor(list(b"ACGT"))[torch.randint(4, (2, 192), generator=torch.Generator().manual_seed(1))]
+    outs = []
+    for net in (eager, compiled):
+        out = net(ids)
+        loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
+        (loss + out.ratio_loss).backward()
+        outs.append((out.logits.detach(), {k: p.grad for k, p in net.named_parameters() if p.grad is not None}))
+    assert calls  # both ran on the kernel
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-4, atol=1e-4)
+    for k, grad in outs[0][1].items():
+        torch.testing.assert_close(outs[1][1][k], grad, rtol=1e-3, atol=1e-5, msg=k)
