@@ -61,7 +61,7 @@ def ssd_chunked(
     x: (b, l, h, p), already scaled by dt; log_decay: (b, l, h), dt*A <= 0;
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n); `length_is_data_dependent`:
     l may be a chunk count, traced as data-dependent (`linear_recurrence`); `cpu_kernel`: compute
-    the chunk outputs with the fused CPU kernel where it applies (`dnahnet.nn.cpu_kernel`; None asks
+    the chunk states and outputs with the fused CPU kernel where it applies (`dnahnet.nn.cpu_kernel`; None asks
     the environment, DNAHNET_CPU_KERNEL).
     Returns y (b, l, h, p) and the final state (b, h, p, n). `chunk_size` is the model's;
     eagerly on CPU the scan computes in shorter chunks where that is faster (`compute_chunk_size`).
@@ -87,7 +87,8 @@ def ssd_chunked(
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
     fused_q = compute_chunk_size(q, x, "per_head")
     if _on_fused_kernel(cpu_kernel, x, B, fused_q):
-        # Its per-head form outran the factored one for shared B/C too (bench/RESULTS.md): it takes every head.
+        # It takes every head: at head and state size 64 its per-head form outran the factored one for shared
+        # B/C (1.37-1.40x), at 32 a Mamba-2 block showed no detectable difference (bench/RESULTS.md).
         y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent)
     else:
         scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
@@ -137,14 +138,28 @@ def _fused_scan(
     c = l // q
     A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1).contiguous()  # (b, c, g, r, q)
     states = fused_cpu.chunk_states(B, A_cum, x)  # (b, c, g, r, n, p)
-    if initial_state is None:
-        init = torch.zeros(b, 1, g, r, n, p, dtype=x.dtype, device=x.device)
-    else:
-        init = initial_state.reshape(b, 1, g, r, p, n).mT.to(x.dtype)
-    chunk_log_decay = F.pad(A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c), (1, 0))
-    passed = linear_recurrence(torch.cat([init, states], dim=1), chunk_log_decay, length_is_data_dependent)
+    passed = _pass_chunk_states(states, A_cum, initial_state, length_is_data_dependent, x.dtype)
     y = fused_cpu.chunk_output(C, B, A_cum, x, passed[:, :-1])
     return y, passed[:, -1].mT.reshape(b, h, p, n)
+
+
+def _pass_chunk_states(
+    states: torch.Tensor, A_cum: torch.Tensor, initial_state: torch.Tensor | None, length_is_data_dependent: bool,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The state carried into each chunk and the final one, (b, c+1, g, r, n, p), from the states the chunks
+    leave behind from zero (b, c, g, r, n, p), the within-chunk cumulative log-decay A_cum (b, c, g, r, q)
+    and the initial state (b, h, p, n) or None (zeros), held in `dtype` (the scan input's: under autocast
+    the states may come out of a low-precision matmul, and the concatenation promotes them)."""
+    b, c, g, r, n, p = states.shape
+    if initial_state is None:
+        init = torch.zeros(b, 1, g, r, n, p, dtype=dtype, device=states.device)
+    else:
+        init = initial_state.reshape(b, 1, g, r, p, n).mT.to(dtype)
+    # (b, g, r, c+1). A 3-D transpose, not a 4-D permute: the latter's backward trips a
+    # channels-last stride check that cannot decide a traced, data-dependent c (torch 2.13).
+    last = A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c)
+    return linear_recurrence(torch.cat([init, states], dim=1), F.pad(last, (1, 0)), length_is_data_dependent)
 
 
 def _per_head_scan(
@@ -172,16 +187,7 @@ def _per_head_scan(
     states = Bc.mT @ (xc * decay_to_end[..., None])  # (b, c, g, r, n, p)
 
     # 2. Pass states between chunks (a short recurrence over c+1 chunk states).
-    if initial_state is None:
-        init = torch.zeros(b, 1, g, r, n, p, dtype=x.dtype, device=x.device)
-    else:
-        init = initial_state.reshape(b, 1, g, r, p, n).mT.to(x.dtype)
-    states = torch.cat([init, states], dim=1)  # (b, c+1, g, r, n, p)
-    # (b, g, r, c+1). A 3-D transpose, not a 4-D permute: the latter's backward trips a
-    # channels-last stride check that cannot decide a traced, data-dependent c (torch 2.13).
-    last = A_cum[..., -1].reshape(b, c, g * r).transpose(1, 2).reshape(b, g, r, c)
-    chunk_log_decay = F.pad(last, (1, 0))
-    states = linear_recurrence(states, chunk_log_decay, length_is_data_dependent)
+    states = _pass_chunk_states(states, A_cum, initial_state, length_is_data_dependent, x.dtype)
     carried, final = states[:, :-1], states[:, -1]
 
     # 3. Outputs, a slice of chunks at a time so the (q x q) decay blocks of a long
