@@ -43,7 +43,7 @@ except ImportError:
     from bench.kernels_ab import module_at
 
 from dnahnet.nn import cpu_kernel
-from dnahnet.nn.ssd import compute_chunk_size, ssd_chunked
+from dnahnet.nn.ssd import compute_chunk_size, runs_on_fused_kernel, ssd_chunked
 from dnahnet.perf.allocator import keep_freed_memory
 from dnahnet.perf.measure import describe_ratio, interleaved_seconds, machine, paired_ratio_summary, run_bench_script
 
@@ -96,7 +96,7 @@ def compare(length: int, h: int, p: int, n: int, g: int, q: int, repeats: int, u
     compiled by Inductor for these static shapes, each compiled (and timed apart) before the rounds."""
     reference_q = reference_q or q
     x, a, B, C = _inputs(length, h, p, n, g)
-    fused = cpu_kernel.requested() and cpu_kernel.applies(x, B, compute_chunk_size(q, x, "per_head")) and cpu_kernel.available()
+    fused = runs_on_fused_kernel(None, x, B, compute_chunk_size(q, x, "per_head"))
     scan, reference_scan = ssd_chunked, minimal_ssd
     if compiled:
         scan, reference_scan = (torch.compile(f, dynamic=False) for f in (ssd_chunked, minimal_ssd))

@@ -130,10 +130,7 @@ def fused_kernel(name: str) -> bool:
 
 def use_cpu_kernel(model: torch.nn.Module) -> int:
     """Give every Mamba-2 layer of `model` the scan on the fused CPU kernel; returns how many layers took it."""
-    layers = mamba2_layers(model)
-    for layer in layers:
-        layer.scan = functools.partial(ssd_chunked, cpu_kernel=True)
-    return len(layers)
+    return replace_scans(model, functools.partial(ssd_chunked, cpu_kernel=True))
 
 
 def parse_train_configs(text: str) -> list[str]:

@@ -26,6 +26,15 @@ def built():
         pytest.skip(f"the fused CPU kernel could not be built here: {why}")
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """One entry per call of the kernel's chunk-output operator from the scan."""
+    made = []
+    real = cpu_kernel.chunk_output
+    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: made.append(1) or real(*a))
+    return made
+
+
 def _chunk_inputs(b, c, g, r, q, p, n, dtype=torch.float64, seed=0):
     gen = torch.Generator().manual_seed(seed)
     C = torch.randn(b, c, g, 1, q, n, generator=gen, dtype=dtype) / n ** 0.5
@@ -107,10 +116,7 @@ def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(built, groups
         assert float((a.grad - b_.grad).abs().max() / b_.grad.abs().max()) < 1e-5
 
 
-def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypatch):
-    calls = []
-    real = cpu_kernel.chunk_output
-    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: calls.append(1) or real(*a))
+def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypatch, calls):
     gen = torch.Generator().manual_seed(0)
     x, log_decay = torch.randn(1, 128, 4, 16, generator=gen), -torch.rand(1, 128, 4, generator=gen)
     B, C = torch.randn(1, 128, 1, 16, generator=gen), torch.randn(1, 128, 1, 16, generator=gen)
@@ -177,15 +183,12 @@ def test_a_value_of_the_switch_it_does_not_know_is_an_error(monkeypatch):
         cpu_kernel.requested()
 
 
-def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_it(built, tmp_path, monkeypatch):
+def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_it(built, tmp_path, calls):
     import json
     import statistics
 
     from bench.train_pairs import main, parse_train_configs
 
-    calls = []
-    real = cpu_kernel.chunk_output
-    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: calls.append(1) or real(*a))
     out = tmp_path / "pairs"
     assert main(["--configs", "tiny-transformer,tiny,tiny:cpu-kernel", "--repeats", "3", "--seq-len", "64",
                  "--batch-size", "2", "--out", str(out)]) == 0
@@ -203,7 +206,7 @@ def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_i
         parse_train_configs("tiny:scan-free+cpu-kernel")
 
 
-def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(built, monkeypatch):
+def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(built, monkeypatch, calls):
     """The inner stage's length is a chunk count (an unbacked size when traced): the kernel's shape
     functions carry it, and the whole backbone still traces without a break."""
     import copy
@@ -213,9 +216,6 @@ def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(bu
     from dnahnet.nn.hnet import HNetLM
 
     monkeypatch.setenv(cpu_kernel.ENV, "1")
-    calls = []
-    real = cpu_kernel.chunk_output
-    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: calls.append(1) or real(*a))
     torch._dynamo.reset()
     torch.manual_seed(0)
     eager = HNetLM(model_config_from_preset("tiny-2stage"))

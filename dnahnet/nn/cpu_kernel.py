@@ -31,12 +31,17 @@ SIZES = (16, 32, 64, 128, 256)
 _LIBRARY = "dnahnet_cpu"
 
 
-def requested() -> bool:
-    """Whether the environment asks for the kernel: DNAHNET_CPU_KERNEL=1 or require (0 or unset: no)."""
+def _setting() -> str:
+    """DNAHNET_CPU_KERNEL as set: "" (unset), "0", "1" or "require"; anything else is a one-line error."""
     value = os.environ.get(ENV, "").strip().lower()
     if value not in ("", "0", "1", "require"):
         raise DnahnetInputError(f"{ENV}={value!r} is not understood: use 1 (where it builds), require, or 0")
-    return value in ("1", "require")
+    return value
+
+
+def requested() -> bool:
+    """Whether the environment asks for the kernel: DNAHNET_CPU_KERNEL=1 or require (0 or unset: no)."""
+    return _setting() in ("1", "require")
 
 
 def applies(x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
@@ -99,7 +104,7 @@ def available(require: bool = False) -> bool:
     why = load()
     if why is None:
         return True
-    if require or os.environ.get(ENV, "").strip().lower() == "require":
+    if require or _setting() == "require":
         raise DnahnetInputError(f"the fused CPU scan kernel could not be built ({why}); unset {ENV} to run without it")
     _warn_once(why)
     return False
@@ -149,7 +154,7 @@ def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor) -> torch
     B: (b, l, g, n); A_cum: (b, c, g, r, q), the within-chunk cumulative log-decay (l = c q);
     x: (b, l, h, p). Returns (b, c, g, r, n, p).
     """
-    return getattr(torch.ops, _LIBRARY).chunk_states(B.contiguous(), A_cum.contiguous(), x.contiguous())
+    return getattr(torch.ops, _LIBRARY).chunk_states(B, A_cum, x)  # the operator lays its inputs out contiguously
 
 
 def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
@@ -158,5 +163,4 @@ def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch
     C, B: (b, l, g, n); A_cum: (b, c, g, r, q); x: (b, l, h, p); carried: (b, c, g, r, n, p), the
     state carried into each chunk. Returns y (b, l, h, p).
     """
-    return getattr(torch.ops, _LIBRARY).chunk_output(C.contiguous(), B.contiguous(), A_cum.contiguous(),
-                                                     x.contiguous(), carried.contiguous())
+    return getattr(torch.ops, _LIBRARY).chunk_output(C, B, A_cum, x, carried)  # as chunk_states, contiguous inside

@@ -86,7 +86,7 @@ def ssd_chunked(
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
     fused_q = compute_chunk_size(q, x, "per_head")
-    if _on_fused_kernel(cpu_kernel, x, B, fused_q):
+    if runs_on_fused_kernel(cpu_kernel, x, B, fused_q):
         # It takes every head: at head and state size 64 its per-head form outran the factored one for shared
         # B/C (1.37-1.40x), at 32 a Mamba-2 block showed no detectable difference (bench/RESULTS.md).
         y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent)
@@ -116,7 +116,7 @@ def compute_chunk_size(chunk_size: int, x: torch.Tensor, form: str = "factored")
     return next(d for d in range(min(chunk_size, CPU_CHUNK_SIZES[form]), 0, -1) if chunk_size % d == 0)
 
 
-def _on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
+def runs_on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
     """Whether the scan runs on the fused CPU kernel: asked for (or, with None, by the environment),
     applicable to these tensors, and built. Traced, it is used only if already built (`Mamba2` builds
     it when constructed with the environment asking)."""
@@ -136,7 +136,7 @@ def _fused_scan(
     g, n = B.shape[-2:]
     r = h // g
     c = l // q
-    A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1).contiguous()  # (b, c, g, r, q)
+    A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1)  # (b, c, g, r, q)
     states = fused_cpu.chunk_states(B, A_cum, x)  # (b, c, g, r, n, p)
     passed = _pass_chunk_states(states, A_cum, initial_state, length_is_data_dependent, x.dtype)
     y = fused_cpu.chunk_output(C, B, A_cum, x, passed[:, :-1])

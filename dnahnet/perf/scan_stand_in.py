@@ -12,6 +12,8 @@ model should learn with.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -41,9 +43,9 @@ def mamba2_layers(model: nn.Module) -> list[Mamba2]:
     return [m for m in model.modules() if isinstance(m, Mamba2)]
 
 
-def replace_scans(model: nn.Module) -> int:
-    """Give every Mamba-2 layer of `model` the stand-in scan; returns how many layers took it."""
+def replace_scans(model: nn.Module, scan: Callable = elementwise_scan) -> int:
+    """Give every Mamba-2 layer of `model` `scan` (by default the stand-in); returns how many layers took it."""
     layers = mamba2_layers(model)
     for layer in layers:
-        layer.scan = elementwise_scan
+        layer.scan = scan
     return len(layers)

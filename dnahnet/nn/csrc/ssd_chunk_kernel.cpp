@@ -85,7 +85,6 @@ static inline void combo_all(float* out, int64_t ldo, const float* a, int64_t ld
   for (int64_t i = 0; i < rows; i += R) combo_any(out + i * ldo, ldo, a + i * lda, lda, M, K, ld, L, accumulate);
 }
 
-// dst (cols x rows, contiguous) = src (rows x cols, row stride ld)^T, both multiples of 16, in 16 x 16 tiles.
 // out (q x q) = a (q rows, stride lda) @ M (K x q), on and below the diagonal only, up to whole vectors:
 // the entries past the vector that holds each row's diagonal are left unwritten and never read.
 static inline void lower_products(float* out, const float* a, int64_t lda, const float* M, int64_t K, int64_t q) {
@@ -93,13 +92,15 @@ static inline void lower_products(float* out, const float* a, int64_t lda, const
   for (int64_t i = 0; i < q; i += R) combo_any(out + i * q, q, a + i * lda, lda, M, K, q, q, false, i + R);
 }
 
+// dst (cols x rows, contiguous) = src (rows x cols, row stride ld)^T, both multiples of 16, in 16 x 16 tiles.
 static inline void transpose(float* __restrict dst, const float* __restrict src, int64_t rows, int64_t cols, int64_t ld) {
   for (int64_t i = 0; i < rows; i += 16)
     for (int64_t j = 0; j < cols; j += 16) at::vec::transpose_mxn<float, 16, 16>(src + i * ld + j, ld, dst + j * rows + i, rows);
 }
 
 // decay[i][j] = exp(A[i]-A[j]) for j <= i else 0 and scores = CB * decay, row i. The exponentials are
-// taken only up to the vector that holds the diagonal; past it both rows are zero.
+// taken only up to the vector that holds the diagonal; past it both rows are zero. D may be null (the
+// forward needs only the scores).
 static inline void decay_row(float* __restrict D, float* __restrict S, const float* __restrict CB,
                              const float* __restrict A, int64_t i, int64_t q) {
   const Vec ai(A[i]);
@@ -110,11 +111,11 @@ static inline void decay_row(float* __restrict D, float* __restrict S, const flo
     Vec diff = ai - Vec::loadu(A + j);
     Vec above = Vec::arange(static_cast<float>(j), 1.f) > fi;
     Vec d = Vec::blendv(diff, ninf, above).exp();
-    d.store(D + j);
+    if (D) d.store(D + j);
     (d * Vec::loadu(CB + j)).store(S + j);
   }
   for (; j < q; j += W) {
-    Vec(0.f).store(D + j);
+    if (D) Vec(0.f).store(D + j);
     Vec(0.f).store(S + j);
   }
 }
@@ -238,8 +239,8 @@ torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tens
   const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(ns * q + 3 * q * q + q * ns);
-    float *Bt = buf.data(), *CB = Bt + ns * q, *D = CB + q * q, *S = D + q * q, *coef = S + q * q;
+    std::vector<float> buf(ns * q + 2 * q * q + q * ns);
+    float *Bt = buf.data(), *CB = Bt + ns * q, *S = CB + q * q, *coef = S + q * q;
     const int64_t Rp = rows_per_block(p);
     for (int64_t w = begin; w < end; ++w) {
       const float* Cw = Cp + s.b_at(w);
@@ -252,7 +253,7 @@ torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tens
         const float* ch = cp + wh * ns * p;
         float* yh = yp + s.x_at(w, hh);
         for (int64_t i = 0; i < q; ++i) {
-          decay_row(D + i * q, S + i * q, CB + i * q, Ah, i, q);
+          decay_row(nullptr, S + i * q, CB + i * q, Ah, i, q);
           const Vec row(std::exp(Ah[i]));
           for (int64_t k = 0; k < ns; k += W) (Vec::loadu(Cw + i * ldb + k) * row).store(coef + i * ns + k);
         }
