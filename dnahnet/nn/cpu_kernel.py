@@ -154,7 +154,9 @@ def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor) -> torch
     B: (b, l, g, n); A_cum: (b, c, g, r, q), the within-chunk cumulative log-decay (l = c q);
     x: (b, l, h, p). Returns (b, c, g, r, n, p).
     """
-    return getattr(torch.ops, _LIBRARY).chunk_states(B, A_cum, x)  # the operator lays its inputs out contiguously
+    # Contiguous here, in the graph, and not only inside the operator: traced, Inductor checks that each
+    # input's strides are those it planned for, and its own layout of a slice may differ from eager's.
+    return getattr(torch.ops, _LIBRARY).chunk_states(B.contiguous(), A_cum.contiguous(), x.contiguous())
 
 
 def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
@@ -163,4 +165,5 @@ def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch
     C, B: (b, l, g, n); A_cum: (b, c, g, r, q); x: (b, l, h, p); carried: (b, c, g, r, n, p), the
     state carried into each chunk. Returns y (b, l, h, p).
     """
-    return getattr(torch.ops, _LIBRARY).chunk_output(C, B, A_cum, x, carried)  # as chunk_states, contiguous inside
+    return getattr(torch.ops, _LIBRARY).chunk_output(C.contiguous(), B.contiguous(), A_cum.contiguous(),
+                                                     x.contiguous(), carried.contiguous())  # as chunk_states
