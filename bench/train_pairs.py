@@ -29,7 +29,7 @@ stand-in for its SSD scan (`dnahnet.perf.scan_stand_in`) before the routing sett
 with the same config's real one: the ratio is what the scan costs, and the stand-in's per-FLOP figure
 (FLOPs still counted for the real scan) a bound on what any faster scan could reach. A `cpu-kernel` part
 (NAME:cpu-kernel, NAME:compiled+cpu-kernel) computes every Mamba-2 layer's chunk states and outputs with the fused
-CPU kernel (`dnahnet.nn.cpu_kernel`, built first; fp32 only) and pairs the step with the same config without it.
+CPU kernel (`dnahnet.nn.cpu_kernel`, built first; it computes in fp32, with bf16 too) and pairs the step with the same config without it.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -152,8 +152,6 @@ def parse_train_configs(text: str) -> list[str]:
         if (scan_free(name) or fused_kernel(name)) and not has_mamba2_layer(models[split_config(name)[0]]):
             raise DnahnetInputError(f"--configs: {name!r}: {split_config(name)[0]} has no Mamba-2 layer whose scan "
                                     "could be replaced")
-        if fused_kernel(name) and precision(name) == BF16:
-            raise DnahnetInputError(f"--configs: {name!r}: the fused CPU kernel computes in fp32 only")
     if any(fused_kernel(n) for n in names):
         cpu_kernel.available(require=True)  # built before any model is traced, or a one-line error
     return names

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnahnet.nn.ssd import decay_matrix, linear_recurrence
+from dnahnet.nn.ssd import decay_matrix, full_precision, linear_recurrence
 
 P_MIN = 1e-4
 EMA_CHUNK = 64  # small: the intra-chunk part of an EMA is pure overhead (2·M·chunk·D FLOPs)
@@ -117,11 +117,6 @@ def _fill_cache(cache: RoutingCache, h: torch.Tensor, mask: torch.Tensor | None)
     cache.last_hidden.copy_(last_valid(h, lengths, cache.last_hidden))
     cache.has_seen.copy_(cache.has_seen | (lengths > 0))
     cache.position.add_(lengths)
-
-
-def full_precision(t: torch.Tensor):
-    """Autocast off on `t`'s device: routing, the residual projection and the dechunk EMA stay fp32 under bf16."""
-    return torch.autocast(t.device.type, enabled=False)
 
 
 class RoutingModule(nn.Module):

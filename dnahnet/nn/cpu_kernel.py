@@ -6,8 +6,9 @@ backward, reading x, B and C where they lie and keeping each chunk's (q x q) blo
 (bench/RESULTS.md, "A fused CPU kernel for the SSD scan"). It is C++ compiled on the machine that
 runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, then cached by torch
 in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
-`ssd_chunked(..., cpu_kernel=True)`. It computes in float32 outside autocast (bf16 autocast keeps the
-PyTorch scan). Where it cannot be built the scan says why once on stderr and stays pure PyTorch;
+`ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16 autocast (Mamba-2 hands the
+scan float32 inputs, and `ssd_chunked` turns autocast off around the kernel and the state pass between its
+two calls, where the PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). Where it cannot be built the scan says why once on stderr and stays pure PyTorch;
 asked for with DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry
 shape functions and autograd formulas, so `torch.compile` traces each as one call.
 """
@@ -45,11 +46,10 @@ def requested() -> bool:
 
 
 def applies(x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
-    """Whether the kernel computes this scan: float32 on CPU outside autocast, sizes it was built for."""
+    """Whether the kernel computes this scan: float32 inputs on CPU (under autocast too), sizes it was built for."""
     return (
         x.device.type == "cpu"
         and x.dtype == B.dtype == torch.float32
-        and not torch.is_autocast_enabled("cpu")
         and q in SIZES and x.shape[-1] in SIZES and B.shape[-1] in SIZES
     )
 

@@ -89,7 +89,9 @@ def ssd_chunked(
     if runs_on_fused_kernel(cpu_kernel, x, B, fused_q):
         # It takes every head: at head and state size 64 its per-head form outran the factored one for shared
         # B/C (1.37-1.40x), at 32 a Mamba-2 block showed no detectable difference (bench/RESULTS.md).
-        y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent)
+        # In float32 under bf16 autocast too: the kernel's operators take float32, and so the state pass between them.
+        with full_precision(x):
+            y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent)
     else:
         scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
         y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state, length_is_data_dependent)
@@ -114,6 +116,12 @@ def compute_chunk_size(chunk_size: int, x: torch.Tensor, form: str = "factored")
     if x.device.type != "cpu" or torch.compiler.is_compiling():
         return chunk_size
     return next(d for d in range(min(chunk_size, CPU_CHUNK_SIZES[form]), 0, -1) if chunk_size % d == 0)
+
+
+def full_precision(t: torch.Tensor):
+    """Autocast off on `t`'s device: what must stay in its inputs' precision under bf16 autocast (the fused
+    scan; routing, the residual projection and the dechunk EMA in `chunking`)."""
+    return torch.autocast(t.device.type, enabled=False)
 
 
 def runs_on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
