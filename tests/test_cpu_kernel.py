@@ -125,6 +125,7 @@ def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypa
     monkeypatch.setenv(cpu_kernel.ENV, "1")
     ssd_chunked(x, log_decay, B, C, 64)
     assert calls == [1]
+    assert cpu_kernel.describe().startswith("the fused CPU kernel (DNAHNET_CPU_KERNEL=1)")
     ssd_chunked(x, log_decay, B, C, 64, cpu_kernel=False)  # the argument overrides the environment
     ssd_chunked(x.double(), log_decay.double(), B.double(), C.double(), 64)  # float32 only
     ssd_chunked(torch.randn(1, 128, 4, 24), log_decay, B, C, 64)  # a head size it was not built for
@@ -197,6 +198,9 @@ def test_a_machine_that_cannot_build_it_runs_the_pure_scan_and_says_why_once(mon
     monkeypatch.setattr(cpu_kernel.shutil, "which", lambda name: None)
     cpu_kernel._warn_once.cache_clear()
     assert cpu_kernel.load() == "no C++ compiler on PATH"
+    monkeypatch.setenv(cpu_kernel.ENV, "1")  # what a run records (train.json "cpu_scan")
+    assert cpu_kernel.describe() == ("PyTorch (the fused CPU kernel was asked for but could not be built: "
+                                     "no C++ compiler on PATH)")
     gen = torch.Generator().manual_seed(0)
     x, log_decay = torch.randn(1, 64, 2, 16, generator=gen), -torch.rand(1, 64, 2, generator=gen)
     B, C = torch.randn(1, 64, 1, 16, generator=gen), torch.randn(1, 64, 1, 16, generator=gen)

@@ -110,6 +110,17 @@ def available(require: bool = False) -> bool:
     return False
 
 
+def describe() -> str:
+    """What computes the CPU scan's intra-chunk work in this process, for run records (train.json): the two
+    paths round differently, so a run says which it took."""
+    if not requested():
+        return f"PyTorch ({ENV} not set)"
+    why = load()
+    if why is not None:
+        return f"PyTorch (the fused CPU kernel was asked for but could not be built: {why})"
+    return f"the fused CPU kernel ({ENV}={_setting()}) for float32 scans with q, head and state sizes in {SIZES}"
+
+
 @functools.cache
 def _warn_once(why: str) -> None:
     print(f"dnahnet: the fused CPU scan kernel is unavailable ({why}); the scan runs in pure PyTorch", file=sys.stderr)

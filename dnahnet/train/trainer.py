@@ -51,6 +51,7 @@ from dnahnet.io.atomic import atomic_open, check_writable_dir
 from dnahnet.io.checkpoint import TRAIN, first_line, read_config
 from dnahnet.io.jsonfile import dumps
 from dnahnet.io.runlock import LOCK, run_lock
+from dnahnet.nn import cpu_kernel
 from dnahnet.nn.chunking import ratio_loss
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM, parameter_groups
@@ -410,6 +411,7 @@ class Trainer:
             "device": str(self.device),
             "precision": str(self.dtype).removeprefix("torch."),
             "precision_note": self.precision.describe(),  # which precision ran and why
+            **({"cpu_scan": cpu_kernel.describe()} if self.device.type == "cpu" else {}),  # DNAHNET_CPU_KERNEL
             "dnahnet": dnahnet.__version__,
         }
 
