@@ -53,3 +53,19 @@ def test_pipelines_run_under_their_installed_name_outside_the_repo(tmp_path):
     old = subprocess.run([sys.executable, "-c", "import pipelines"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert old.returncode == 1 and "No module named 'pipelines'" in old.stderr  # the PyPI name stays free
+
+
+def test_every_package_data_pattern_ships_files_from_a_listed_package():
+    """The presets, the fused kernel's C++ source and the manifests reach the wheel: each package-data
+    pattern names a listed package (so setuptools neither drops nor warns about it) and matches files."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, patterns in setuptools["package-data"].items():
+        assert package in setuptools["packages"]
+        top, *rest = package.split(".")
+        folder = ROOT / setuptools["package-dir"][top] / Path(*rest) if rest else ROOT / setuptools["package-dir"][top]
+        for pattern in patterns:
+            assert [p for p in folder.glob(pattern) if p.is_file()], f"{package}: {pattern} matches no file"
+    shipped = {(package, pattern) for package, patterns in setuptools["package-data"].items() for pattern in patterns}
+    assert {("dnahnet.presets", "*.json"), ("dnahnet.nn.csrc", "*.cpp")} <= shipped
