@@ -29,7 +29,8 @@ stand-in for its SSD scan (`dnahnet.perf.scan_stand_in`) before the routing sett
 with the same config's real one: the ratio is what the scan costs, and the stand-in's per-FLOP figure
 (FLOPs still counted for the real scan) a bound on what any faster scan could reach. A `cpu-kernel` part
 (NAME:cpu-kernel, NAME:compiled+cpu-kernel) computes every Mamba-2 layer's chunk states and outputs with the fused
-CPU kernel (`dnahnet.nn.cpu_kernel`, built first; it computes in fp32, with bf16 too) and pairs the step with the same config without it.
+CPU kernel (`dnahnet.nn.cpu_kernel`, built first; it computes in fp32, with bf16 too) and pairs the step with
+the same config without it.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs

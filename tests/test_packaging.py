@@ -64,7 +64,7 @@ def test_every_package_data_pattern_ships_files_from_a_listed_package():
     for package, patterns in setuptools["package-data"].items():
         assert package in setuptools["packages"]
         top, *rest = package.split(".")
-        folder = ROOT / setuptools["package-dir"][top] / Path(*rest) if rest else ROOT / setuptools["package-dir"][top]
+        folder = ROOT / setuptools["package-dir"][top] / Path(*rest)  # Path() is ".": the top folder itself
         for pattern in patterns:
             assert [p for p in folder.glob(pattern) if p.is_file()], f"{package}: {pattern} matches no file"
     shipped = {(package, pattern) for package, patterns in setuptools["package-data"].items() for pattern in patterns}

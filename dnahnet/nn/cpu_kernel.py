@@ -8,9 +8,10 @@ runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, t
 in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
 `ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16 autocast (Mamba-2 hands the
 scan float32 inputs, and `ssd_chunked` turns autocast off around the kernel and the state pass between its
-two calls, where the PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). Where it cannot be built the scan says why once on stderr and stays pure PyTorch;
-asked for with DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry
-shape functions and autograd formulas, so `torch.compile` traces each as one call.
+two calls, where the PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). Where it
+cannot be built the scan says why once on stderr and stays pure PyTorch; asked for with
+DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry shape functions and
+autograd formulas, so `torch.compile` traces each as one call.
 """
 
 from __future__ import annotations
