@@ -3,10 +3,10 @@
 `dnahnet bench train --profile` splits an eager step by model part (encoder, main, ...);
 a compiled step has no part labels left (Inductor fuses across them), so this splits it by
 what runs: GEMMs (mm/addmm), batched matmuls (bmm, mostly the SSD scan's small blocks),
-attention (SDPA), Inductor's fused kernels, the fused SSD kernel where DNAHNET_CPU_KERNEL=1 runs it,
-and the rest. For the GEMMs and the batched matmuls
-it gives the FLOPs per step and the rate reached, against the matmul peak measured in the same
-run, and it lists every matmul shape with its calls and FLOPs. Times come from torch.profiler
+attention (SDPA), Inductor's fused kernels, the fused SSD, conv and norm kernels where
+DNAHNET_CPU_KERNEL=1 runs them, and the rest. For the GEMMs and the batched matmuls it gives
+the FLOPs per step and the rate reached, against the matmul peak measured in the same run,
+and it lists every matmul shape with its calls and FLOPs. Times come from torch.profiler
 without shape recording (its own overhead still makes the profiled step slower than the timed
 one; both are printed); shapes come from a second profile that records them, whose times are
 not used, because recording shapes inflates them several-fold.
@@ -40,6 +40,8 @@ def op_class(key: str) -> str | None:
     if key.startswith("## Call CompiledFxGraph"):
         return "Inductor kernels"
     if key.startswith("dnahnet_cpu::"):  # called from the compiled graphs, so outside their self time
+        if key.startswith(("dnahnet_cpu::conv_silu", "dnahnet_cpu::gated_norm")):
+            return "fused conv and norm kernels (DNAHNET_CPU_KERNEL)"
         return "fused SSD kernel (DNAHNET_CPU_KERNEL)"
     if key.startswith("aten::") or key.startswith("dnahnet::"):
         return "other operators"

@@ -16,6 +16,8 @@ def test_matmul_flops_read_from_recorded_shapes():
     assert op_class("## Call CompiledFxGraph abc ##") == "Inductor kernels"
     assert op_class("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention (SDPA)"
     assert op_class("dnahnet_cpu::chunk_output_backward") == "fused SSD kernel (DNAHNET_CPU_KERNEL)"  # not dropped
+    assert op_class("dnahnet_cpu::conv_silu_backward") == "fused conv and norm kernels (DNAHNET_CPU_KERNEL)"
+    assert op_class("dnahnet_cpu::gated_norm") == "fused conv and norm kernels (DNAHNET_CPU_KERNEL)"
     assert op_class("Optimizer.step#AdamW.step") is None  # a wrapper: its operators are counted themselves
 
 

@@ -157,6 +157,117 @@ def test_under_bf16_autocast_the_kernel_computes_in_fp32(built, calls):
     assert float((y_pure.detach().float() - y.detach()).abs().max() / y.detach().abs().max()) > 1e-3
 
 
+@pytest.fixture
+def norm_calls(monkeypatch):
+    """The name of each call of the kernel's conv and gated norm from a Mamba-2 layer."""
+    made = []
+    for name in ("gated_norm", "conv_silu"):
+        real = getattr(cpu_kernel, name)
+        monkeypatch.setattr(cpu_kernel, name, lambda *a, real=real, name=name: made.append(name) or real(*a))
+    return made
+
+
+@pytest.mark.parametrize("rows,heads,head,group", [
+    (300, 8, 32, 256),  # the cpu presets' layers: one group of all 256 channels
+    (37, 2, 64, 64),  # two groups, a row count that splits unevenly between threads
+    (129, 4, 16, 32),  # groups smaller than a head's pair
+])
+def test_the_gated_norm_kernel_equals_the_float64_skip_and_norm_forward_and_backward(built, rows, heads, head, group):
+    """out = rmsnorm((y + D x) * silu(z)) * w per group, with x and z slices of wider tensors as in Mamba-2."""
+    from dnahnet.nn.norm import RMSNormGated
+
+    d = heads * head
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(rows, d, generator=gen, dtype=torch.float64)
+    x_wide = torch.randn(rows, d + 32, generator=gen, dtype=torch.float64)  # x sits at the front of xBC
+    z_wide = torch.randn(rows, d + 48, generator=gen, dtype=torch.float64)  # z at an offset into a projection
+    D = torch.randn(heads, generator=gen, dtype=torch.float64)
+    weight = torch.randn(d, generator=gen, dtype=torch.float64)
+    norm = RMSNormGated(d, group_size=group).double().requires_grad_(False)  # its weight stays ones
+    leaves64 = [t.clone().requires_grad_() for t in (y, x_wide, D, z_wide, weight)]
+    leaves32 = [t.float().requires_grad_() for t in (y, x_wide, D, z_wide, weight)]
+
+    def reference(y, x_wide, D, z_wide, weight):
+        skip = x_wide[:, :d] * D.repeat_interleave(head)
+        return norm(y + skip, z_wide[:, 16:16 + d]) * weight  # the weight as an input, for its gradient
+
+    want = reference(*leaves64)
+    got = cpu_kernel.gated_norm(leaves32[0], leaves32[1][:, :d], leaves32[2], leaves32[3][:, 16:16 + d],
+                                leaves32[4], group, norm.eps)
+    assert got.dtype == torch.float32 and got.shape == (rows, d)
+    up = torch.randn(rows, d, generator=gen, dtype=torch.float64)
+    grads_want = torch.autograd.grad(want, leaves64, up)
+    grads = torch.autograd.grad(got, leaves32, up.float())
+    for a, w in zip((got, *grads), (want, *grads_want)):
+        assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5
+    # The columns of the wide tensors that are neither x nor z get no gradient.
+    assert grads[1][:, d:].abs().max() == 0 and grads[3][:, :16].abs().max() == 0
+
+
+@pytest.mark.parametrize("b,length,channels,k", [
+    (3, 200, 320, 4),  # the cpu presets' layers (xBC of 256 + 2 x 32 channels), three sequences
+    (2, 3, 32, 4),  # sequences shorter than the conv
+    (1, 130, 48, 2),
+])
+def test_the_conv_kernel_equals_the_float64_causal_conv_and_silu_forward_and_backward(built, b, length, channels, k):
+    """Each sequence starts from zeros; the input is a slice of a wider projection, as xBC is of in_proj's output."""
+    from dnahnet.nn.mamba2 import causal_depthwise_conv
+
+    gen = torch.Generator().manual_seed(0)
+    wide = torch.randn(b, length, channels + 24, generator=gen, dtype=torch.float64)
+    weight = torch.randn(channels, 1, k, generator=gen, dtype=torch.float64) / k
+    bias = torch.randn(channels, generator=gen, dtype=torch.float64)
+    leaves64 = [t.clone().requires_grad_() for t in (wide, weight, bias)]
+    leaves32 = [t.float().requires_grad_() for t in (wide, weight, bias)]
+    want = torch.nn.functional.silu(causal_depthwise_conv(leaves64[0][..., 8:8 + channels], *leaves64[1:]))
+    got = cpu_kernel.conv_silu(leaves32[0][..., 8:8 + channels], *leaves32[1:])
+    assert got.dtype == torch.float32 and got.shape == (b, length, channels)
+    up = torch.randn(want.shape, generator=gen, dtype=torch.float64)
+    grads_want = torch.autograd.grad(want, leaves64, up)
+    grads = torch.autograd.grad(got, leaves32, up.float())
+    for a, w in zip((got, *grads), (want, *grads_want)):
+        assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5
+    assert grads[0][..., :8].abs().max() == 0 and grads[0][..., 8 + channels:].abs().max() == 0
+
+
+def test_a_mamba2_layer_runs_its_conv_and_norm_on_the_kernel_where_asked_and_equals_pytorch(built, monkeypatch, norm_calls):
+    torch.manual_seed(0)
+    layer = Mamba2(32, d_state=16, headdim=16, chunk_size=32)
+    u = torch.randn(2, 70, 32, requires_grad=True)
+    monkeypatch.setenv(cpu_kernel.ENV, "0")
+    pure = layer(u)
+    pure_grads = torch.autograd.grad(pure.square().sum(), (u, *layer.parameters()))
+    assert norm_calls == []
+    layer.cpu_kernel = True  # bench/train_pairs.py's cpu-kernel configs: the layer asks, not the environment
+    fused = layer(u)
+    fused_grads = torch.autograd.grad(fused.square().sum(), (u, *layer.parameters()))
+    assert norm_calls == ["conv_silu", "gated_norm"]
+    torch.testing.assert_close(fused, pure, rtol=1e-5, atol=1e-5)
+    for got, want in zip(fused_grads, pure_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # A prefill that carries on from a cache: the conv reads the cached inputs (PyTorch), the norm is the kernel's.
+    first, second = layer.allocate_inference_cache(2), layer.allocate_inference_cache(2)
+    with torch.no_grad():
+        layer(u[:, :40], cache=first)
+        carried = layer(u[:, 40:], cache=first)
+        layer.cpu_kernel = False
+        layer(u[:, :40], cache=second)
+        carried_pure = layer(u[:, 40:], cache=second)
+    assert norm_calls == ["conv_silu", "gated_norm", "gated_norm", "gated_norm"]
+    torch.testing.assert_close(carried, carried_pure, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(carried, pure[:, 40:].detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first.ssm_state, second.ssm_state, rtol=1e-5, atol=1e-5)
+    del norm_calls[:]
+    layer.cpu_kernel = None
+    monkeypatch.setenv(cpu_kernel.ENV, "1")
+    layer(u)
+    layer.double()(u.double())  # float32 only (and bf16 for the conv, under autocast)
+    assert norm_calls == ["conv_silu", "gated_norm"]
+    layer.float().cpu_kernel = False  # the layer's choice overrides the environment
+    layer(u)
+    assert norm_calls == ["conv_silu", "gated_norm"]
+
+
 def _assert_near(got: torch.Tensor, want: torch.Tensor, bf16: bool, rtol: float = 1e-5) -> None:
     """fp32: elementwise. bf16 autocast: compiled and eager round different intermediates to bf16, so a few
     elements of a gradient differ by a bf16 step; the whole stays within 1% (norm) and 3% of its largest entry."""

@@ -1,9 +1,13 @@
-"""The optional fused CPU kernel of the SSD scan: chunk states and chunk outputs, built on first use, opt-in.
+"""The optional fused CPU kernel of Mamba-2: the causal conv with its SiLU, the SSD scan's chunk states and
+outputs, and the skip term with the gated norm; built on first use, opt-in.
 
 `csrc/ssd_chunk_kernel.cpp` computes the two intra-chunk parts of `ssd._per_head_scan` (the state
 each chunk leaves behind, and each chunk's outputs as `ssd._ChunkOutput` computes them), forward and
 backward, reading x, B and C where they lie and keeping each chunk's (q x q) blocks in cache
-(bench/RESULTS.md, "A fused CPU kernel for the SSD scan"). It is C++ compiled on the machine that
+(bench/RESULTS.md, "A fused CPU kernel for the SSD scan"). It also begins and ends the layer: the causal
+depthwise conv with its SiLU (`conv_silu`), and the skip term with the gated RMSNorm (`gated_norm`), each in one
+pass over the rows where PyTorch, eager or traced, makes several over the whole tensor, the weight gradients
+among them as column sums ("The fused CPU kernel for the whole Mamba-2 layer"). It is C++ compiled on the machine that
 runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, then cached by torch
 in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
 `ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16 autocast (Mamba-2 hands the
@@ -100,6 +104,14 @@ def _build() -> str | None:
     return None
 
 
+def in_use(asked: bool | None) -> bool:
+    """Whether a computation runs on the kernel: asked for (None: by the environment) and built. Traced, only if
+    already built: a build inside a trace would stall it (`Mamba2` builds it when constructed with it asked for)."""
+    if not (requested() if asked is None else asked):
+        return False
+    return ready() if torch.compiler.is_compiling() else available()
+
+
 def available(require: bool = False) -> bool:
     """Whether the kernel is loaded, building it if needed; says once why not, or raises if `require`."""
     why = load()
@@ -119,7 +131,8 @@ def describe() -> str:
     why = load()
     if why is not None:
         return f"PyTorch (the fused CPU kernel was asked for but could not be built: {why})"
-    return f"the fused CPU kernel ({ENV}={_setting()}) for float32 scans with q, head and state sizes in {SIZES}"
+    return (f"the fused CPU kernel ({ENV}={_setting()}) for float32 scans with q, head and state sizes in {SIZES}, "
+            "and for the causal conv and the gated norm where channel, group and head sizes are multiples of 16")
 
 
 @functools.cache
@@ -149,8 +162,29 @@ def _register() -> None:
     def _(dy, C, B, A, x, carried):
         return [torch.empty_like(C), torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(carried)]
 
+    @torch.library.register_fake(f"{_LIBRARY}::gated_norm")
+    def _(y, x, D, z, weight, group, eps):
+        return y.new_empty(y.shape)
+
+    @torch.library.register_fake(f"{_LIBRARY}::gated_norm_backward")
+    def _(dout, y, x, D, z, weight, group, eps):
+        return [y.new_empty(y.shape), y.new_empty(y.shape), torch.empty_like(D), y.new_empty(y.shape),
+                torch.empty_like(weight)]
+
+    @torch.library.register_fake(f"{_LIBRARY}::conv_silu")
+    def _(x, weight, bias):
+        return x.new_empty(x.shape)
+
+    @torch.library.register_fake(f"{_LIBRARY}::conv_silu_backward")
+    def _(dout, x, weight, bias):
+        return [x.new_empty(x.shape), torch.empty_like(weight), torch.empty_like(bias)]
+
     def save_inputs(ctx, inputs, output):
         ctx.save_for_backward(*inputs)
+
+    def save_norm_inputs(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:5])
+        ctx.group, ctx.eps = inputs[5], inputs[6]
 
     torch.library.register_autograd(f"{_LIBRARY}::chunk_states",
                                     lambda ctx, d: tuple(ops.chunk_states_backward(d, *ctx.saved_tensors)),
@@ -158,6 +192,13 @@ def _register() -> None:
     torch.library.register_autograd(f"{_LIBRARY}::chunk_output",
                                     lambda ctx, d: tuple(ops.chunk_output_backward(d, *ctx.saved_tensors)),
                                     setup_context=save_inputs)
+    torch.library.register_autograd(f"{_LIBRARY}::conv_silu",
+                                    lambda ctx, d: tuple(ops.conv_silu_backward(d, *ctx.saved_tensors)),
+                                    setup_context=save_inputs)
+    torch.library.register_autograd(
+        f"{_LIBRARY}::gated_norm",
+        lambda ctx, d: (*ops.gated_norm_backward(d, *ctx.saved_tensors, ctx.group, ctx.eps), None, None),
+        setup_context=save_norm_inputs)
 
 
 def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -179,3 +220,38 @@ def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch
     """
     return getattr(torch.ops, _LIBRARY).chunk_output(C.contiguous(), B.contiguous(), A_cum.contiguous(),
                                                      x.contiguous(), carried.contiguous())  # as chunk_states
+
+
+def conv_applies(xbc: torch.Tensor) -> bool:
+    """Whether the conv kernel computes a layer's causal conv and SiLU: on CPU, whole vectors of channels, float32
+    or, under bf16 autocast, bfloat16 (the scan takes its output in float32 either way)."""
+    return (xbc.device.type == "cpu" and xbc.dtype in (torch.float32, torch.bfloat16)
+            and xbc.shape[-1] % 16 == 0)
+
+
+def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """silu(causal depthwise conv of xbc), as Mamba-2 begins its layer (`mamba2.causal_depthwise_conv` then SiLU),
+    in one pass. xbc: (b, l, C) float32, channels contiguous (a slice of the input projection); weight (C, 1, K)."""
+    return getattr(torch.ops, _LIBRARY).conv_silu(xbc, weight, bias)
+
+
+def norm_applies(y: torch.Tensor, channels: int, group: int, headdim: int) -> bool:
+    """Whether the gated-norm kernel computes a layer's output norm: float32 on CPU, whole vectors of channels."""
+    return (
+        y.device.type == "cpu" and y.dtype == torch.float32
+        and channels % 16 == 0 and group % 16 == 0 and headdim % 16 == 0
+    )
+
+
+def gated_norm(y: torch.Tensor, x: torch.Tensor, D: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+               group: int, eps: float) -> torch.Tensor:
+    """rmsnorm((y + D x) * silu(z)) * weight over groups of `group` channels, as Mamba-2 ends its layer
+    (`RMSNormGated` after the scan's skip term) in one pass per row.
+
+    y, x, z: (..., d) float32, last dimension contiguous (x and z may be slices of wider tensors); D: one
+    value per head of d / D.numel() channels. Returns (..., d).
+    """
+    d = y.shape[-1]
+    out = getattr(torch.ops, _LIBRARY).gated_norm(y.reshape(-1, d), x.reshape(-1, d), D, z.reshape(-1, d),
+                                                  weight, group, eps)
+    return out.reshape(y.shape)

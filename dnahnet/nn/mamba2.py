@@ -5,11 +5,14 @@ conv1d, dt_bias, A_log, D, norm.weight, out_proj) so weights move freely between
 this module and mamba_ssm's kernels. Training and prefill use the chunked SSD
 scan (`dnahnet.nn.ssd`); `step()` is the recurrence with a conv cache and an SSM
 state cache. On CUDA, when mamba_ssm is importable and `use_kernels` is on, the
-scan runs through its fused Triton kernel instead.
+scan runs through its fused Triton kernel instead. On CPU, asked for (DNAHNET_CPU_KERNEL=1,
+or a layer's `cpu_kernel`), the conv with its SiLU, the scan's intra-chunk work and the
+skip term with the gated norm run on optional fused C++ kernels (`dnahnet.nn.cpu_kernel`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -142,6 +145,9 @@ class Mamba2(nn.Module):
         # The pure path's scan: None calls this module's `ssd_chunked` (which bench/kernels_ab.py swaps);
         # bench/train_pairs.py's scan-free configs set an elementwise stand-in (`dnahnet.perf.scan_stand_in`).
         self.scan: Callable | None = None
+        # The fused CPU kernel for the scan and the output norm: None follows DNAHNET_CPU_KERNEL, True asks for it
+        # (bench/train_pairs.py's cpu-kernel configs), False keeps both in PyTorch.
+        self.cpu_kernel: bool | None = None
         if fused_cpu.requested():  # built now, not on the first call: a traced scan takes it only if built
             fused_cpu.available()
         self.conv_dim = self.d_inner + 2 * ngroups * d_state
@@ -183,16 +189,18 @@ class Mamba2(nn.Module):
         """
         bsz, seqlen, _ = u.shape
         z, xbc, dt = self._split(self.in_proj(u))
-        if cache is None:
-            xbc = causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias)
+        if cache is None and self._conv_on_kernel(xbc):  # the conv and its SiLU in one call, in float32
+            xbc = fused_cpu.conv_silu(xbc.float(), self.conv1d.weight.float(), self.conv1d.bias.float())
+            initial_state = None
+        elif cache is None:
+            xbc = F.silu(causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias))
             initial_state = None
         else:
             earlier = cache.conv_state.transpose(1, 2).to(xbc.dtype)  # (B, d_conv, conv_dim); may view the cache
             convolved = causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias, history=earlier[:, 1:])
             cache.conv_state.copy_(self._conv_tail(torch.cat([earlier, xbc], dim=1), mask))  # after reading it
-            xbc = convolved
+            xbc = F.silu(convolved)
             initial_state = cache.ssm_state
-        xbc = F.silu(xbc)
         x, B, C = self._split_xbc(xbc)
         x = x.reshape(bsz, seqlen, self.nheads, self.headdim)
         B = B.reshape(bsz, seqlen, self.ngroups, self.d_state)
@@ -200,6 +208,7 @@ class Mamba2(nn.Module):
         compute = torch.float64 if u.dtype == torch.float64 else torch.float32
         A = -torch.exp(self.A_log.to(compute))
 
+        end_on_kernel = False
         # The fused kernel applies softplus to dt itself, so a ragged prefill (mask) takes the pure path.
         if self.use_kernels and USE_KERNELS and _kernel_scan is not None and u.is_cuda and mask is None:
             y, final = _kernel_scan(
@@ -212,13 +221,29 @@ class Mamba2(nn.Module):
             if mask is not None:
                 dt = dt * mask[..., None].to(compute)
             xf, Bf, Cf = x.to(compute), B.to(compute), C.to(compute)
-            y, final = (self.scan or ssd_chunked)(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
-                                                  length_is_data_dependent=self.length_is_data_dependent)
-            y = y + xf * self.D.to(compute)[:, None]
+            scan = self.scan or functools.partial(ssd_chunked, cpu_kernel=self.cpu_kernel)
+            y, final = scan(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
+                            length_is_data_dependent=self.length_is_data_dependent)
+            end_on_kernel = self._norm_on_kernel(y)  # the skip term and the norm in one call
+            if not end_on_kernel:
+                y = y + xf * self.D.to(compute)[:, None]
         if cache is not None:
             cache.ssm_state.copy_(final.to(cache.ssm_state.dtype))
+        if end_on_kernel:
+            return self.out_proj(fused_cpu.gated_norm(
+                y.reshape(bsz, seqlen, self.d_inner), xf.reshape(bsz, seqlen, self.d_inner), self.D.to(compute),
+                z.to(compute), self.norm.weight.to(compute), self.norm.group_size, self.norm.eps))
         y = y.reshape(bsz, seqlen, self.d_inner)
         return self.out_proj(self.norm(y, z))
+
+    def _conv_on_kernel(self, xbc: torch.Tensor) -> bool:
+        """Whether the causal conv and its SiLU run as one call of the fused CPU kernel."""
+        return fused_cpu.conv_applies(xbc) and fused_cpu.in_use(self.cpu_kernel)
+
+    def _norm_on_kernel(self, y: torch.Tensor) -> bool:
+        """Whether the skip term and the output norm run as one call of the fused CPU kernel."""
+        return (fused_cpu.norm_applies(y, self.d_inner, self.norm.group_size, self.headdim)
+                and fused_cpu.in_use(self.cpu_kernel))
 
     def _conv_tail(self, xbc: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The last d_conv conv inputs of each row, (B, conv_dim, d_conv).

@@ -128,9 +128,7 @@ def runs_on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q
     """Whether the scan runs on the fused CPU kernel: asked for (or, with None, by the environment),
     applicable to these tensors, and built. Traced, it is used only if already built (`Mamba2` builds
     it when constructed with the environment asking)."""
-    if not (fused_cpu.requested() if asked is None else asked) or not fused_cpu.applies(x, B, q):
-        return False
-    return fused_cpu.ready() if torch.compiler.is_compiling() else fused_cpu.available()
+    return fused_cpu.applies(x, B, q) and fused_cpu.in_use(asked)
 
 
 def _fused_scan(

@@ -1,6 +1,7 @@
-// The SSD scan's chunk outputs on CPU, forward and backward, one chunk of one group at a time.
+// The SSD scan's chunk outputs on CPU, forward and backward, one chunk of one group at a time; and the
+// Mamba-2 layer's gated norm (gated_norm, further down).
 //
-// Two operators, each with its backward:
+// Two scan operators, each with its backward:
 // - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) B_s x_s^T, held (n x p);
 // - chunk_output: what dnahnet.nn.ssd._ChunkOutput computes, y = ((C B^T) * decay) x + exp(A) * (C carried),
 //   per chunk and head.
@@ -339,15 +340,263 @@ std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor
   return {dC, dB, dA, dx, dcar};
 }
 
+// The layer's output norm with its skip, per row: g = (y + D x) * silu(z), out = g * rsqrt(mean(g^2) + eps) * w,
+// the mean over each group of `group` channels (mamba_ssm's RMSNormGated, norm_before_gate=False). y, x, z and
+// out are (rows, d) with unit column stride and any row stride (x and z are slices of wider projections); D is
+// per head (d / D.size(0) channels each). One pass over each row, which stays in cache, where the traced form
+// makes several over the whole tensor, its weight and D gradients among them as column sums.
+struct NormRows {
+  int64_t rows, d, group, heads, head;
+  NormRows(const torch::Tensor& y, const torch::Tensor& D, int64_t group_)
+      : rows(y.size(0)), d(y.size(1)), group(group_), heads(D.size(0)), head(y.size(1) / D.size(0)) {
+    TORCH_CHECK(d % W == 0 && group % W == 0 && d % group == 0 && d % heads == 0 && head % W == 0,
+                "gated norm kernel: channel counts must be whole vectors");
+  }
+};
+
+static torch::Tensor unit_column_stride(const torch::Tensor& t) {
+  TORCH_CHECK(t.dim() == 2, "gated norm kernel: (rows, channels) tensors only");
+  return t.stride(1) == 1 ? t : t.contiguous();
+}
+
+// sigmoid(z), 16 channels at a time, on ATen's faster exponential (20 ulp; its error stays under that of the
+// row's float32 sums: the kernel's outputs and gradients are as close to float64 as with the 1-ulp one, and it
+// took about 1.35x less time per call here).
+static inline Vec sigmoid_of(const Vec& z) { return Vec(1.f) / (Vec(1.f) + z.neg().exp_u20()); }
+
+torch::Tensor gated_norm_forward(torch::Tensor y, torch::Tensor x, torch::Tensor D, torch::Tensor z,
+                                 torch::Tensor weight, int64_t group, double eps) {
+  check_inputs("gated_norm", {y, x, D, z, weight});
+  y = unit_column_stride(y); x = unit_column_stride(x); z = unit_column_stride(z);
+  D = D.contiguous(); weight = weight.contiguous();
+  const NormRows s(y, D, group);
+  auto out = torch::empty({s.rows, s.d}, y.options());
+  const int64_t sy = y.stride(0), sx = x.stride(0), sz = z.stride(0);
+  const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *Dp = D.data_ptr<float>();
+  const float *zp = z.data_ptr<float>(), *wp = weight.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, s.rows, 64, [&](int64_t begin, int64_t end) {
+    std::vector<float> g(s.d);
+    for (int64_t i = begin; i < end; ++i) {
+      const float *yi = yp + i * sy, *xi = xp + i * sx, *zi = zp + i * sz;
+      for (int64_t c0 = 0; c0 < s.d; c0 += s.group) {
+        Vec sq(0.f);
+        for (int64_t c = c0; c < c0 + s.group; c += W) {
+          const Vec zc = Vec::loadu(zi + c);
+          const Vec gc = at::vec::fmadd(Vec(Dp[c / s.head]), Vec::loadu(xi + c), Vec::loadu(yi + c)) * zc * sigmoid_of(zc);
+          gc.store(g.data() + c);
+          sq = at::vec::fmadd(gc, gc, sq);
+        }
+        const Vec r(1.f / std::sqrt(sum_of(sq) / static_cast<float>(s.group) + static_cast<float>(eps)));
+        for (int64_t c = c0; c < c0 + s.group; c += W)
+          (Vec::loadu(g.data() + c) * r * Vec::loadu(wp + c)).store(op + i * s.d + c);
+      }
+    }
+  });
+  return out;
+}
+
+// Gradients (dy, dx, dD, dz, dweight) of gated_norm_forward given dout; dy is also the gradient of D x, and dx
+// is its part through the skip only.
+std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor y, torch::Tensor x, torch::Tensor D,
+                                               torch::Tensor z, torch::Tensor weight, int64_t group, double eps) {
+  check_inputs("gated_norm_backward", {dout, y, x, D, z, weight});
+  dout = dout.contiguous(); y = unit_column_stride(y); x = unit_column_stride(x); z = unit_column_stride(z);
+  D = D.contiguous(); weight = weight.contiguous();
+  const NormRows s(y, D, group);
+  auto dy = torch::empty({s.rows, s.d}, y.options()), dx = torch::empty({s.rows, s.d}, y.options());
+  auto dz = torch::empty({s.rows, s.d}, y.options());
+  const int64_t sy = y.stride(0), sx = x.stride(0), sz = z.stride(0);
+  const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *Dp = D.data_ptr<float>();
+  const float *zp = z.data_ptr<float>(), *wp = weight.data_ptr<float>(), *gop = dout.data_ptr<float>();
+  float *dyp = dy.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *dzp = dz.data_ptr<float>();
+  // Column sums (dweight, dD) per thread, added up after: no thread writes another's.
+  const int64_t threads = at::get_num_threads();
+  std::vector<float> partial(threads * (s.d + s.heads), 0.f);
+  std::vector<char> used(threads, 0);
+  at::parallel_for(0, s.rows, 64, [&](int64_t begin, int64_t end) {
+    const int64_t t = at::get_thread_num();
+    used[t] = 1;
+    float *dw = partial.data() + t * (s.d + s.heads), *dD = dw + s.d;
+    std::vector<float> buf(3 * s.d + s.heads * W);
+    float *Y = buf.data(), *sig = Y + s.d, *g = sig + s.d, *dDv = g + s.d;
+    std::fill(dDv, dDv + s.heads * W, 0.f);
+    for (int64_t i = begin; i < end; ++i) {
+      const float *yi = yp + i * sy, *xi = xp + i * sx, *zi = zp + i * sz, *doi = gop + i * s.d;
+      for (int64_t c0 = 0; c0 < s.d; c0 += s.group) {
+        Vec sq(0.f);
+        for (int64_t c = c0; c < c0 + s.group; c += W) {
+          const Vec zc = Vec::loadu(zi + c), sc = sigmoid_of(zc);
+          const Vec Yc = at::vec::fmadd(Vec(Dp[c / s.head]), Vec::loadu(xi + c), Vec::loadu(yi + c));
+          const Vec gc = Yc * zc * sc;
+          Yc.store(Y + c); sc.store(sig + c); gc.store(g + c);
+          sq = at::vec::fmadd(gc, gc, sq);
+        }
+        const float r = 1.f / std::sqrt(sum_of(sq) / static_cast<float>(s.group) + static_cast<float>(eps));
+        // mean(dghat . g) with dghat = dout * w
+        Vec dot(0.f);
+        for (int64_t c = c0; c < c0 + s.group; c += W)
+          dot = at::vec::fmadd(Vec::loadu(doi + c) * Vec::loadu(wp + c), Vec::loadu(g + c), dot);
+        const Vec rv(r), k(r * r * r * sum_of(dot) / static_cast<float>(s.group));
+        for (int64_t c = c0; c < c0 + s.group; c += W) {
+          const Vec doc = Vec::loadu(doi + c), gc = Vec::loadu(g + c), zc = Vec::loadu(zi + c);
+          const Vec sc = Vec::loadu(sig + c), Yc = Vec::loadu(Y + c);
+          at::vec::fmadd(doc, gc * rv, Vec::loadu(dw + c)).store(dw + c);
+          const Vec dg = rv * doc * Vec::loadu(wp + c) - k * gc;  // d out / d g, the RMS statistic's part included
+          const Vec silu = zc * sc;
+          const Vec dYc = dg * silu;
+          dYc.store(dyp + i * s.d + c);
+          (dYc * Vec(Dp[c / s.head])).store(dxp + i * s.d + c);
+          float* acc = dDv + (c / s.head) * W;
+          at::vec::fmadd(dYc, Vec::loadu(xi + c), Vec::loadu(acc)).store(acc);
+          (dg * Yc * sc * (Vec(1.f) + zc * (Vec(1.f) - sc))).store(dzp + i * s.d + c);
+        }
+      }
+    }
+    for (int64_t hh = 0; hh < s.heads; ++hh) dD[hh] += sum_of(Vec::loadu(dDv + hh * W));
+  });
+  auto dweight = torch::zeros({s.d}, y.options()), dD = torch::zeros({s.heads}, y.options());
+  float *dwp = dweight.data_ptr<float>(), *dDp = dD.data_ptr<float>();
+  for (int64_t t = 0; t < threads; ++t) {
+    if (!used[t]) continue;
+    const float* part = partial.data() + t * (s.d + s.heads);
+    for (int64_t c = 0; c < s.d; ++c) dwp[c] += part[c];
+    for (int64_t hh = 0; hh < s.heads; ++hh) dDp[hh] += part[s.d + hh];
+  }
+  return {dy, dx, dD, dz, dweight};
+}
+
+// The layer's causal depthwise convolution and its SiLU: out[t] = silu(bias + sum_i w[i] x[t - K + 1 + i]), x
+// zero before each sequence's start. x (b, l, C) has unit channel stride and any other strides (it is a slice of
+// the input projection); weight (C, 1, K) as nn.Conv1d holds it. The backward recomputes the pre-activation
+// rather than saving it, and its weight and bias gradients are per-thread column sums added up at the end.
+struct ConvRows {
+  int64_t b, l, C, K, sb, sl;
+  ConvRows(const torch::Tensor& x, const torch::Tensor& weight)
+      : b(x.size(0)), l(x.size(1)), C(x.size(2)), K(weight.size(-1)), sb(x.stride(0)), sl(x.stride(1)) {
+    TORCH_CHECK(C % W == 0 && weight.size(0) == C, "conv kernel: channel counts must be whole vectors");
+  }
+  const float* row(const float* x, int64_t r) const { return x + (r / l) * sb + (r % l) * sl; }
+};
+
+static torch::Tensor unit_channel_stride(const torch::Tensor& t) {
+  TORCH_CHECK(t.dim() == 3, "conv kernel: (batch, length, channels) tensors only");
+  return t.stride(2) == 1 ? t : t.contiguous();
+}
+
+// (K, C) taps from the (C, 1, K) weight: each tap's channels contiguous.
+static std::vector<float> taps_of(const torch::Tensor& weight, int64_t C, int64_t K) {
+  const float* w = weight.data_ptr<float>();
+  std::vector<float> taps(K * C);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < K; ++i) taps[i * C + c] = w[c * K + i];
+  return taps;
+}
+
+// The pre-activation of row r (position t = r % l): bias plus the taps over the inputs at t-K+1..t in its sequence.
+static inline Vec conv_at(const ConvRows& s, const float* xp, const float* taps, const float* bias, int64_t r,
+                          int64_t c) {
+  const int64_t t = r % s.l;
+  Vec acc = Vec::loadu(bias + c);
+  for (int64_t i = std::max<int64_t>(0, s.K - 1 - t); i < s.K; ++i)
+    acc = at::vec::fmadd(Vec::loadu(taps + i * s.C + c), Vec::loadu(s.row(xp, r - (s.K - 1) + i) + c), acc);
+  return acc;
+}
+
+torch::Tensor conv_silu_forward(torch::Tensor x, torch::Tensor weight, torch::Tensor bias) {
+  check_inputs("conv_silu", {x, weight, bias});
+  x = unit_channel_stride(x); weight = weight.contiguous(); bias = bias.contiguous();
+  const ConvRows s(x, weight);
+  auto out = torch::empty({s.b, s.l, s.C}, x.options());
+  const std::vector<float> taps = taps_of(weight, s.C, s.K);
+  const float *xp = x.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, s.b * s.l, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c = 0; c < s.C; c += W) {
+        const Vec a = conv_at(s, xp, taps.data(), bp, r, c);
+        (a * sigmoid_of(a)).store(op + r * s.C + c);
+      }
+  });
+  return out;
+}
+
+// Gradients (dx, dweight, dbias) of conv_silu_forward given dout.
+std::vector<torch::Tensor> conv_silu_backward(torch::Tensor dout, torch::Tensor x, torch::Tensor weight, torch::Tensor bias) {
+  check_inputs("conv_silu_backward", {dout, x, weight, bias});
+  dout = dout.contiguous(); x = unit_channel_stride(x); weight = weight.contiguous(); bias = bias.contiguous();
+  const ConvRows s(x, weight);
+  const int64_t rows = s.b * s.l, C = s.C, K = s.K;
+  auto dx = torch::empty({s.b, s.l, C}, x.options());
+  const std::vector<float> taps = taps_of(weight, C, K);
+  const float *xp = x.data_ptr<float>(), *bp = bias.data_ptr<float>(), *gp = dout.data_ptr<float>();
+  float* dxp = dx.data_ptr<float>();
+  const int64_t threads = at::get_num_threads();
+  std::vector<float> partial(threads * (K + 1) * C, 0.f);  // per thread: K taps' gradients, then the bias's
+  std::vector<char> used(threads, 0);
+  constexpr int64_t BLOCK = 64;
+  at::parallel_for(0, rows, BLOCK, [&](int64_t begin, int64_t end) {
+    const int64_t th = at::get_thread_num();
+    used[th] = 1;
+    float* dw = partial.data() + th * (K + 1) * C;
+    float* db = dw + K * C;
+    // da for the rows of a block and the K-1 after it (dx[t] reads da[t..t+K-1] of its own sequence).
+    std::vector<float> da((BLOCK + K - 1) * C);
+    for (int64_t r0 = begin; r0 < end; r0 += BLOCK) {
+      const int64_t r1 = std::min(end, r0 + BLOCK);
+      const int64_t last = std::min(rows, r1 + K - 1);
+      for (int64_t r = r0; r < last; ++r)
+        for (int64_t c = 0; c < C; c += W) {
+          const Vec a = conv_at(s, xp, taps.data(), bp, r, c), sg = sigmoid_of(a);
+          (Vec::loadu(gp + r * C + c) * sg * (Vec(1.f) + a * (Vec(1.f) - sg))).store(da.data() + (r - r0) * C + c);
+        }
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t t = r % s.l;
+        const int64_t ahead = std::min(K, s.l - t);  // da[t + j] for j < ahead lies in this sequence
+        const float* dar = da.data() + (r - r0) * C;
+        for (int64_t c = 0; c < C; c += W) {
+          const Vec g = Vec::loadu(dar + c);
+          Vec acc = g * Vec::loadu(taps.data() + (K - 1) * C + c);
+          for (int64_t j = 1; j < ahead; ++j)
+            acc = at::vec::fmadd(Vec::loadu(taps.data() + (K - 1 - j) * C + c), Vec::loadu(dar + j * C + c), acc);
+          acc.store(dxp + r * C + c);
+          (Vec::loadu(db + c) + g).store(db + c);
+          for (int64_t i = std::max<int64_t>(0, K - 1 - t); i < K; ++i)  // tap i read x at t-K+1+i
+            at::vec::fmadd(g, Vec::loadu(s.row(xp, r - (K - 1) + i) + c), Vec::loadu(dw + i * C + c)).store(dw + i * C + c);
+        }
+      }
+    }
+  });
+  auto dweight = torch::zeros_like(weight), dbias = torch::zeros_like(bias);
+  float *dwp = dweight.data_ptr<float>(), *dbp = dbias.data_ptr<float>();
+  for (int64_t th = 0; th < threads; ++th) {
+    if (!used[th]) continue;
+    const float* part = partial.data() + th * (K + 1) * C;
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t i = 0; i < K; ++i) dwp[c * K + i] += part[i * C + c];
+      dbp[c] += part[K * C + c];
+    }
+  }
+  return {dx, dweight, dbias};
+}
+
 TORCH_LIBRARY(dnahnet_cpu, m) {
   m.def("chunk_states(Tensor B, Tensor A, Tensor x) -> Tensor");
   m.def("chunk_states_backward(Tensor dstates, Tensor B, Tensor A, Tensor x) -> Tensor[]");
   m.def("chunk_output(Tensor C, Tensor B, Tensor A, Tensor x, Tensor carried) -> Tensor");
   m.def("chunk_output_backward(Tensor dy, Tensor C, Tensor B, Tensor A, Tensor x, Tensor carried) -> Tensor[]");
+  m.def("gated_norm(Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor");
+  m.def("gated_norm_backward(Tensor dout, Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor[]");
+  m.def("conv_silu(Tensor x, Tensor weight, Tensor bias) -> Tensor");
+  m.def("conv_silu_backward(Tensor dout, Tensor x, Tensor weight, Tensor bias) -> Tensor[]");
 }
 TORCH_LIBRARY_IMPL(dnahnet_cpu, CPU, m) {
   m.impl("chunk_states", &chunk_states_forward);
   m.impl("chunk_states_backward", &chunk_states_backward);
   m.impl("chunk_output", &chunk_output_forward);
   m.impl("chunk_output_backward", &chunk_output_backward);
+  m.impl("gated_norm", &gated_norm_forward);
+  m.impl("gated_norm_backward", &gated_norm_backward);
+  m.impl("conv_silu", &conv_silu_forward);
+  m.impl("conv_silu_backward", &conv_silu_backward);
 }
