@@ -1,5 +1,6 @@
-// The SSD scan's chunk outputs on CPU, forward and backward, one chunk of one group at a time; and the
-// Mamba-2 layer's gated norm (gated_norm, further down).
+// The SSD scan's chunk outputs on CPU, forward and backward, one chunk of one group at a time; and, further
+// down, the rest of the Mamba-2 layer's work between its projections: the skip term with the gated norm
+// (gated_norm) and the causal conv with its SiLU (conv_silu).
 //
 // Two scan operators, each with its backward:
 // - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) B_s x_s^T, held (n x p);
@@ -359,9 +360,9 @@ static torch::Tensor unit_column_stride(const torch::Tensor& t) {
   return t.stride(1) == 1 ? t : t.contiguous();
 }
 
-// sigmoid(z), 16 channels at a time, on ATen's faster exponential (20 ulp; its error stays under that of the
-// row's float32 sums: the kernel's outputs and gradients are as close to float64 as with the 1-ulp one, and it
-// took about 1.35x less time per call here).
+// sigmoid(z), a vector of channels at a time, on ATen's faster exponential (20 ulp; its error stays under that of
+// the row's float32 sums: the kernel's outputs and gradients are as close to float64 as with the 1-ulp one, and
+// it was the faster of the two in a one-off timing).
 static inline Vec sigmoid_of(const Vec& z) { return Vec(1.f) / (Vec(1.f) + z.neg().exp_u20()); }
 
 torch::Tensor gated_norm_forward(torch::Tensor y, torch::Tensor x, torch::Tensor D, torch::Tensor z,
