@@ -128,7 +128,7 @@ def fused_kernel(name: str) -> bool:
 
 
 def use_cpu_kernel(model: torch.nn.Module) -> int:
-    """Put every Mamba-2 layer of `model` (its scan and output norm) on the fused CPU kernel; returns how many."""
+    """Put every Mamba-2 layer of `model` (its conv, scan and output norm) on the fused CPU kernels; returns how many."""
     layers = mamba2_layers(model)
     for layer in layers:
         layer.cpu_kernel = True

@@ -158,7 +158,7 @@ def test_under_bf16_autocast_the_kernel_computes_in_fp32(built, calls):
 
 
 @pytest.fixture
-def norm_calls(monkeypatch):
+def layer_kernel_calls(monkeypatch):
     """The name of each call of the kernel's conv and gated norm from a Mamba-2 layer."""
     made = []
     for name in ("gated_norm", "conv_silu"):
@@ -230,18 +230,19 @@ def test_the_conv_kernel_equals_the_float64_causal_conv_and_silu_forward_and_bac
     assert grads[0][..., :8].abs().max() == 0 and grads[0][..., 8 + channels:].abs().max() == 0
 
 
-def test_a_mamba2_layer_runs_its_conv_and_norm_on_the_kernel_where_asked_and_equals_pytorch(built, monkeypatch, norm_calls):
+def test_a_mamba2_layer_runs_its_conv_and_norm_on_the_kernel_where_asked_and_equals_pytorch(
+        built, monkeypatch, layer_kernel_calls):
     torch.manual_seed(0)
     layer = Mamba2(32, d_state=16, headdim=16, chunk_size=32)
     u = torch.randn(2, 70, 32, requires_grad=True)
     monkeypatch.setenv(cpu_kernel.ENV, "0")
     pure = layer(u)
     pure_grads = torch.autograd.grad(pure.square().sum(), (u, *layer.parameters()))
-    assert norm_calls == []
+    assert layer_kernel_calls == []
     layer.cpu_kernel = True  # bench/train_pairs.py's cpu-kernel configs: the layer asks, not the environment
     fused = layer(u)
     fused_grads = torch.autograd.grad(fused.square().sum(), (u, *layer.parameters()))
-    assert norm_calls == ["conv_silu", "gated_norm"]
+    assert layer_kernel_calls == ["conv_silu", "gated_norm"]
     torch.testing.assert_close(fused, pure, rtol=1e-5, atol=1e-5)
     for got, want in zip(fused_grads, pure_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
@@ -253,19 +254,19 @@ def test_a_mamba2_layer_runs_its_conv_and_norm_on_the_kernel_where_asked_and_equ
         layer.cpu_kernel = False
         layer(u[:, :40], cache=second)
         carried_pure = layer(u[:, 40:], cache=second)
-    assert norm_calls == ["conv_silu", "gated_norm", "gated_norm", "gated_norm"]
+    assert layer_kernel_calls == ["conv_silu", "gated_norm", "gated_norm", "gated_norm"]
     torch.testing.assert_close(carried, carried_pure, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(carried, pure[:, 40:].detach(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(first.ssm_state, second.ssm_state, rtol=1e-5, atol=1e-5)
-    del norm_calls[:]
+    del layer_kernel_calls[:]
     layer.cpu_kernel = None
     monkeypatch.setenv(cpu_kernel.ENV, "1")
     layer(u)
     layer.double()(u.double())  # float32 only (and bf16 for the conv, under autocast)
-    assert norm_calls == ["conv_silu", "gated_norm"]
+    assert layer_kernel_calls == ["conv_silu", "gated_norm"]
     layer.float().cpu_kernel = False  # the layer's choice overrides the environment
     layer(u)
-    assert norm_calls == ["conv_silu", "gated_norm"]
+    assert layer_kernel_calls == ["conv_silu", "gated_norm"]
 
 
 def _assert_near(got: torch.Tensor, want: torch.Tensor, bf16: bool, rtol: float = 1e-5) -> None:

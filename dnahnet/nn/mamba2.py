@@ -145,8 +145,8 @@ class Mamba2(nn.Module):
         # The pure path's scan: None calls this module's `ssd_chunked` (which bench/kernels_ab.py swaps);
         # bench/train_pairs.py's scan-free configs set an elementwise stand-in (`dnahnet.perf.scan_stand_in`).
         self.scan: Callable | None = None
-        # The fused CPU kernel for the scan and the output norm: None follows DNAHNET_CPU_KERNEL, True asks for it
-        # (bench/train_pairs.py's cpu-kernel configs), False keeps both in PyTorch.
+        # The fused CPU kernels for the conv, the scan and the output norm: None follows DNAHNET_CPU_KERNEL, True
+        # asks for them (bench/train_pairs.py's cpu-kernel configs), False keeps all three in PyTorch.
         self.cpu_kernel: bool | None = None
         if fused_cpu.requested():  # built now, not on the first call: a traced scan takes it only if built
             fused_cpu.available()

@@ -355,10 +355,27 @@ struct NormRows {
   }
 };
 
-static torch::Tensor unit_column_stride(const torch::Tensor& t) {
-  TORCH_CHECK(t.dim() == 2, "gated norm kernel: (rows, channels) tensors only");
-  return t.stride(1) == 1 ? t : t.contiguous();
+// `t` (dims dimensions) with unit stride along its last one, copied only if it lacks that; its other strides
+// may be anything, so slices of wider tensors are read where they lie.
+static torch::Tensor unit_last_stride(const torch::Tensor& t, int64_t dims, const char* op) {
+  TORCH_CHECK(t.dim() == dims, op, ": a tensor of ", dims, " dimensions was expected");
+  return t.stride(-1) == 1 ? t : t.contiguous();
 }
+
+// Column sums that each thread adds into its own row of `width` floats (all zero at first), added up after:
+// no thread writes another's row, and a thread that got no work leaves zeros.
+struct PerThreadSums {
+  int64_t width;
+  std::vector<float> rows;
+  explicit PerThreadSums(int64_t width_) : width(width_), rows(at::get_num_threads() * width_, 0.f) {}
+  float* mine() { return rows.data() + at::get_thread_num() * width; }
+  std::vector<float> total() const {
+    std::vector<float> sum(width, 0.f);
+    for (int64_t first = 0; first < static_cast<int64_t>(rows.size()); first += width)
+      for (int64_t c = 0; c < width; ++c) sum[c] += rows[first + c];
+    return sum;
+  }
+};
 
 // sigmoid(z), a vector of channels at a time, on ATen's faster exponential (20 ulp; its error stays under that of
 // the row's float32 sums: the kernel's outputs and gradients are as close to float64 as with the 1-ulp one, and
@@ -368,8 +385,8 @@ static inline Vec sigmoid_of(const Vec& z) { return Vec(1.f) / (Vec(1.f) + z.neg
 torch::Tensor gated_norm_forward(torch::Tensor y, torch::Tensor x, torch::Tensor D, torch::Tensor z,
                                  torch::Tensor weight, int64_t group, double eps) {
   check_inputs("gated_norm", {y, x, D, z, weight});
-  y = unit_column_stride(y); x = unit_column_stride(x); z = unit_column_stride(z);
-  D = D.contiguous(); weight = weight.contiguous();
+  y = unit_last_stride(y, 2, "gated_norm"); x = unit_last_stride(x, 2, "gated_norm");
+  z = unit_last_stride(z, 2, "gated_norm"); D = D.contiguous(); weight = weight.contiguous();
   const NormRows s(y, D, group);
   auto out = torch::empty({s.rows, s.d}, y.options());
   const int64_t sy = y.stride(0), sx = x.stride(0), sz = z.stride(0);
@@ -402,7 +419,8 @@ torch::Tensor gated_norm_forward(torch::Tensor y, torch::Tensor x, torch::Tensor
 std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor y, torch::Tensor x, torch::Tensor D,
                                                torch::Tensor z, torch::Tensor weight, int64_t group, double eps) {
   check_inputs("gated_norm_backward", {dout, y, x, D, z, weight});
-  dout = dout.contiguous(); y = unit_column_stride(y); x = unit_column_stride(x); z = unit_column_stride(z);
+  dout = dout.contiguous(); y = unit_last_stride(y, 2, "gated_norm_backward");
+  x = unit_last_stride(x, 2, "gated_norm_backward"); z = unit_last_stride(z, 2, "gated_norm_backward");
   D = D.contiguous(); weight = weight.contiguous();
   const NormRows s(y, D, group);
   auto dy = torch::empty({s.rows, s.d}, y.options()), dx = torch::empty({s.rows, s.d}, y.options());
@@ -411,14 +429,9 @@ std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor
   const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *Dp = D.data_ptr<float>();
   const float *zp = z.data_ptr<float>(), *wp = weight.data_ptr<float>(), *gop = dout.data_ptr<float>();
   float *dyp = dy.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *dzp = dz.data_ptr<float>();
-  // Column sums (dweight, dD) per thread, added up after: no thread writes another's.
-  const int64_t threads = at::get_num_threads();
-  std::vector<float> partial(threads * (s.d + s.heads), 0.f);
-  std::vector<char> used(threads, 0);
+  PerThreadSums sums(s.d + s.heads);  // dweight, then dD
   at::parallel_for(0, s.rows, 64, [&](int64_t begin, int64_t end) {
-    const int64_t t = at::get_thread_num();
-    used[t] = 1;
-    float *dw = partial.data() + t * (s.d + s.heads), *dD = dw + s.d;
+    float *dw = sums.mine(), *dD = dw + s.d;
     std::vector<float> buf(3 * s.d + s.heads * W);
     float *Y = buf.data(), *sig = Y + s.d, *g = sig + s.d, *dDv = g + s.d;
     std::fill(dDv, dDv + s.heads * W, 0.f);
@@ -456,14 +469,10 @@ std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor
     }
     for (int64_t hh = 0; hh < s.heads; ++hh) dD[hh] += sum_of(Vec::loadu(dDv + hh * W));
   });
-  auto dweight = torch::zeros({s.d}, y.options()), dD = torch::zeros({s.heads}, y.options());
-  float *dwp = dweight.data_ptr<float>(), *dDp = dD.data_ptr<float>();
-  for (int64_t t = 0; t < threads; ++t) {
-    if (!used[t]) continue;
-    const float* part = partial.data() + t * (s.d + s.heads);
-    for (int64_t c = 0; c < s.d; ++c) dwp[c] += part[c];
-    for (int64_t hh = 0; hh < s.heads; ++hh) dDp[hh] += part[s.d + hh];
-  }
+  const std::vector<float> total = sums.total();
+  auto dweight = torch::empty({s.d}, y.options()), dD = torch::empty({s.heads}, y.options());
+  std::copy(total.begin(), total.begin() + s.d, dweight.data_ptr<float>());
+  std::copy(total.begin() + s.d, total.end(), dD.data_ptr<float>());
   return {dy, dx, dD, dz, dweight};
 }
 
@@ -479,11 +488,6 @@ struct ConvRows {
   }
   const float* row(const float* x, int64_t r) const { return x + (r / l) * sb + (r % l) * sl; }
 };
-
-static torch::Tensor unit_channel_stride(const torch::Tensor& t) {
-  TORCH_CHECK(t.dim() == 3, "conv kernel: (batch, length, channels) tensors only");
-  return t.stride(2) == 1 ? t : t.contiguous();
-}
 
 // (K, C) taps from the (C, 1, K) weight: each tap's channels contiguous.
 static std::vector<float> taps_of(const torch::Tensor& weight, int64_t C, int64_t K) {
@@ -506,7 +510,7 @@ static inline Vec conv_at(const ConvRows& s, const float* xp, const float* taps,
 
 torch::Tensor conv_silu_forward(torch::Tensor x, torch::Tensor weight, torch::Tensor bias) {
   check_inputs("conv_silu", {x, weight, bias});
-  x = unit_channel_stride(x); weight = weight.contiguous(); bias = bias.contiguous();
+  x = unit_last_stride(x, 3, "conv_silu"); weight = weight.contiguous(); bias = bias.contiguous();
   const ConvRows s(x, weight);
   auto out = torch::empty({s.b, s.l, s.C}, x.options());
   const std::vector<float> taps = taps_of(weight, s.C, s.K);
@@ -525,21 +529,18 @@ torch::Tensor conv_silu_forward(torch::Tensor x, torch::Tensor weight, torch::Te
 // Gradients (dx, dweight, dbias) of conv_silu_forward given dout.
 std::vector<torch::Tensor> conv_silu_backward(torch::Tensor dout, torch::Tensor x, torch::Tensor weight, torch::Tensor bias) {
   check_inputs("conv_silu_backward", {dout, x, weight, bias});
-  dout = dout.contiguous(); x = unit_channel_stride(x); weight = weight.contiguous(); bias = bias.contiguous();
+  dout = dout.contiguous(); x = unit_last_stride(x, 3, "conv_silu_backward");
+  weight = weight.contiguous(); bias = bias.contiguous();
   const ConvRows s(x, weight);
   const int64_t rows = s.b * s.l, C = s.C, K = s.K;
   auto dx = torch::empty({s.b, s.l, C}, x.options());
   const std::vector<float> taps = taps_of(weight, C, K);
   const float *xp = x.data_ptr<float>(), *bp = bias.data_ptr<float>(), *gp = dout.data_ptr<float>();
   float* dxp = dx.data_ptr<float>();
-  const int64_t threads = at::get_num_threads();
-  std::vector<float> partial(threads * (K + 1) * C, 0.f);  // per thread: K taps' gradients, then the bias's
-  std::vector<char> used(threads, 0);
+  PerThreadSums sums((K + 1) * C);  // K taps' gradients, (K, C), then the bias's
   constexpr int64_t BLOCK = 64;
   at::parallel_for(0, rows, BLOCK, [&](int64_t begin, int64_t end) {
-    const int64_t th = at::get_thread_num();
-    used[th] = 1;
-    float* dw = partial.data() + th * (K + 1) * C;
+    float* dw = sums.mine();
     float* db = dw + K * C;
     // da for the rows of a block and the K-1 after it (dx[t] reads da[t..t+K-1] of its own sequence).
     std::vector<float> da((BLOCK + K - 1) * C);
@@ -568,15 +569,12 @@ std::vector<torch::Tensor> conv_silu_backward(torch::Tensor dout, torch::Tensor 
       }
     }
   });
-  auto dweight = torch::zeros_like(weight), dbias = torch::zeros_like(bias);
+  const std::vector<float> total = sums.total();
+  auto dweight = torch::empty_like(weight), dbias = torch::empty_like(bias);
   float *dwp = dweight.data_ptr<float>(), *dbp = dbias.data_ptr<float>();
-  for (int64_t th = 0; th < threads; ++th) {
-    if (!used[th]) continue;
-    const float* part = partial.data() + th * (K + 1) * C;
-    for (int64_t c = 0; c < C; ++c) {
-      for (int64_t i = 0; i < K; ++i) dwp[c * K + i] += part[i * C + c];
-      dbp[c] += part[K * C + c];
-    }
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t i = 0; i < K; ++i) dwp[c * K + i] = total[i * C + c];  // (K, C) back to nn.Conv1d's (C, 1, K)
+    dbp[c] = total[K * C + c];
   }
   return {dx, dweight, dbias};
 }
