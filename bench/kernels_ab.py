@@ -80,13 +80,18 @@ def kernels_at(commit: str) -> dict[str, Callable]:
 def _dropping_newer_options(kernel: Callable) -> Callable:
     """An older commit's kernel, called by the working tree's models with keyword options added since
     (`length_is_data_dependent` of `ssd_chunked`): those it does not take are dropped. Such options
-    choose between ways of computing the same result, so the old kernel still computes what it did."""
+    choose between ways of computing the same result, so the old kernel still computes what it did. The one
+    that changes an input, `dt` of `ssd_chunked` (x unscaled, the scan scales it), is applied here for a kernel
+    that takes x scaled."""
     params = inspect.signature(kernel).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return kernel
 
     @functools.wraps(kernel)
     def call(*args, **options):
+        dt = None if "dt" in params else options.pop("dt", None)
+        if dt is not None:
+            args = (args[0] * dt[..., None], *args[1:])
         return kernel(*args, **{k: v for k, v in options.items() if k in params})
 
     return call

@@ -43,7 +43,8 @@ def main() -> None:
 
     # The naive path: same layer, scan replaced by the step-by-step recurrence.
     original = mamba2_module.ssd_chunked
-    mamba2_module.ssd_chunked = lambda x, a, B, C, chunk, initial_state=None: ssd_sequential(x, a, B, C, initial_state)
+    mamba2_module.ssd_chunked = lambda x, a, B, C, chunk, initial_state=None, dt=None, **_: ssd_sequential(
+        x if dt is None else x * dt[..., None], a, B, C, initial_state)
     try:
         short = torch.randn(1, args.naive_length, args.d_model, requires_grad=True)
         naive_short = best_time(lambda: layer(short).sum().backward(), repeats=1, warmup=0)

@@ -11,7 +11,7 @@ without shape recording (its own overhead still makes the profiled step slower t
 one; both are printed); shapes come from a second profile that records them, whose times are
 not used, because recording shapes inflates them several-fold.
 
-    python bench/step_ops.py --config cpu-hnet-transformer [--compiled] [--steps 3] [--out runs/step_ops]
+    python bench/step_ops.py --config cpu-hnet-transformer [--compiled] [--precision bf16] [--steps 3] [--out runs/step_ops]
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ def op_class(key: str) -> str | None:
         return "attention (SDPA)"
     if key.startswith("## Call CompiledFxGraph"):
         return "Inductor kernels"
-    if key.startswith("dnahnet_cpu::"):  # called from the compiled graphs, so outside their self time
-        if key.startswith(("dnahnet_cpu::conv_silu", "dnahnet_cpu::gated_norm")):
+    # The kernels' operators, called from the compiled graphs (so outside their self time), and eager through
+    # their autograd wrappers, which hold the forward's compute as self time: "GeneratedBackwardFor_dnahnet_cpu_<op>_default".
+    kernel_op = key.removeprefix("dnahnet_cpu::").removeprefix("GeneratedBackwardFor_dnahnet_cpu_")
+    if kernel_op != key:
+        if kernel_op.startswith(("conv_silu", "gated_norm")):
             return "fused conv and norm kernels (DNAHNET_CPU_KERNEL)"
         return "fused SSD kernel (DNAHNET_CPU_KERNEL)"
     if key.startswith("aten::") or key.startswith("dnahnet::"):
@@ -60,8 +63,8 @@ def matmul_flops(key: str, shapes: list) -> float | None:
     return 2.0 * batch * a[-2] * a[-1] * b[-1]
 
 
-def profile_steps(config: str, compiled: bool, steps: int) -> dict:
-    prepared = prepare_train_step(config, torch.device("cpu"))
+def profile_steps(config: str, compiled: bool, steps: int, precision: str = "fp32") -> dict:
+    prepared = prepare_train_step(config, torch.device("cpu"), precision=precision)
     compile_s = compile_train_step(prepared)[0] if compiled else None
     for _ in range(3):
         prepared.step()
@@ -95,18 +98,23 @@ def profile_steps(config: str, compiled: bool, steps: int) -> dict:
             shapes.append({"op": ev.key, "class": op_class(ev.key), "shapes": [s for s in ev.input_shapes if s],
                            "calls": calls, "gflop": flops * calls / 1e9 if flops else None})
     shapes.sort(key=lambda r: -(r["gflop"] or 0.0))
-    return {"config": config, "compiled": compiled, "compile_s": compile_s,
+    return {"config": config, "compiled": compiled, "precision": precision, "compile_s": compile_s,
             "median_step_ms": statistics.median(times) * 1e3, "classes_ms": classes, "matmul_shapes": shapes,
-            "peak_gflops": matmul_peak_flops(torch.device("cpu")) / 1e9, "steps": steps}
+            "peak_gflops": matmul_peak_flops(torch.device("cpu"), torch.bfloat16 if precision == "bf16" else torch.float32) / 1e9, "steps": steps}
+
+
+def precision_words(r: dict) -> str:
+    """fp32, or bf16 autocast (the trainer's CPU default where the CPU has native bf16)."""
+    return "bf16 autocast" if r.get("precision") == "bf16" else "fp32"
 
 
 def report(r: dict) -> str:
     total = sum(r["classes_ms"].values())
     mode = f"compiled as `pretrain --compile` ({r['compile_s']:.0f} s compiling)" if r["compiled"] else "eager"
     lines = [f"# Training step by operator: {r['config']}, {mode}", "", "Command:", "", f"    {r['command']}", "",
-             f"Machine: {r['machine']}; fp32; timed step (median of 5) {r['median_step_ms']:.1f} ms; profiled "
+             f"Machine: {r['machine']}; {precision_words(r)}; timed step (median of 5) {r['median_step_ms']:.1f} ms; profiled "
              f"(mean of {r['steps']}, profiler overhead included) {total:.1f} ms of operator self time; "
-             f"fp32 matmul peak {r['peak_gflops']:.1f} GFLOP/s.", "",
+             f"{'bf16' if r.get('precision') == 'bf16' else 'fp32'} matmul peak {r['peak_gflops']:.1f} GFLOP/s.", "",
              "| class | ms per step | share |", "|---|---|---|"]
     for name, ms in sorted(r["classes_ms"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {ms:.1f} | {ms / total:.0%} |")
@@ -131,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="cpu-hnet-transformer")
     p.add_argument("--compiled", action="store_true", help="compile the blocks as `pretrain --compile` does")
     p.add_argument("--steps", type=int, default=3, help="profiled steps")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: the forward under bf16 autocast, as `pretrain` runs by default on a CPU with native bf16")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/step_ops"))
     args = p.parse_args(argv)
     header = start_paired_bench("bench/step_ops.py", argv, args.threads, args.steps)
-    result = header | profile_steps(args.config, args.compiled, args.steps)
+    result = header | profile_steps(args.config, args.compiled, args.steps, args.precision)
     text = report(result)
     args.out.mkdir(parents=True, exist_ok=True)
     save_paired_bench(args.out, result, text)

@@ -31,7 +31,7 @@ def calls(monkeypatch):
     """One entry per call of the kernel's chunk-output operator from the scan."""
     made = []
     real = cpu_kernel.chunk_output
-    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a: made.append(1) or real(*a))
+    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a, **k: made.append(1) or real(*a, **k))
     return made
 
 
@@ -53,18 +53,22 @@ def _chunk_inputs(b, c, g, r, q, p, n, dtype=torch.float64, seed=0):
     (1, 1, 1, 1, 256, 16, 128),
 ])
 def test_the_kernel_equals_the_float64_chunk_output_forward_and_backward(built, shape):
+    """The reference takes x scaled by dt; the kernel takes x and dt apart and returns dt's gradient too."""
     reference = _chunk_inputs(*shape)
-    y_ref = _ChunkOutput.apply(*reference)
+    b, c, g, r, q, p = reference[3].shape
+    dt = (torch.rand(b, c, g, r, q, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.1).requires_grad_()
+    C64, B64, A64, x64, carried64 = reference
+    y_ref = _ChunkOutput.apply(C64, B64, A64, x64 * dt[..., None], carried64)
     dy = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    grads_ref = torch.autograd.grad(y_ref, reference, dy)
-    C, B, A_cum, x, carried = [t.detach().float().requires_grad_() for t in reference]
-    b, c, g, r, q, p = x.shape
+    grads_ref = torch.autograd.grad(y_ref, (*reference, dt), dy)
+    C, B, A_cum, x, carried, dt32 = [t.detach().float().requires_grad_() for t in (*reference, dt)]
     n = C.shape[-1]
     # The kernel takes x, B and C position-major, (b, l, heads or groups, size), as the scan holds them.
     def by_position(t):
         return t.permute(0, 1, 4, 2, 3, 5).reshape(b, c * q, -1, t.shape[-1])
-    y = cpu_kernel.chunk_output(by_position(C), by_position(B), A_cum, by_position(x), carried)
-    grads = torch.autograd.grad(y, (C, B, A_cum, x, carried), by_position(dy.float()))
+    dt_by_position = dt32.permute(0, 1, 4, 2, 3).reshape(b, c * q, g * r)
+    y = cpu_kernel.chunk_output(by_position(C), by_position(B), A_cum, by_position(x), carried, dt_by_position)
+    grads = torch.autograd.grad(y, (C, B, A_cum, x, carried, dt32), by_position(dy.float()))
     y = y.reshape(b, c, q, g, r, p).permute(0, 1, 3, 4, 2, 5)
     assert y.dtype == torch.float32 and y.shape == y_ref.shape
     for got, want in zip((y, *grads), (y_ref, *grads_ref)):
@@ -77,15 +81,17 @@ def test_the_chunk_states_equal_their_float64_sum_forward_and_backward(built, b,
     B = torch.randn(b, c * q, g, n, generator=gen, dtype=torch.float64, requires_grad=True)
     A_cum = (-torch.rand(b, c, g, r, q, generator=gen, dtype=torch.float64) * 0.3).cumsum(-1).requires_grad_()
     x = torch.randn(b, c * q, g * r, p, generator=gen, dtype=torch.float64, requires_grad=True)
+    dt = (torch.rand(b, c * q, g * r, generator=gen, dtype=torch.float64) + 0.1).requires_grad_()
 
-    def reference(B, A_cum, x):  # sum_s exp(A_end - A_s) B_s x_s^T per chunk and head, (n x p)
+    def reference(B, A_cum, x, dt):  # sum_s exp(A_end - A_s) dt_s B_s x_s^T per chunk and head, (n x p)
         decay = torch.exp(A_cum[..., -1:] - A_cum)  # (b, c, g, r, q)
-        return torch.einsum("bcgrs,bcsgn,bcsgrp->bcgrnp", decay, B.reshape(b, c, q, g, n), x.reshape(b, c, q, g, r, p))
+        scaled = (x * dt[..., None]).reshape(b, c, q, g, r, p)
+        return torch.einsum("bcgrs,bcsgn,bcsgrp->bcgrnp", decay, B.reshape(b, c, q, g, n), scaled)
 
-    want = reference(B, A_cum, x)
+    want = reference(B, A_cum, x, dt)
     up = torch.randn(want.shape, generator=gen, dtype=torch.float64)
-    grads_want = torch.autograd.grad(want, (B, A_cum, x), up)
-    inputs = [t.detach().float().requires_grad_() for t in (B, A_cum, x)]
+    grads_want = torch.autograd.grad(want, (B, A_cum, x, dt), up)
+    inputs = [t.detach().float().requires_grad_() for t in (B, A_cum, x, dt)]
     got = cpu_kernel.chunk_states(*inputs)
     grads = torch.autograd.grad(got, inputs, up.float())
     for a, w in zip((got, *grads), (want, *grads_want)):
@@ -94,7 +100,8 @@ def test_the_chunk_states_equal_their_float64_sum_forward_and_backward(built, b,
 
 @pytest.mark.parametrize("groups", [1, 8])
 def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(built, groups):
-    """Any length (here not a multiple of the chunk), an initial state, shared or per-head B/C."""
+    """Any length (here not a multiple of the chunk), an initial state, shared or per-head B/C; x scaled by
+    dt inside the scan (on the kernel) or before it (the pure path)."""
     gen = torch.Generator().manual_seed(0)
     b, length, h, p, n = 2, 300, 8, 32, 32
     x = torch.randn(b, length, h, p, generator=gen, dtype=torch.float64)
@@ -102,13 +109,14 @@ def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(built, groups
     B = torch.randn(b, length, groups, n, generator=gen, dtype=torch.float64)
     C = torch.randn(b, length, groups, n, generator=gen, dtype=torch.float64)
     init = torch.randn(b, h, p, n, generator=gen, dtype=torch.float64)
-    y_ref, final_ref = ssd_sequential(x, log_decay, B, C, init)
-    fused = [t.float().requires_grad_() for t in (x, log_decay, B, C, init)]
-    pure = [t.float().requires_grad_() for t in (x, log_decay, B, C, init)]
-    y, final = ssd_chunked(*fused[:4], 64, fused[4], cpu_kernel=True)
+    dt = torch.rand(b, length, h, generator=gen, dtype=torch.float64) + 0.1
+    y_ref, final_ref = ssd_sequential(x * dt[..., None], log_decay, B, C, init)
+    fused = [t.float().requires_grad_() for t in (x, log_decay, B, C, init, dt)]
+    pure = [t.float().requires_grad_() for t in (x, log_decay, B, C, init, dt)]
+    y, final = ssd_chunked(*fused[:4], 64, fused[4], cpu_kernel=True, dt=fused[5])
     assert float((y.detach().double() - y_ref).abs().max() / y_ref.abs().max()) < 2e-6
     assert float((final.detach().double() - final_ref).abs().max() / final_ref.abs().max()) < 2e-6
-    y_pure, final_pure = ssd_chunked(*pure[:4], 64, pure[4], cpu_kernel=False)
+    y_pure, final_pure = ssd_chunked(*pure[:4], 64, pure[4], cpu_kernel=False, dt=pure[5])
     upstream = (torch.randn(y.shape, generator=gen), torch.randn(final.shape, generator=gen))
     torch.autograd.backward((y, final), upstream)
     torch.autograd.backward((y_pure, final_pure), upstream)
@@ -385,3 +393,31 @@ def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(bu
     torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-4, atol=1e-4)
     for k, grad in outs[0][1].items():
         torch.testing.assert_close(outs[1][1][k], grad, rtol=1e-3, atol=1e-5, msg=k)
+
+
+def test_bf16_projection_slices_give_the_values_of_casting_around_the_float32_kernels(built):
+    """Under bf16 autocast the conv reads xBC and the norm reads z as bf16 slices of the projection, and the norm
+    writes bf16 for the output projection: the same values, forward and backward, as casting copies to and from
+    float32 around the float32 kernels (what the layer did before), with gradients in the inputs' types."""
+    gen = torch.Generator().manual_seed(0)
+    wide = torch.randn(2, 70, 360, generator=gen).bfloat16()  # xBC at 8..328 of a wider projection
+    weight, bias = torch.randn(320, 1, 4, generator=gen) / 4, torch.randn(320, generator=gen)
+    up = torch.randn(2, 70, 320, generator=gen)
+    leaf16, leaf32 = wide.clone().requires_grad_(), wide.float().requires_grad_()
+    got = cpu_kernel.conv_silu(leaf16[..., 8:328], weight, bias)
+    want = cpu_kernel.conv_silu(leaf32[..., 8:328].contiguous(), weight, bias)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    (dx16,), (dx32,) = torch.autograd.grad(got, leaf16, up), torch.autograd.grad(want, leaf32, up)
+    assert dx16.dtype == torch.bfloat16 and torch.equal(dx16, dx32.bfloat16())
+
+    rows, d, heads = 50, 256, 8
+    y, x = torch.randn(rows, d, generator=gen), torch.randn(rows, d, generator=gen)
+    D, w = torch.randn(heads, generator=gen), torch.randn(d, generator=gen)
+    z_wide = torch.randn(rows, d + 40, generator=gen).bfloat16()
+    z16, z32 = z_wide.clone().requires_grad_(), z_wide.float().requires_grad_()
+    out16 = cpu_kernel.gated_norm(y, x, D, z16[:, 24:24 + d], w, d, 1e-5)
+    out32 = cpu_kernel.gated_norm(y, x, D, z32[:, 24:24 + d], w, d, 1e-5)
+    assert out16.dtype == torch.bfloat16 and torch.equal(out16, out32.bfloat16())
+    dout = torch.randn(rows, d, generator=gen).bfloat16()
+    (dz16,), (dz32,) = torch.autograd.grad(out16, z16, dout), torch.autograd.grad(out32, z32, dout.float())
+    assert dz16.dtype == torch.bfloat16 and torch.equal(dz16, dz32.bfloat16())

@@ -72,6 +72,19 @@ def test_an_older_kernel_is_called_without_the_options_it_predates():
     assert _dropping_newer_options(takes_anything) is takes_anything
 
 
+def test_an_older_scan_gets_x_scaled_by_the_dt_it_predates():
+    """Mamba-2 now hands `ssd_chunked` x unscaled with `dt=`; a scan from before that takes x scaled, so the
+    wrapper scales it rather than dropping dt (dropping it would time a different computation)."""
+    import torch
+
+    def old_scan(x, log_decay, B, C, chunk_size, initial_state=None):
+        return x
+
+    x, dt = torch.randn(2, 5, 3, 4), torch.rand(2, 5, 3)
+    got = _dropping_newer_options(old_scan)(x, None, None, None, 8, dt=dt, cpu_kernel=None)
+    torch.testing.assert_close(got, x * dt[..., None])
+
+
 def test_a_layer_calls_the_scan_in_the_module_global_that_the_swap_replaces(monkeypatch):
     """kernels_ab swaps `dnahnet.nn.mamba2.ssd_chunked`; a Mamba-2 layer without a scan of its own
     (`Mamba2.scan` None, as built) must call whatever that global holds at call time."""

@@ -12,7 +12,10 @@ runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, t
 in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
 `ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16 autocast (Mamba-2 hands the
 scan float32 inputs, and `ssd_chunked` turns autocast off around the kernel and the state pass between its
-two calls, where the PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). Where it
+two calls, where the PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). There the
+conv reads its input, and the norm its gate z, as bf16 slices of the projection, and the norm writes bf16 for the
+output projection: the values casts around float32 kernels would give, without the casts' copies. The scan takes
+the step sizes dt apart from x and scales by them inside, so the layer makes no dt * x tensor. Where it
 cannot be built the scan says why once on stderr and stays pure PyTorch; asked for with
 DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry shape functions and
 autograd formulas, so `torch.compile` traces each as one call.
@@ -145,35 +148,36 @@ def _register() -> None:
     ops = getattr(torch.ops, _LIBRARY)
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_states")
-    def _(B, A, x):
+    def _(B, A, x, dt):
         b, l, h, p = x.shape
         _, c, g, r, _ = A.shape
         return x.new_empty(b, c, g, r, B.shape[-1], p)
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_states_backward")
-    def _(dstates, B, A, x):
-        return [torch.empty_like(B), torch.empty_like(A), torch.empty_like(x)]
+    def _(dstates, B, A, x, dt):
+        return [torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(dt)]
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_output")
-    def _(C, B, A, x, carried):
+    def _(C, B, A, x, dt, carried):
         return torch.empty_like(x)
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_output_backward")
-    def _(dy, C, B, A, x, carried):
-        return [torch.empty_like(C), torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(carried)]
+    def _(dy, C, B, A, x, dt, carried):
+        return [torch.empty_like(C), torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(dt),
+                torch.empty_like(carried)]
 
     @torch.library.register_fake(f"{_LIBRARY}::gated_norm")
     def _(y, x, D, z, weight, group, eps):
-        return y.new_empty(y.shape)
+        return y.new_empty(y.shape, dtype=z.dtype)
 
     @torch.library.register_fake(f"{_LIBRARY}::gated_norm_backward")
     def _(dout, y, x, D, z, weight, group, eps):
-        return [y.new_empty(y.shape), y.new_empty(y.shape), torch.empty_like(D), y.new_empty(y.shape),
+        return [y.new_empty(y.shape), y.new_empty(y.shape), torch.empty_like(D), z.new_empty(y.shape),
                 torch.empty_like(weight)]
 
     @torch.library.register_fake(f"{_LIBRARY}::conv_silu")
     def _(x, weight, bias):
-        return x.new_empty(x.shape)
+        return x.new_empty(x.shape, dtype=torch.float32)
 
     @torch.library.register_fake(f"{_LIBRARY}::conv_silu_backward")
     def _(dout, x, weight, bias):
@@ -201,25 +205,34 @@ def _register() -> None:
         setup_context=save_norm_inputs)
 
 
-def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The state each chunk leaves behind from zero, sum_s exp(A_end - A_s) B_s x_s^T, held (n x p).
+def _step_sizes(x: torch.Tensor, dt: torch.Tensor | None) -> torch.Tensor:
+    """The scan's dt (b, l, h), contiguous; ones where x comes scaled already."""
+    return x.new_ones(x.shape[:3]) if dt is None else dt.contiguous()
+
+
+def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
+    """The state each chunk leaves behind from zero, sum_s exp(A_end - A_s) dt_s B_s x_s^T, held (n x p).
 
     B: (b, l, g, n); A_cum: (b, c, g, r, q), the within-chunk cumulative log-decay (l = c q);
-    x: (b, l, h, p). Returns (b, c, g, r, n, p).
+    x: (b, l, h, p); dt: (b, l, h), the step sizes x is scaled by inside (None: x is scaled already).
+    Returns (b, c, g, r, n, p).
     """
     # Contiguous here, in the graph, and not only inside the operator: traced, Inductor checks that each
     # input's strides are those it planned for, and its own layout of a slice may differ from eager's.
-    return getattr(torch.ops, _LIBRARY).chunk_states(B.contiguous(), A_cum.contiguous(), x.contiguous())
+    return getattr(torch.ops, _LIBRARY).chunk_states(B.contiguous(), A_cum.contiguous(), x.contiguous(),
+                                                     _step_sizes(x, dt))
 
 
-def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
-    """y = ((C B^T) * decay) x + exp(A_cum) * (C carried) in each chunk, as `ssd._ChunkOutput` computes it.
+def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, carried: torch.Tensor,
+                 dt: torch.Tensor | None = None) -> torch.Tensor:
+    """y = ((C B^T) * decay) (dt x) + exp(A_cum) * (C carried) in each chunk, as `ssd._ChunkOutput` computes it
+    on x scaled by dt.
 
     C, B: (b, l, g, n); A_cum: (b, c, g, r, q); x: (b, l, h, p); carried: (b, c, g, r, n, p), the
-    state carried into each chunk. Returns y (b, l, h, p).
+    state carried into each chunk; dt: (b, l, h) or None, as for `chunk_states`. Returns y (b, l, h, p).
     """
     return getattr(torch.ops, _LIBRARY).chunk_output(C.contiguous(), B.contiguous(), A_cum.contiguous(),
-                                                     x.contiguous(), carried.contiguous())  # as chunk_states
+                                                     x.contiguous(), _step_sizes(x, dt), carried.contiguous())
 
 
 def conv_applies(xbc: torch.Tensor) -> bool:
@@ -231,8 +244,9 @@ def conv_applies(xbc: torch.Tensor) -> bool:
 
 def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """silu(causal depthwise conv of xbc), as Mamba-2 begins its layer (`mamba2.causal_depthwise_conv` then SiLU),
-    in one pass. xbc: (b, l, C) float32, channels contiguous (a slice of the input projection); weight (C, 1, K)."""
-    return getattr(torch.ops, _LIBRARY).conv_silu(xbc, weight, bias)
+    in one pass. xbc: (b, l, C) float32 or bfloat16, channels contiguous (a slice of the input projection), read
+    where it lies; weight (C, 1, K) and bias float32. Returns float32, as the scan takes it."""
+    return getattr(torch.ops, _LIBRARY).conv_silu(xbc, weight.float(), bias.float())
 
 
 def norm_applies(y: torch.Tensor, channels: int, group: int, headdim: int) -> bool:
@@ -248,9 +262,13 @@ def gated_norm(y: torch.Tensor, x: torch.Tensor, D: torch.Tensor, z: torch.Tenso
     """rmsnorm((y + D x) * silu(z)) * weight over groups of `group` channels, as Mamba-2 ends its layer
     (`RMSNormGated` after the scan's skip term) in one pass per row.
 
-    y, x, z: (..., d) float32, last dimension contiguous (x and z may be slices of wider tensors); D: one
-    value per head of d / D.numel() channels. Returns (..., d).
+    y, x: (..., d) float32; z: (..., d) float32 or bfloat16 (other types are cast to float32); last dimensions
+    contiguous (x and z may be slices of wider tensors); D: one value per head of d / D.numel() channels.
+    Returns (..., d) in z's type: under bf16 autocast the bf16 output projection reads it without a cast, the same
+    values as casting a float32 result.
     """
+    if z.dtype not in (torch.float32, torch.bfloat16):
+        z = z.float()
     d = y.shape[-1]
     out = getattr(torch.ops, _LIBRARY).gated_norm(y.reshape(-1, d), x.reshape(-1, d), D, z.reshape(-1, d),
                                                   weight, group, eps)

@@ -12,7 +12,6 @@ skip term with the gated norm run on optional fused C++ kernels (`dnahnet.nn.cpu
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -190,7 +189,7 @@ class Mamba2(nn.Module):
         bsz, seqlen, _ = u.shape
         z, xbc, dt = self._split(self.in_proj(u))
         if cache is None and self._conv_on_kernel(xbc):  # the conv and its SiLU in one call, in float32
-            xbc = fused_cpu.conv_silu(xbc.float(), self.conv1d.weight.float(), self.conv1d.bias.float())
+            xbc = fused_cpu.conv_silu(xbc, self.conv1d.weight, self.conv1d.bias)  # reads bf16 where it lies
             initial_state = None
         elif cache is None:
             xbc = F.silu(causal_depthwise_conv(xbc, self.conv1d.weight, self.conv1d.bias))
@@ -221,9 +220,13 @@ class Mamba2(nn.Module):
             if mask is not None:
                 dt = dt * mask[..., None].to(compute)
             xf, Bf, Cf = x.to(compute), B.to(compute), C.to(compute)
-            scan = self.scan or functools.partial(ssd_chunked, cpu_kernel=self.cpu_kernel)
-            y, final = scan(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
-                            length_is_data_dependent=self.length_is_data_dependent)
+            if self.scan is not None:  # a stand-in takes x scaled by dt
+                y, final = self.scan(xf * dt[..., None], dt * A, Bf, Cf, self.chunk_size, initial_state,
+                                     length_is_data_dependent=self.length_is_data_dependent)
+            else:  # the scan scales x by dt itself: inside the fused CPU kernel, with no dt * x tensor
+                y, final = ssd_chunked(xf, dt * A, Bf, Cf, self.chunk_size, initial_state,
+                                       length_is_data_dependent=self.length_is_data_dependent,
+                                       cpu_kernel=self.cpu_kernel, dt=dt)
             end_on_kernel = self._norm_on_kernel(y)  # the skip term and the norm in one call
             if not end_on_kernel:
                 y = y + xf * self.D.to(compute)[:, None]
@@ -232,7 +235,7 @@ class Mamba2(nn.Module):
         if end_on_kernel:
             return self.out_proj(fused_cpu.gated_norm(
                 y.reshape(bsz, seqlen, self.d_inner), xf.reshape(bsz, seqlen, self.d_inner), self.D.to(compute),
-                z.to(compute), self.norm.weight.to(compute), self.norm.group_size, self.norm.eps))
+                z, self.norm.weight.to(compute), self.norm.group_size, self.norm.eps))
         y = y.reshape(bsz, seqlen, self.d_inner)
         return self.out_proj(self.norm(y, z))
 

@@ -55,14 +55,16 @@ def ssd_chunked(
     initial_state: torch.Tensor | None = None,
     length_is_data_dependent: bool = False,
     cpu_kernel: bool | None = None,
+    dt: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD scan for any length.
 
-    x: (b, l, h, p), already scaled by dt; log_decay: (b, l, h), dt*A <= 0;
+    x: (b, l, h, p), scaled by the step sizes dt (b, l, h): by the scan where `dt` is given, else already;
+    log_decay: (b, l, h), dt*A <= 0;
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n); `length_is_data_dependent`:
     l may be a chunk count, traced as data-dependent (`linear_recurrence`); `cpu_kernel`: compute
     the chunk states and outputs with the fused CPU kernel where it applies (`dnahnet.nn.cpu_kernel`; None asks
-    the environment, DNAHNET_CPU_KERNEL).
+    the environment, DNAHNET_CPU_KERNEL), which scales x by `dt` inside (no dt * x tensor, forward or backward).
     Returns y (b, l, h, p) and the final state (b, h, p, n). `chunk_size` is the model's;
     eagerly on CPU the scan computes in shorter chunks where that is faster (`compute_chunk_size`).
 
@@ -77,6 +79,10 @@ def ssd_chunked(
     q = compute_chunk_size(chunk_size, x, "factored")
     c = -(-l // q)  # chunks; as a ceiling division a traced length's range carries over to c
     pad = c * q - l
+    fused_q = compute_chunk_size(q, x, "per_head")
+    on_kernel = runs_on_fused_kernel(cpu_kernel, x, B, fused_q)
+    if dt is not None and not on_kernel:
+        x, dt = x * dt[..., None], None
     # Zero input and zero log-decay leave the carried state untouched. Traced, the length may
     # be data-dependent (a chunk count): pad unconditionally (by zero is a no-op) rather than
     # branch on it; eager, skip the copies when nothing is padded.
@@ -85,13 +91,13 @@ def ssd_chunked(
         log_decay = F.pad(log_decay, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
-    fused_q = compute_chunk_size(q, x, "per_head")
-    if runs_on_fused_kernel(cpu_kernel, x, B, fused_q):
+        dt = None if dt is None else F.pad(dt, (0, 0, 0, pad))
+    if on_kernel:
         # It takes every head: at head and state size 64 its per-head form outran the factored one for shared
         # B/C (1.37-1.40x), at 32 a Mamba-2 block showed no detectable difference (bench/RESULTS.md).
         # In float32 under bf16 autocast too: the kernel's operators take float32, and so the state pass between them.
         with full_precision(x):
-            y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent)
+            y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent, dt)
     else:
         scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
         y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state, length_is_data_dependent)
@@ -133,19 +139,20 @@ def runs_on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q
 
 def _fused_scan(
     x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
-    initial_state: torch.Tensor | None, length_is_data_dependent: bool = False,
+    initial_state: torch.Tensor | None, length_is_data_dependent: bool = False, dt: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`ssd_chunked` with the chunk states and outputs on the fused CPU kernel (`dnahnet.nn.cpu_kernel`),
-    on inputs whose length is a multiple of q. The kernel reads x, B and C where they lie; between its
-    two calls the states pass from chunk to chunk as in `_per_head_scan` (`linear_recurrence`)."""
+    on inputs whose length is a multiple of q. The kernel reads x, B and C where they lie, and scales x by dt
+    (None: x is scaled); between its two calls the states pass from chunk to chunk as in `_per_head_scan`
+    (`linear_recurrence`)."""
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
     r = h // g
     c = l // q
     A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1)  # (b, c, g, r, q)
-    states = fused_cpu.chunk_states(B, A_cum, x)  # (b, c, g, r, n, p)
+    states = fused_cpu.chunk_states(B, A_cum, x, dt)  # (b, c, g, r, n, p)
     passed = _pass_chunk_states(states, A_cum, initial_state, length_is_data_dependent, x.dtype)
-    y = fused_cpu.chunk_output(C, B, A_cum, x, passed[:, :-1])
+    y = fused_cpu.chunk_output(C, B, A_cum, x, passed[:, :-1], dt)
     return y, passed[:, -1].mT.reshape(b, h, p, n)
 
 

@@ -3,9 +3,11 @@
 // (gated_norm) and the causal conv with its SiLU (conv_silu).
 //
 // Two scan operators, each with its backward:
-// - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) B_s x_s^T, held (n x p);
-// - chunk_output: what dnahnet.nn.ssd._ChunkOutput computes, y = ((C B^T) * decay) x + exp(A) * (C carried),
-//   per chunk and head.
+// - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) dt_s B_s x_s^T, held (n x p);
+// - chunk_output: what dnahnet.nn.ssd._ChunkOutput computes with x scaled by dt,
+//   y = ((C B^T) * decay) (dt x) + exp(A) * (C carried), per chunk and head.
+// Both take the layer's step sizes dt apart from x and scale by them inside (a column scale of the decay), so
+// the layer makes no dt * x tensor and no pass for its gradients; each backward also returns dt's gradient.
 // Both read x, B and C, and write y and the gradients, in the scan's own position-major layout, so no
 // chunk-major copy is made; and both keep a chunk's blocks in cache: the PyTorch form writes each (q x q)
 // block (decay, scores, their gradients) for all chunks to memory and reads it back, pass after pass. The
@@ -13,24 +15,27 @@
 // over short contiguous rows, several output rows at once so the accumulators stay in registers.
 // Built on first use by dnahnet.nn.cpu_kernel (torch.utils.cpp_extension).
 //
-// Shapes (float32, contiguous): x (b, l, h, p) and B, C (b, l, g, n) with l = c q, a multiple of the chunk
-// q; A (b, c, g, r, q), the within-chunk cumulative log-decay of each group's r = h / g heads; carried and
+// Shapes (float32, contiguous): x (b, l, h, p), dt (b, l, h) and B, C (b, l, g, n) with l = c q, a multiple of the
+// chunk q; A (b, c, g, r, q), the within-chunk cumulative log-decay of each group's r = h / g heads; carried and
 // states (b, c, g, r, n, p). q, p and n are each 16, 32, 64, 128 or 256.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/functional_bfloat16.h>
 #include <limits>
 #include <vector>
 
 using Vec = at::vec::Vectorized<float>;
 constexpr int64_t W = Vec::size();
 
-// out[r][0:V*W] (+)= sum_{k<K} a[r*lda + k] * M[k*ld : k*ld+V*W] for R rows at once: each row of M
-// is loaded once for R outputs, and R*V independent accumulators hide the FMA latency.
+// out[r][0:V*W] (+)= sum_{k<K} a[r*lda + k*ldk] * M[k*ld : k*ld+V*W] for R rows at once: each row of M
+// is loaded once for R outputs, and R*V independent accumulators hide the FMA latency. The coefficients are
+// read one at a time, so a may be read along either axis (ldk = 1: a's rows; lda = 1: its columns, a transpose
+// that is never written).
 template <int64_t V, int64_t R>
 static inline void combo(float* __restrict out, int64_t ldo, const float* __restrict a, int64_t lda,
-                         const float* __restrict M, int64_t K, int64_t ld, bool accumulate) {
+                         const float* __restrict M, int64_t K, int64_t ld, bool accumulate, int64_t ldk) {
   Vec acc[R][V];
 #pragma GCC unroll 16
   for (int64_t r = 0; r < R; ++r)
@@ -43,7 +48,7 @@ static inline void combo(float* __restrict out, int64_t ldo, const float* __rest
     for (int64_t v = 0; v < V; ++v) m[v] = Vec::loadu(row + v * W);
 #pragma GCC unroll 16
     for (int64_t r = 0; r < R; ++r) {
-      const Vec s(a[r * lda + k]);
+      const Vec s(a[r * lda + k * ldk]);
 #pragma GCC unroll 16
       for (int64_t v = 0; v < V; ++v) acc[r][v] = at::vec::fmadd(s, m[v], acc[r][v]);
     }
@@ -60,23 +65,23 @@ static inline int64_t rows_per_block(int64_t L) { return L <= 4 * W ? 4 : (L <= 
 // `combo` for R rows of v vectors, v chosen at run time (1..VMAX).
 template <int64_t R, int64_t VMAX, int64_t V = 1>
 static inline void combo_v(int64_t v, float* out, int64_t ldo, const float* a, int64_t lda, const float* M,
-                           int64_t K, int64_t ld, bool accumulate) {
+                           int64_t K, int64_t ld, bool accumulate, int64_t ldk) {
   if constexpr (V > VMAX) {
     TORCH_CHECK(false, "ssd chunk kernel: unsupported row length ", v * W);
   } else {
-    if (v == V) return combo<V, R>(out, ldo, a, lda, M, K, ld, accumulate);
-    return combo_v<R, VMAX, V + 1>(v, out, ldo, a, lda, M, K, ld, accumulate);
+    if (v == V) return combo<V, R>(out, ldo, a, lda, M, K, ld, accumulate, ldk);
+    return combo_v<R, VMAX, V + 1>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
   }
 }
 
 // rows_per_block(L) rows of out[:, 0:cols] (cols rounded up to whole vectors; L the full row length).
 static inline void combo_any(float* out, int64_t ldo, const float* a, int64_t lda, const float* M,
-                             int64_t K, int64_t ld, int64_t L, bool accumulate, int64_t cols = -1) {
+                             int64_t K, int64_t ld, int64_t L, bool accumulate, int64_t cols = -1, int64_t ldk = 1) {
   const int64_t v = ((cols < 0 ? L : cols) + W - 1) / W;
   switch (rows_per_block(L)) {
-    case 4: return combo_v<4, 4>(v, out, ldo, a, lda, M, K, ld, accumulate);
-    case 2: return combo_v<2, 8>(v, out, ldo, a, lda, M, K, ld, accumulate);
-    default: return combo_v<1, 256 / W>(v, out, ldo, a, lda, M, K, ld, accumulate);
+    case 4: return combo_v<4, 4>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
+    case 2: return combo_v<2, 8>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
+    default: return combo_v<1, 256 / W>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
   }
 }
 
@@ -100,11 +105,11 @@ static inline void transpose(float* __restrict dst, const float* __restrict src,
     for (int64_t j = 0; j < cols; j += 16) at::vec::transpose_mxn<float, 16, 16>(src + i * ld + j, ld, dst + j * rows + i, rows);
 }
 
-// decay[i][j] = exp(A[i]-A[j]) for j <= i else 0 and scores = CB * decay, row i. The exponentials are
+// decay[i][j] = exp(A[i]-A[j]) for j <= i else 0 and scores = CB * decay * dt[j], row i. The exponentials are
 // taken only up to the vector that holds the diagonal; past it both rows are zero. D may be null (the
 // forward needs only the scores).
 static inline void decay_row(float* __restrict D, float* __restrict S, const float* __restrict CB,
-                             const float* __restrict A, int64_t i, int64_t q) {
+                             const float* __restrict A, const float* __restrict dt, int64_t i, int64_t q) {
   const Vec ai(A[i]);
   const Vec ninf(-std::numeric_limits<float>::infinity());
   const Vec fi(static_cast<float>(i));
@@ -114,7 +119,7 @@ static inline void decay_row(float* __restrict D, float* __restrict S, const flo
     Vec above = Vec::arange(static_cast<float>(j), 1.f) > fi;
     Vec d = Vec::blendv(diff, ninf, above).exp();
     if (D) d.store(D + j);
-    (d * Vec::loadu(CB + j)).store(S + j);
+    (d * Vec::loadu(CB + j) * Vec::loadu(dt + j)).store(S + j);
   }
   for (; j < q; j += W) {
     if (D) Vec(0.f).store(D + j);
@@ -141,7 +146,14 @@ struct Layout {
   // Row 0 of head hh (within the group) in x-like tensors, and of the group in B-like ones; rows are h*p or g*n apart.
   int64_t x_at(int64_t w, int64_t hh) const { return (first(w) * h + group(w) * r + hh) * p; }
   int64_t b_at(int64_t w) const { return (first(w) * g + group(w)) * n; }
+  // Position 0 of head hh (within the group) in dt-like tensors (b, l, h); positions are h apart.
+  int64_t dt_at(int64_t w, int64_t hh) const { return first(w) * h + group(w) * r + hh; }
 };
+
+// One head's q step sizes of a chunk, gathered from dt (positions h apart) into a contiguous row.
+static inline void gather_dt(float* __restrict out, const float* __restrict dt, int64_t stride, int64_t q) {
+  for (int64_t i = 0; i < q; ++i) out[i] = dt[i * stride];
+}
 
 static void check_inputs(const char* op, const std::vector<torch::Tensor>& ts) {
   for (const auto& t : ts) {
@@ -155,24 +167,40 @@ static inline void decay_to_end(float* __restrict out, const float* __restrict A
   for (int64_t s = 0; s < q; s += W) (end - Vec::loadu(A + s)).exp().store(out + s);
 }
 
-// states (b, c, g, r, n, p) from B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p).
-torch::Tensor chunk_states_forward(torch::Tensor B, torch::Tensor A, torch::Tensor x) {
-  check_inputs("chunk_states", {B, A, x});
-  B = B.contiguous(); A = A.contiguous(); x = x.contiguous();
+// The checks every scan operator makes: float32 CPU tensors, and dt (b, l, h) as x's first three sizes.
+static void check_scan_inputs(const char* op, const std::vector<torch::Tensor>& ts, const torch::Tensor& x,
+                              const torch::Tensor& dt) {
+  check_inputs(op, ts);
+  TORCH_CHECK(dt.dim() == 3 && dt.size(0) == x.size(0) && dt.size(1) == x.size(1) && dt.size(2) == x.size(2),
+              op, ": dt must be (b, l, h) as x's first three sizes");
+}
+
+// Each position's weight in its chunk's state, wt_s = dte_s dt_s with dte_s = exp(A_end - A_s), for one head.
+static inline void state_weights(float* __restrict wt, float* __restrict dte, float* __restrict dth, const float* A,
+                                 const float* dt, int64_t stride, int64_t q) {
+  decay_to_end(dte, A, q);
+  gather_dt(dth, dt, stride, q);
+  for (int64_t i = 0; i < q; i += W) (Vec::loadu(dte + i) * Vec::loadu(dth + i)).store(wt + i);
+}
+
+// states (b, c, g, r, n, p) from B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), dt (b, l, h).
+torch::Tensor chunk_states_forward(torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt) {
+  check_scan_inputs("chunk_states", {B, A, x, dt}, x, dt);
+  B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
   const Layout s(x, B, A);
   auto states = torch::empty({s.b, s.c, s.g, s.r, s.n, s.p}, x.options());
-  const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>();
+  const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>(), *dtp = dt.data_ptr<float>();
   float* out = states.data_ptr<float>();
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(2 * s.n * s.q + s.q);
-    float *Bt = buf.data(), *coef = Bt + s.n * s.q, *dte = coef + s.n * s.q;
+    std::vector<float> buf(2 * s.n * s.q + 3 * s.q);
+    float *Bt = buf.data(), *coef = Bt + s.n * s.q, *wt = coef + s.n * s.q, *dte = wt + s.q, *dth = dte + s.q;
     for (int64_t w = begin; w < end; ++w) {
       transpose(Bt, Bp + s.b_at(w), s.q, s.n, s.g * s.n);
       for (int64_t hh = 0; hh < s.r; ++hh) {
         const int64_t wh = w * s.r + hh;
-        decay_to_end(dte, Ap + wh * s.q, s.q);
+        state_weights(wt, dte, dth, Ap + wh * s.q, dtp + s.dt_at(w, hh), s.h, s.q);
         for (int64_t k = 0; k < s.n; ++k)
-          for (int64_t i = 0; i < s.q; i += W) (Vec::loadu(Bt + k * s.q + i) * Vec::loadu(dte + i)).store(coef + k * s.q + i);
+          for (int64_t i = 0; i < s.q; i += W) (Vec::loadu(Bt + k * s.q + i) * Vec::loadu(wt + i)).store(coef + k * s.q + i);
         combo_all(out + wh * s.n * s.p, s.p, coef, s.q, xp + s.x_at(w, hh), s.n, s.q, s.h * s.p, s.p, false);
       }
     }
@@ -180,17 +208,19 @@ torch::Tensor chunk_states_forward(torch::Tensor B, torch::Tensor A, torch::Tens
   return states;
 }
 
-// Gradients (dB, dA, dx) of chunk_states_forward given dstates.
-std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::Tensor B, torch::Tensor A, torch::Tensor x) {
-  check_inputs("chunk_states_backward", {dstates, B, A, x});
-  dstates = dstates.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous();
+// Gradients (dB, dA, dx, ddt) of chunk_states_forward given dstates.
+std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::Tensor B, torch::Tensor A, torch::Tensor x,
+                                                 torch::Tensor dt) {
+  check_scan_inputs("chunk_states_backward", {dstates, B, A, x, dt}, x, dt);
+  dstates = dstates.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
   const Layout s(x, B, A);
-  auto dB = torch::empty_like(B), dA = torch::empty_like(A), dx = torch::empty_like(x);
+  auto dB = torch::empty_like(B), dA = torch::empty_like(A), dx = torch::empty_like(x), ddt = torch::empty_like(dt);
   const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>(), *dsp = dstates.data_ptr<float>();
-  float *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>(), *dxp = dx.data_ptr<float>();
+  const float* dtp = dt.data_ptr<float>();
+  float *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *ddtp = ddt.data_ptr<float>();
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(s.q + 2 * s.q * s.n + s.p * s.n);
-    float *dte = buf.data(), *coef = dte + s.q, *G = coef + s.q * s.n, *dsT = G + s.q * s.n;
+    std::vector<float> buf(3 * s.q + 2 * s.q * s.n + s.p * s.n);
+    float *wt = buf.data(), *dte = wt + s.q, *dth = dte + s.q, *coef = dth + s.q, *G = coef + s.q * s.n, *dsT = G + s.q * s.n;
     for (int64_t w = begin; w < end; ++w) {
       const float* Bw = Bp + s.b_at(w);
       float* dBw = dBp + s.b_at(w);
@@ -200,26 +230,29 @@ std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::T
         const int64_t wh = w * s.r + hh;
         const float* ds = dsp + wh * s.n * s.p;
         float* dAh = dAp + wh * s.q;
-        decay_to_end(dte, Ap + wh * s.q, s.q);
-        // dx_i = dte_i * B_i . dstates (rows of B scaled by dte)
+        float* ddth = ddtp + s.dt_at(w, hh);
+        state_weights(wt, dte, dth, Ap + wh * s.q, dtp + s.dt_at(w, hh), s.h, s.q);
+        // dx_i = wt_i * B_i . dstates (rows of B scaled by the weights wt = dte * dt)
         for (int64_t i = 0; i < s.q; ++i) {
-          const Vec d(dte[i]);
+          const Vec d(wt[i]);
           for (int64_t k = 0; k < s.n; k += W) (Vec::loadu(Bw + i * ldb + k) * d).store(coef + i * s.n + k);
         }
         combo_all(dxp + s.x_at(w, hh), ldx, coef, s.n, ds, s.q, s.n, s.p, s.p, false);
-        // G_ik = x_i . dstates_k; dB_i += dte_i G_i; d(dte_i) = B_i . G_i
+        // G_ik = x_i . dstates_k; dB_i += wt_i G_i; d(wt_i) = B_i . G_i, so ddt_i = dte_i B_i . G_i
         transpose(dsT, ds, s.n, s.p, s.p);
         combo_all(G, s.n, xp + s.x_at(w, hh), ldx, dsT, s.q, s.p, s.n, s.n, false);
         float total = 0.f;
         for (int64_t i = 0; i < s.q; ++i) {
-          const Vec d(dte[i]);
+          const Vec d(wt[i]);
           Vec acc(0.f);
           for (int64_t k = 0; k < s.n; k += W) {
             const Vec gk = Vec::loadu(G + i * s.n + k);
             at::vec::fmadd(d, gk, Vec::loadu(dBw + i * ldb + k)).store(dBw + i * ldb + k);
             acc = at::vec::fmadd(Vec::loadu(Bw + i * ldb + k), gk, acc);
           }
-          const float grad = sum_of(acc) * dte[i];  // d/dA_i of dte_i is -dte_i; of A_end, +dte_i
+          const float dw = sum_of(acc);
+          ddth[i * s.h] = dw * dte[i];
+          const float grad = dw * wt[i];  // d/dA_i of dte_i is -dte_i; of A_end, +dte_i
           dAh[i] = -grad;
           total += grad;
         }
@@ -227,22 +260,24 @@ std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::T
       }
     }
   });
-  return {dB, dA, dx};
+  return {dB, dA, dx, ddt};
 }
 
-// y (b, l, h, p) from C, B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), carried (b, c, g, r, n, p).
-torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor carried) {
-  check_inputs("chunk_output", {C, B, A, x, carried});
-  C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); carried = carried.contiguous();
+// y (b, l, h, p) from C, B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), dt (b, l, h), carried (b, c, g, r, n, p).
+torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt,
+                                   torch::Tensor carried) {
+  check_scan_inputs("chunk_output", {C, B, A, x, dt, carried}, x, dt);
+  C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
+  carried = carried.contiguous();
   const Layout s(x, B, A);
   const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n;
   auto y = torch::empty_like(x);
   const float *Cp = C.data_ptr<float>(), *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>();
-  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>(), *dtp = dt.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(ns * q + 2 * q * q + q * ns);
-    float *Bt = buf.data(), *CB = Bt + ns * q, *S = CB + q * q, *coef = S + q * q;
+    std::vector<float> buf(ns * q + 2 * q * q + q * ns + q);
+    float *Bt = buf.data(), *CB = Bt + ns * q, *S = CB + q * q, *coef = S + q * q, *dth = coef + q * ns;
     const int64_t Rp = rows_per_block(p);
     for (int64_t w = begin; w < end; ++w) {
       const float* Cw = Cp + s.b_at(w);
@@ -254,8 +289,9 @@ torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tens
         const float* xh = xp + s.x_at(w, hh);
         const float* ch = cp + wh * ns * p;
         float* yh = yp + s.x_at(w, hh);
+        gather_dt(dth, dtp + s.dt_at(w, hh), s.h, q);
         for (int64_t i = 0; i < q; ++i) {
-          decay_row(nullptr, S + i * q, CB + i * q, Ah, i, q);
+          decay_row(nullptr, S + i * q, CB + i * q, Ah, dth, i, q);
           const Vec row(std::exp(Ah[i]));
           for (int64_t k = 0; k < ns; k += W) (Vec::loadu(Cw + i * ldb + k) * row).store(coef + i * ns + k);
         }
@@ -269,23 +305,25 @@ torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tens
   return y;
 }
 
-// Gradients (dC, dB, dA, dx, dcarried) of chunk_output_forward, recomputing the (q x q) blocks.
-std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor carried) {
-  check_inputs("chunk_output_backward", {dy, C, B, A, x, carried});
-  dy = dy.contiguous(); C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); carried = carried.contiguous();
+// Gradients (dC, dB, dA, dx, ddt, dcarried) of chunk_output_forward, recomputing the (q x q) blocks.
+std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x,
+                                                 torch::Tensor dt, torch::Tensor carried) {
+  check_scan_inputs("chunk_output_backward", {dy, C, B, A, x, dt, carried}, x, dt);
+  dy = dy.contiguous(); C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
+  carried = carried.contiguous();
   const Layout s(x, B, A);
   const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n;
   auto dC = torch::empty_like(C), dB = torch::empty_like(B), dA = torch::empty_like(A);
-  auto dx = torch::empty_like(x), dcar = torch::empty_like(carried);
+  auto dx = torch::empty_like(x), ddt = torch::empty_like(dt), dcar = torch::empty_like(carried);
   const float *Cp = C.data_ptr<float>(), *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>();
-  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>(), *dyp = dy.data_ptr<float>();
+  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>(), *dyp = dy.data_ptr<float>(), *dtp = dt.data_ptr<float>();
   float *dCp = dC.data_ptr<float>(), *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>();
-  float *dxp = dx.data_ptr<float>(), *dcp = dcar.data_ptr<float>();
+  float *dxp = dx.data_ptr<float>(), *ddtp = ddt.data_ptr<float>(), *dcp = dcar.data_ptr<float>();
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> buf(ns * q + 7 * q * q + p * q + q * p + p * ns + ns * q + q + q * ns);
-    float *Bt = buf.data(), *CB = Bt + ns * q, *D = CB + q * q, *S = D + q * q, *ST = S + q * q, *dS = ST + q * q;
-    float *dCBs = dS + q * q, *dCBT = dCBs + q * q, *xT = dCBT + q * q, *dyr = xT + p * q, *carT = dyr + q * p;
-    float *Ct = carT + p * ns, *colsum = Ct + ns * q, *tmp = colsum + q;
+    std::vector<float> buf(ns * q + 5 * q * q + p * q + q * p + p * ns + ns * q + 3 * q + q * ns);
+    float *Bt = buf.data(), *CB = Bt + ns * q, *D = CB + q * q, *S = D + q * q, *dS = S + q * q;
+    float *dCBs = dS + q * q, *xT = dCBs + q * q, *dyr = xT + p * q, *carT = dyr + q * p;
+    float *Ct = carT + p * ns, *colsum = Ct + ns * q, *dth = colsum + q, *ddtc = dth + q, *tmp = ddtc + q;
     const int64_t Rp = rows_per_block(p), Rn = rows_per_block(ns);
     for (int64_t w = begin; w < end; ++w) {
       const float *Cw = Cp + s.b_at(w), *Bw = Bp + s.b_at(w);
@@ -299,26 +337,31 @@ std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor
         const int64_t wh = w * s.r + hh;
         const float *Ah = Ap + wh * q, *xh = xp + s.x_at(w, hh), *ch = cp + wh * ns * p, *dyh = dyp + s.x_at(w, hh);
         float *dAh = dAp + wh * q, *dxh = dxp + s.x_at(w, hh), *dch = dcp + wh * ns * p;
+        gather_dt(dth, dtp + s.dt_at(w, hh), s.h, q);
         for (int64_t i = 0; i < q; ++i) {
-          decay_row(D + i * q, S + i * q, CB + i * q, Ah, i, q);
+          decay_row(D + i * q, S + i * q, CB + i * q, Ah, dth, i, q);
           const Vec row(std::exp(Ah[i]));
           for (int64_t m = 0; m < p; m += W) (Vec::loadu(dyh + i * ldx + m) * row).store(dyr + i * p + m);
         }
-        transpose(ST, S, q, q, q);
         transpose(xT, xh, q, p, ldx);
         transpose(carT, ch, ns, p, p);
-        // dx = S^T dy: rows j.. of S^T are zero before column j.
-        for (int64_t j = 0; j < q; j += Rp) combo_any(dxh + j * ldx, ldx, ST + j * q + j, q, dyh + j * ldx, q - j, ldx, p, false);
+        // dx = S^T dy, S read down its columns: column j of S is zero above row j.
+        for (int64_t j = 0; j < q; j += Rp)
+          combo_any(dxh + j * ldx, ldx, S + j * q + j, 1, dyh + j * ldx, q - j, ldx, p, false, -1, q);
         lower_products(dS, dyh, ldx, xT, p, q);  // dscores = dy x^T
         combo_all(tmp, ns, dyr, p, carT, q, p, ns, ns, false);  // the carried read-out's dC
         combo_all(dch, p, Ct, q, dyr, ns, q, p, p, false);  // dcarried = C^T (dy * rows)
         std::fill(colsum, colsum + q, 0.f);
+        std::fill(ddtc, ddtc + q, 0.f);
         for (int64_t i = 0; i < q; ++i) {
           const float* dSi = dS + i * q;
           Vec rs(0.f);
           for (int64_t j = 0; j <= i; j += W) {  // D and S are zero past the diagonal's vector
+            // S_ij = CB_ij D_ij dt_j: dCB_ij += dS_ij D_ij dt_j, ddt_j += dS_ij D_ij CB_ij
             Vec gr = Vec::loadu(dSi + j);
-            (Vec::loadu(dCBs + i * q + j) + gr * Vec::loadu(D + i * q + j)).store(dCBs + i * q + j);
+            const Vec gd = gr * Vec::loadu(D + i * q + j);
+            at::vec::fmadd(gd, Vec::loadu(dth + j), Vec::loadu(dCBs + i * q + j)).store(dCBs + i * q + j);
+            at::vec::fmadd(gd, Vec::loadu(CB + i * q + j), Vec::loadu(ddtc + j)).store(ddtc + j);
             Vec seg = gr * Vec::loadu(S + i * q + j);
             rs = rs + seg;
             (Vec::loadu(colsum + j) + seg).store(colsum + j);
@@ -332,13 +375,15 @@ std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor
           dAh[i] = sum_of(rs) + sum_of(carried_part);
         }
         for (int64_t j = 0; j < q; ++j) dAh[j] -= colsum[j];
+        float* ddth = ddtp + s.dt_at(w, hh);
+        for (int64_t j = 0; j < q; ++j) ddth[j * s.h] = ddtc[j];
       }
       for (int64_t i = 0; i < q; i += Rn) combo_any(dCw + i * ldb, ldb, dCBs + i * q, q, Bw, i + Rn, ldb, ns, true);
-      transpose(dCBT, dCBs, q, q, q);
-      for (int64_t j = 0; j < q; j += Rn) combo_any(dBw + j * ldb, ldb, dCBT + j * q + j, q, Cw + j * ldb, q - j, ldb, ns, false);
+      for (int64_t j = 0; j < q; j += Rn)  // dB = dCB^T C, dCB read down its columns
+        combo_any(dBw + j * ldb, ldb, dCBs + j * q + j, 1, Cw + j * ldb, q - j, ldb, ns, false, -1, q);
     }
   });
-  return {dC, dB, dA, dx, dcar};
+  return {dC, dB, dA, dx, ddt, dcar};
 }
 
 // The layer's output norm with its skip, per row: g = (y + D x) * silu(z), out = g * rsqrt(mean(g^2) + eps) * w,
@@ -352,6 +397,12 @@ struct NormRows {
       : rows(y.size(0)), d(y.size(1)), group(group_), heads(D.size(0)), head(y.size(1) / D.size(0)) {
     TORCH_CHECK(d % W == 0 && group % W == 0 && d % group == 0 && d % heads == 0 && head % W == 0,
                 "gated norm kernel: channel counts must be whole vectors");
+  }
+  // D per channel rather than per head, so the inner loops index it like the rows, with no division.
+  std::vector<float> per_channel(const float* D) const {
+    std::vector<float> out(d);
+    for (int64_t c = 0; c < d; ++c) out[c] = D[c / head];
+    return out;
   }
 };
 
@@ -377,71 +428,112 @@ struct PerThreadSums {
   }
 };
 
+// A vector of channels as float32, from float32 or bfloat16 (the projection's output under bf16 autocast), and back.
+static inline Vec load_f(const float* p) { return Vec::loadu(p); }
+static inline Vec load_f(const at::BFloat16* p) {
+  Vec v;
+  at::vec::load_to_float<at::BFloat16>(p, v);
+  return v;
+}
+static inline void store_f(const Vec& v, float* p) { v.store(p); }
+static inline void store_f(const Vec& v, at::BFloat16* p) { at::vec::convert_from_float<at::BFloat16>(v, v).store(p, W); }
+
+// Runs body(T{}) with T the element type of `t`: float, or at::BFloat16.
+template <typename Body>
+static auto with_element_type(const torch::Tensor& t, const char* op, Body body) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, op, ": float32 or bfloat16 expected");
+  return t.scalar_type() == at::kBFloat16 ? body(at::BFloat16{}) : body(float{});
+}
+
 // sigmoid(z), a vector of channels at a time, on ATen's faster exponential (20 ulp; its error stays under that of
 // the row's float32 sums: the kernel's outputs and gradients are as close to float64 as with the 1-ulp one, and
 // it was the faster of the two in a one-off timing).
-static inline Vec sigmoid_of(const Vec& z) { return Vec(1.f) / (Vec(1.f) + z.neg().exp_u20()); }
+// The division is a reciprocal estimate refined by one Newton step where AVX-512 has one (14 bits, then about 28,
+// within float32's rounding), as a vector division takes several times an FMA's throughput.
+static inline Vec reciprocal_of(const Vec& d) {
+#if defined(CPU_CAPABILITY_AVX512)
+  const Vec r(_mm512_rcp14_ps(d));
+  return r * at::vec::fnmadd(d, r, Vec(2.f));
+#else
+  return Vec(1.f) / d;
+#endif
+}
+static inline Vec sigmoid_of(const Vec& z) { return reciprocal_of(Vec(1.f) + z.neg().exp_u20()); }
 
+// z and the output are float32, or both bfloat16 (z a slice of the bf16 projection under autocast, the output
+// what the bf16 output projection reads): the same values as casting in PyTorch around a float32 kernel.
 torch::Tensor gated_norm_forward(torch::Tensor y, torch::Tensor x, torch::Tensor D, torch::Tensor z,
                                  torch::Tensor weight, int64_t group, double eps) {
-  check_inputs("gated_norm", {y, x, D, z, weight});
+  check_inputs("gated_norm", {y, x, D, weight});
   y = unit_last_stride(y, 2, "gated_norm"); x = unit_last_stride(x, 2, "gated_norm");
   z = unit_last_stride(z, 2, "gated_norm"); D = D.contiguous(); weight = weight.contiguous();
   const NormRows s(y, D, group);
-  auto out = torch::empty({s.rows, s.d}, y.options());
+  auto out = torch::empty({s.rows, s.d}, y.options().dtype(z.scalar_type()));
   const int64_t sy = y.stride(0), sx = x.stride(0), sz = z.stride(0);
-  const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *Dp = D.data_ptr<float>();
-  const float *zp = z.data_ptr<float>(), *wp = weight.data_ptr<float>();
-  float* op = out.data_ptr<float>();
+  const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
+  const std::vector<float> D_channels = s.per_channel(D.data_ptr<float>());
+  const float* Dc = D_channels.data();
+  with_element_type(z, "gated_norm", [&](auto element) {
+  using T = decltype(element);
+  const T* zp = z.data_ptr<T>();
+  T* op = out.data_ptr<T>();
   at::parallel_for(0, s.rows, 64, [&](int64_t begin, int64_t end) {
     std::vector<float> g(s.d);
     for (int64_t i = begin; i < end; ++i) {
-      const float *yi = yp + i * sy, *xi = xp + i * sx, *zi = zp + i * sz;
+      const float *yi = yp + i * sy, *xi = xp + i * sx;
+      const T* zi = zp + i * sz;
       for (int64_t c0 = 0; c0 < s.d; c0 += s.group) {
         Vec sq(0.f);
         for (int64_t c = c0; c < c0 + s.group; c += W) {
-          const Vec zc = Vec::loadu(zi + c);
-          const Vec gc = at::vec::fmadd(Vec(Dp[c / s.head]), Vec::loadu(xi + c), Vec::loadu(yi + c)) * zc * sigmoid_of(zc);
+          const Vec zc = load_f(zi + c);
+          const Vec gc = at::vec::fmadd(Vec::loadu(Dc + c), Vec::loadu(xi + c), Vec::loadu(yi + c)) * zc * sigmoid_of(zc);
           gc.store(g.data() + c);
           sq = at::vec::fmadd(gc, gc, sq);
         }
         const Vec r(1.f / std::sqrt(sum_of(sq) / static_cast<float>(s.group) + static_cast<float>(eps)));
         for (int64_t c = c0; c < c0 + s.group; c += W)
-          (Vec::loadu(g.data() + c) * r * Vec::loadu(wp + c)).store(op + i * s.d + c);
+          store_f(Vec::loadu(g.data() + c) * r * Vec::loadu(wp + c), op + i * s.d + c);
       }
     }
+  });
   });
   return out;
 }
 
 // Gradients (dy, dx, dD, dz, dweight) of gated_norm_forward given dout; dy is also the gradient of D x, and dx
-// is its part through the skip only.
+// is its part through the skip only. dout and dz take z's element type, the rest float32.
 std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor y, torch::Tensor x, torch::Tensor D,
                                                torch::Tensor z, torch::Tensor weight, int64_t group, double eps) {
-  check_inputs("gated_norm_backward", {dout, y, x, D, z, weight});
+  check_inputs("gated_norm_backward", {y, x, D, weight});
+  TORCH_CHECK(dout.scalar_type() == z.scalar_type(), "gated_norm_backward: dout must have z's element type");
   dout = dout.contiguous(); y = unit_last_stride(y, 2, "gated_norm_backward");
   x = unit_last_stride(x, 2, "gated_norm_backward"); z = unit_last_stride(z, 2, "gated_norm_backward");
   D = D.contiguous(); weight = weight.contiguous();
   const NormRows s(y, D, group);
   auto dy = torch::empty({s.rows, s.d}, y.options()), dx = torch::empty({s.rows, s.d}, y.options());
-  auto dz = torch::empty({s.rows, s.d}, y.options());
+  auto dz = torch::empty({s.rows, s.d}, z.options());
   const int64_t sy = y.stride(0), sx = x.stride(0), sz = z.stride(0);
-  const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *Dp = D.data_ptr<float>();
-  const float *zp = z.data_ptr<float>(), *wp = weight.data_ptr<float>(), *gop = dout.data_ptr<float>();
-  float *dyp = dy.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *dzp = dz.data_ptr<float>();
+  const float *yp = y.data_ptr<float>(), *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
+  const std::vector<float> D_channels = s.per_channel(D.data_ptr<float>());
+  const float* Dc = D_channels.data();
+  float *dyp = dy.data_ptr<float>(), *dxp = dx.data_ptr<float>();
   PerThreadSums sums(s.d + s.heads);  // dweight, then dD
+  with_element_type(z, "gated_norm_backward", [&](auto element) {
+  using T = decltype(element);
+  const T *zp = z.data_ptr<T>(), *gop = dout.data_ptr<T>();
+  T* dzp = dz.data_ptr<T>();
   at::parallel_for(0, s.rows, 64, [&](int64_t begin, int64_t end) {
     float *dw = sums.mine(), *dD = dw + s.d;
-    std::vector<float> buf(3 * s.d + s.heads * W);
-    float *Y = buf.data(), *sig = Y + s.d, *g = sig + s.d, *dDv = g + s.d;
-    std::fill(dDv, dDv + s.heads * W, 0.f);
+    std::vector<float> buf(4 * s.d, 0.f);
+    float *Y = buf.data(), *sig = Y + s.d, *g = sig + s.d, *dDv = g + s.d;  // dDv: D's gradient per channel
     for (int64_t i = begin; i < end; ++i) {
-      const float *yi = yp + i * sy, *xi = xp + i * sx, *zi = zp + i * sz, *doi = gop + i * s.d;
+      const float *yi = yp + i * sy, *xi = xp + i * sx;
+      const T *zi = zp + i * sz, *doi = gop + i * s.d;
       for (int64_t c0 = 0; c0 < s.d; c0 += s.group) {
         Vec sq(0.f);
         for (int64_t c = c0; c < c0 + s.group; c += W) {
-          const Vec zc = Vec::loadu(zi + c), sc = sigmoid_of(zc);
-          const Vec Yc = at::vec::fmadd(Vec(Dp[c / s.head]), Vec::loadu(xi + c), Vec::loadu(yi + c));
+          const Vec zc = load_f(zi + c), sc = sigmoid_of(zc);
+          const Vec Yc = at::vec::fmadd(Vec::loadu(Dc + c), Vec::loadu(xi + c), Vec::loadu(yi + c));
           const Vec gc = Yc * zc * sc;
           Yc.store(Y + c); sc.store(sig + c); gc.store(g + c);
           sq = at::vec::fmadd(gc, gc, sq);
@@ -450,24 +542,24 @@ std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor
         // mean(dghat . g) with dghat = dout * w
         Vec dot(0.f);
         for (int64_t c = c0; c < c0 + s.group; c += W)
-          dot = at::vec::fmadd(Vec::loadu(doi + c) * Vec::loadu(wp + c), Vec::loadu(g + c), dot);
+          dot = at::vec::fmadd(load_f(doi + c) * Vec::loadu(wp + c), Vec::loadu(g + c), dot);
         const Vec rv(r), k(r * r * r * sum_of(dot) / static_cast<float>(s.group));
         for (int64_t c = c0; c < c0 + s.group; c += W) {
-          const Vec doc = Vec::loadu(doi + c), gc = Vec::loadu(g + c), zc = Vec::loadu(zi + c);
+          const Vec doc = load_f(doi + c), gc = Vec::loadu(g + c), zc = load_f(zi + c);
           const Vec sc = Vec::loadu(sig + c), Yc = Vec::loadu(Y + c);
           at::vec::fmadd(doc, gc * rv, Vec::loadu(dw + c)).store(dw + c);
           const Vec dg = rv * doc * Vec::loadu(wp + c) - k * gc;  // d out / d g, the RMS statistic's part included
           const Vec silu = zc * sc;
           const Vec dYc = dg * silu;
           dYc.store(dyp + i * s.d + c);
-          (dYc * Vec(Dp[c / s.head])).store(dxp + i * s.d + c);
-          float* acc = dDv + (c / s.head) * W;
-          at::vec::fmadd(dYc, Vec::loadu(xi + c), Vec::loadu(acc)).store(acc);
-          (dg * Yc * sc * (Vec(1.f) + zc * (Vec(1.f) - sc))).store(dzp + i * s.d + c);
+          (dYc * Vec::loadu(Dc + c)).store(dxp + i * s.d + c);
+          at::vec::fmadd(dYc, Vec::loadu(xi + c), Vec::loadu(dDv + c)).store(dDv + c);
+          store_f(dg * Yc * sc * (Vec(1.f) + zc * (Vec(1.f) - sc)), dzp + i * s.d + c);
         }
       }
     }
-    for (int64_t hh = 0; hh < s.heads; ++hh) dD[hh] += sum_of(Vec::loadu(dDv + hh * W));
+    for (int64_t c = 0; c < s.d; ++c) dD[c / s.head] += dDv[c];
+  });
   });
   const std::vector<float> total = sums.total();
   auto dweight = torch::empty({s.d}, y.options()), dD = torch::empty({s.heads}, y.options());
@@ -478,15 +570,32 @@ std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor
 
 // The layer's causal depthwise convolution and its SiLU: out[t] = silu(bias + sum_i w[i] x[t - K + 1 + i]), x
 // zero before each sequence's start. x (b, l, C) has unit channel stride and any other strides (it is a slice of
-// the input projection); weight (C, 1, K) as nn.Conv1d holds it. The backward recomputes the pre-activation
-// rather than saving it, and its weight and bias gradients are per-thread column sums added up at the end.
+// the input projection), float32 or bfloat16 (the projection's output under bf16 autocast, read as float32 where
+// PyTorch would first cast a copy); the output is float32, as the scan takes it; weight (C, 1, K) as nn.Conv1d
+// holds it. The backward recomputes the pre-activation rather than saving it, writes dx in x's element type, and
+// its weight and bias gradients are per-thread column sums added up at the end.
 struct ConvRows {
   int64_t b, l, C, K, sb, sl;
   ConvRows(const torch::Tensor& x, const torch::Tensor& weight)
       : b(x.size(0)), l(x.size(1)), C(x.size(2)), K(weight.size(-1)), sb(x.stride(0)), sl(x.stride(1)) {
     TORCH_CHECK(C % W == 0 && weight.size(0) == C, "conv kernel: channel counts must be whole vectors");
+    TORCH_CHECK(K <= KMAX, "conv kernel: at most ", KMAX, " taps");
   }
-  const float* row(const float* x, int64_t r) const { return x + (r / l) * sb + (r % l) * sl; }
+  static constexpr int64_t KMAX = 8;
+};
+
+// The inputs row r's pre-activation reads, found once per row (not per vector of channels: the divisions that
+// place a row in its sequence cost more than the taps' arithmetic): in[i] is x at position t-K+1+i of the
+// row's sequence (t = r % l), for taps i >= first; earlier taps fall before the sequence's start.
+template <typename T>
+struct ConvWindow {
+  const T* in[ConvRows::KMAX];
+  int64_t t, first;
+  ConvWindow() = default;
+  ConvWindow(const ConvRows& s, const T* xp, int64_t r) : t(r % s.l), first(std::max<int64_t>(0, s.K - 1 - t)) {
+    const T* start = xp + (r / s.l) * s.sb;
+    for (int64_t i = first; i < s.K; ++i) in[i] = start + (t - (s.K - 1) + i) * s.sl;
+  }
 };
 
 // (K, C) taps from the (C, 1, K) weight: each tap's channels contiguous.
@@ -498,76 +607,91 @@ static std::vector<float> taps_of(const torch::Tensor& weight, int64_t C, int64_
   return taps;
 }
 
-// The pre-activation of row r (position t = r % l): bias plus the taps over the inputs at t-K+1..t in its sequence.
-static inline Vec conv_at(const ConvRows& s, const float* xp, const float* taps, const float* bias, int64_t r,
-                          int64_t c) {
-  const int64_t t = r % s.l;
+// The pre-activation of a row at channels c..c+W-1: bias plus the taps over its window's inputs.
+template <typename T>
+static inline Vec conv_at(const ConvRows& s, const ConvWindow<T>& win, const float* taps, const float* bias, int64_t c) {
   Vec acc = Vec::loadu(bias + c);
-  for (int64_t i = std::max<int64_t>(0, s.K - 1 - t); i < s.K; ++i)
-    acc = at::vec::fmadd(Vec::loadu(taps + i * s.C + c), Vec::loadu(s.row(xp, r - (s.K - 1) + i) + c), acc);
+  for (int64_t i = win.first; i < s.K; ++i) acc = at::vec::fmadd(Vec::loadu(taps + i * s.C + c), load_f(win.in[i] + c), acc);
   return acc;
 }
 
 torch::Tensor conv_silu_forward(torch::Tensor x, torch::Tensor weight, torch::Tensor bias) {
-  check_inputs("conv_silu", {x, weight, bias});
+  check_inputs("conv_silu", {weight, bias});
   x = unit_last_stride(x, 3, "conv_silu"); weight = weight.contiguous(); bias = bias.contiguous();
   const ConvRows s(x, weight);
-  auto out = torch::empty({s.b, s.l, s.C}, x.options());
+  auto out = torch::empty({s.b, s.l, s.C}, x.options().dtype(at::kFloat));
   const std::vector<float> taps = taps_of(weight, s.C, s.K);
-  const float *xp = x.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  const float* bp = bias.data_ptr<float>();
   float* op = out.data_ptr<float>();
+  with_element_type(x, "conv_silu", [&](auto element) {
+  using T = decltype(element);
+  const T* xp = x.data_ptr<T>();
   at::parallel_for(0, s.b * s.l, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
+    for (int64_t r = begin; r < end; ++r) {
+      const ConvWindow<T> win(s, xp, r);
       for (int64_t c = 0; c < s.C; c += W) {
-        const Vec a = conv_at(s, xp, taps.data(), bp, r, c);
+        const Vec a = conv_at(s, win, taps.data(), bp, c);
         (a * sigmoid_of(a)).store(op + r * s.C + c);
       }
+    }
+  });
   });
   return out;
 }
 
 // Gradients (dx, dweight, dbias) of conv_silu_forward given dout.
 std::vector<torch::Tensor> conv_silu_backward(torch::Tensor dout, torch::Tensor x, torch::Tensor weight, torch::Tensor bias) {
-  check_inputs("conv_silu_backward", {dout, x, weight, bias});
+  check_inputs("conv_silu_backward", {dout, weight, bias});
   dout = dout.contiguous(); x = unit_last_stride(x, 3, "conv_silu_backward");
   weight = weight.contiguous(); bias = bias.contiguous();
   const ConvRows s(x, weight);
   const int64_t rows = s.b * s.l, C = s.C, K = s.K;
   auto dx = torch::empty({s.b, s.l, C}, x.options());
   const std::vector<float> taps = taps_of(weight, C, K);
-  const float *xp = x.data_ptr<float>(), *bp = bias.data_ptr<float>(), *gp = dout.data_ptr<float>();
-  float* dxp = dx.data_ptr<float>();
+  const float *bp = bias.data_ptr<float>(), *gp = dout.data_ptr<float>();
   PerThreadSums sums((K + 1) * C);  // K taps' gradients, (K, C), then the bias's
   constexpr int64_t BLOCK = 64;
+  with_element_type(x, "conv_silu_backward", [&](auto element) {
+  using T = decltype(element);
+  const T* xp = x.data_ptr<T>();
+  T* dxp = dx.data_ptr<T>();
   at::parallel_for(0, rows, BLOCK, [&](int64_t begin, int64_t end) {
     float* dw = sums.mine();
     float* db = dw + K * C;
     // da for the rows of a block and the K-1 after it (dx[t] reads da[t..t+K-1] of its own sequence).
     std::vector<float> da((BLOCK + K - 1) * C);
+    std::vector<ConvWindow<T>> wins(BLOCK + K - 1);
     for (int64_t r0 = begin; r0 < end; r0 += BLOCK) {
       const int64_t r1 = std::min(end, r0 + BLOCK);
       const int64_t last = std::min(rows, r1 + K - 1);
-      for (int64_t r = r0; r < last; ++r)
+      for (int64_t r = r0; r < last; ++r) {
+        const ConvWindow<T>& win = wins[r - r0] = ConvWindow<T>(s, xp, r);
         for (int64_t c = 0; c < C; c += W) {
-          const Vec a = conv_at(s, xp, taps.data(), bp, r, c), sg = sigmoid_of(a);
+          const Vec a = conv_at(s, win, taps.data(), bp, c), sg = sigmoid_of(a);
           (Vec::loadu(gp + r * C + c) * sg * (Vec(1.f) + a * (Vec(1.f) - sg))).store(da.data() + (r - r0) * C + c);
         }
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t t = r % s.l;
-        const int64_t ahead = std::min(K, s.l - t);  // da[t + j] for j < ahead lies in this sequence
-        const float* dar = da.data() + (r - r0) * C;
-        for (int64_t c = 0; c < C; c += W) {
+      }
+      // Channels outer, rows inner: a vector's tap and bias gradients stay in registers over the block.
+      for (int64_t c = 0; c < C; c += W) {
+        Vec dwc[ConvRows::KMAX], dbc(0.f);
+        for (int64_t i = 0; i < K; ++i) dwc[i] = Vec(0.f);
+        for (int64_t r = r0; r < r1; ++r) {
+          const ConvWindow<T>& win = wins[r - r0];
+          const int64_t ahead = std::min(K, s.l - win.t);  // da[t + j] for j < ahead lies in this sequence
+          const float* dar = da.data() + (r - r0) * C;
           const Vec g = Vec::loadu(dar + c);
           Vec acc = g * Vec::loadu(taps.data() + (K - 1) * C + c);
           for (int64_t j = 1; j < ahead; ++j)
             acc = at::vec::fmadd(Vec::loadu(taps.data() + (K - 1 - j) * C + c), Vec::loadu(dar + j * C + c), acc);
-          acc.store(dxp + r * C + c);
-          (Vec::loadu(db + c) + g).store(db + c);
-          for (int64_t i = std::max<int64_t>(0, K - 1 - t); i < K; ++i)  // tap i read x at t-K+1+i
-            at::vec::fmadd(g, Vec::loadu(s.row(xp, r - (K - 1) + i) + c), Vec::loadu(dw + i * C + c)).store(dw + i * C + c);
+          store_f(acc, dxp + r * C + c);
+          dbc = dbc + g;
+          for (int64_t i = win.first; i < K; ++i) dwc[i] = at::vec::fmadd(g, load_f(win.in[i] + c), dwc[i]);  // tap i read x at t-K+1+i
         }
+        for (int64_t i = 0; i < K; ++i) (Vec::loadu(dw + i * C + c) + dwc[i]).store(dw + i * C + c);
+        (Vec::loadu(db + c) + dbc).store(db + c);
       }
     }
+  });
   });
   const std::vector<float> total = sums.total();
   auto dweight = torch::empty_like(weight), dbias = torch::empty_like(bias);
@@ -580,10 +704,10 @@ std::vector<torch::Tensor> conv_silu_backward(torch::Tensor dout, torch::Tensor 
 }
 
 TORCH_LIBRARY(dnahnet_cpu, m) {
-  m.def("chunk_states(Tensor B, Tensor A, Tensor x) -> Tensor");
-  m.def("chunk_states_backward(Tensor dstates, Tensor B, Tensor A, Tensor x) -> Tensor[]");
-  m.def("chunk_output(Tensor C, Tensor B, Tensor A, Tensor x, Tensor carried) -> Tensor");
-  m.def("chunk_output_backward(Tensor dy, Tensor C, Tensor B, Tensor A, Tensor x, Tensor carried) -> Tensor[]");
+  m.def("chunk_states(Tensor B, Tensor A, Tensor x, Tensor dt) -> Tensor");
+  m.def("chunk_states_backward(Tensor dstates, Tensor B, Tensor A, Tensor x, Tensor dt) -> Tensor[]");
+  m.def("chunk_output(Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor carried) -> Tensor");
+  m.def("chunk_output_backward(Tensor dy, Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor carried) -> Tensor[]");
   m.def("gated_norm(Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor");
   m.def("gated_norm_backward(Tensor dout, Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor[]");
   m.def("conv_silu(Tensor x, Tensor weight, Tensor bias) -> Tensor");
