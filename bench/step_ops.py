@@ -114,7 +114,7 @@ def report(r: dict) -> str:
     lines = [f"# Training step by operator: {r['config']}, {mode}", "", "Command:", "", f"    {r['command']}", "",
              f"Machine: {r['machine']}; {precision_words(r)}; timed step (median of 5) {r['median_step_ms']:.1f} ms; profiled "
              f"(mean of {r['steps']}, profiler overhead included) {total:.1f} ms of operator self time; "
-             f"{'bf16' if r.get('precision') == 'bf16' else 'fp32'} matmul peak {r['peak_gflops']:.1f} GFLOP/s.", "",
+             f"{r.get('precision', 'fp32')} matmul peak {r['peak_gflops']:.1f} GFLOP/s.", "",
              "| class | ms per step | share |", "|---|---|---|"]
     for name, ms in sorted(r["classes_ms"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {ms:.1f} | {ms / total:.0%} |")
