@@ -28,10 +28,10 @@ def built():
 
 @pytest.fixture
 def calls(monkeypatch):
-    """One entry per call of the kernel's chunk-output operator from the scan."""
+    """One entry per call of the kernel's whole-scan operator from `ssd_chunked`."""
     made = []
-    real = cpu_kernel.chunk_output
-    monkeypatch.setattr(cpu_kernel, "chunk_output", lambda *a, **k: made.append(1) or real(*a, **k))
+    real = cpu_kernel.scan
+    monkeypatch.setattr(cpu_kernel, "scan", lambda *a, **k: made.append(1) or real(*a, **k))
     return made
 
 
@@ -96,6 +96,70 @@ def test_the_chunk_states_equal_their_float64_sum_forward_and_backward(built, b,
     grads = torch.autograd.grad(got, inputs, up.float())
     for a, w in zip((got, *grads), (want, *grads_want)):
         assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5  # fp32 sums of up to 256 terms
+
+
+def _conv_output_slices(b, l, h, p, g, n, seed=0):
+    """x (b, l, h, p) and B, C (b, l, g, n) as Mamba-2 hands them to the scan: slices of one conv output whose
+    rows hold x, B and C side by side; with dt (b, l, h) and A_cum for chunks of 64."""
+    gen = torch.Generator().manual_seed(seed)
+    xbc = torch.randn(b, l, h * p + 2 * g * n, generator=gen).requires_grad_()
+    x, B, C = torch.split(xbc, [h * p, g * n, g * n], dim=-1)
+    dt = (torch.rand(b, l, h, generator=gen) + 0.1).requires_grad_()
+    A_cum = (-torch.rand(b, l // 64, g, h // g, 64, generator=gen) * 0.3).cumsum(-1).requires_grad_()
+    return xbc, x.reshape(b, l, h, p), B.reshape(b, l, g, n), C.reshape(b, l, g, n), dt, A_cum
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_the_kernels_read_slices_of_the_conv_output_as_they_would_copies(built, groups):
+    """Read where they lie (no copies), x, B and C give the results and gradients of contiguous copies, bit for bit,
+    in the whole-scan operator and in the separate ones."""
+    b, l, h, p, n = 2, 128, 4, 32, 16
+    xbc, x, B, C, dt, A_cum = _conv_output_slices(b, l, h, p, groups, n)
+    assert not x.is_contiguous() and not B.is_contiguous()
+    initial = torch.randn(b, groups, h // groups, n, p)
+    gen = torch.Generator().manual_seed(1)
+    dy, dpassed = torch.randn(b, l, h, p, generator=gen), torch.randn(b, l // 64 + 1, groups, h // groups, n, p, generator=gen)
+    runs = []
+    for copy in (False, True):
+        inputs = [t.contiguous() if copy else t for t in (C, B, A_cum, x)]
+        y, passed = cpu_kernel.scan(*inputs, dt, initial)
+        states = cpu_kernel.chunk_states(inputs[1], A_cum, inputs[3], dt)
+        y_parts = cpu_kernel.chunk_output(*inputs, passed[:, :-1].detach(), dt)
+        outputs = (y, passed, states, y_parts)
+        grads = torch.autograd.grad((y, passed, states.sum() + y_parts.sum()), (xbc, dt, A_cum),
+                                    (dy, dpassed, torch.ones(())))
+        runs.append((*outputs, *grads))
+    for got, want in zip(*runs):
+        assert torch.equal(got, want)
+
+
+def test_the_whole_scan_operator_equals_the_separate_ones_and_the_pytorch_pass(built):
+    """`scan` = chunk_states, the states passed from chunk to chunk (`ssd._pass_chunk_states`) and chunk_output,
+    forward and backward, with gradients into every passed state (not only the final one) and the initial state."""
+    from dnahnet.nn.ssd import _pass_chunk_states
+
+    b, l, h, p, g, n = 2, 256, 4, 32, 1, 32
+    _, x, B, C, dt, A_cum = _conv_output_slices(b, l, h, p, g, n, seed=3)
+    leaves = [t.detach().double().requires_grad_() for t in (C, B, A_cum, x, dt)]
+    initial = torch.randn(b, h, p, n, dtype=torch.float64, requires_grad=True)
+    Cd, Bd, Ad, xd, dtd = leaves
+    states = torch.einsum("bcgrs,bcsgn,bcsgrp->bcgrnp", torch.exp(Ad[..., -1:] - Ad), Bd.reshape(b, l // 64, 64, g, n),
+                          (xd * dtd[..., None]).reshape(b, l // 64, 64, g, h // g, p))
+    passed_ref = _pass_chunk_states(states, Ad, initial, False, torch.float64)
+    y_ref = _ChunkOutput.apply(*(t.reshape(b, l // 64, 64, g, -1, t.shape[-1]).permute(0, 1, 3, 4, 2, 5)
+                                 for t in (Cd, Bd)), Ad,
+                               (xd * dtd[..., None]).reshape(b, l // 64, 64, g, h // g, p).permute(0, 1, 3, 4, 2, 5),
+                               passed_ref[:, :-1])
+    y_ref = y_ref.permute(0, 1, 4, 2, 3, 5).reshape(b, l, h, p)
+    gen = torch.Generator().manual_seed(4)
+    dy, dpassed = torch.randn(y_ref.shape, generator=gen, dtype=torch.float64), torch.randn(passed_ref.shape, generator=gen, dtype=torch.float64)
+    want = torch.autograd.grad((y_ref, passed_ref), (*leaves, initial), (dy, dpassed))
+    inputs = [t.detach().float().requires_grad_() for t in (*leaves, initial)]
+    start = inputs[5].reshape(b, g, h // g, p, n).mT
+    y, passed = cpu_kernel.scan(*inputs[:5], start)
+    got = torch.autograd.grad((y, passed), inputs, (dy.float(), dpassed.float()))
+    for a, w in zip((y, passed, *got), (y_ref, passed_ref, *want)):
+        assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5
 
 
 @pytest.mark.parametrize("groups", [1, 8])

@@ -155,16 +155,26 @@ def _register() -> None:
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_states_backward")
     def _(dstates, B, A, x, dt):
-        return [torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(dt)]
+        return [B.new_empty(B.shape), A.new_empty(A.shape), x.new_empty(x.shape), dt.new_empty(dt.shape)]
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_output")
     def _(C, B, A, x, dt, carried):
-        return torch.empty_like(x)
+        return x.new_empty(x.shape)
 
     @torch.library.register_fake(f"{_LIBRARY}::chunk_output_backward")
     def _(dy, C, B, A, x, dt, carried):
-        return [torch.empty_like(C), torch.empty_like(B), torch.empty_like(A), torch.empty_like(x), torch.empty_like(dt),
-                torch.empty_like(carried)]
+        return [C.new_empty(C.shape), B.new_empty(B.shape), A.new_empty(A.shape), x.new_empty(x.shape),
+                dt.new_empty(dt.shape), carried.new_empty(carried.shape)]
+
+    @torch.library.register_fake(f"{_LIBRARY}::scan")
+    def _(C, B, A, x, dt, initial):
+        b, c = A.shape[:2]
+        return x.new_empty(x.shape), x.new_empty(b, c + 1, *initial.shape[1:])
+
+    @torch.library.register_fake(f"{_LIBRARY}::scan_backward")
+    def _(dy, dpassed, C, B, A, x, dt, passed):
+        return [C.new_empty(C.shape), B.new_empty(B.shape), A.new_empty(A.shape), x.new_empty(x.shape),
+                dt.new_empty(dt.shape), passed.new_empty(passed[:, 0].shape)]
 
     @torch.library.register_fake(f"{_LIBRARY}::gated_norm")
     def _(y, x, D, z, weight, group, eps):
@@ -196,6 +206,14 @@ def _register() -> None:
     torch.library.register_autograd(f"{_LIBRARY}::chunk_output",
                                     lambda ctx, d: tuple(ops.chunk_output_backward(d, *ctx.saved_tensors)),
                                     setup_context=save_inputs)
+    def save_scan(ctx, inputs, output):
+        C, B, A, x, dt, _ = inputs
+        ctx.save_for_backward(C, B, A, x, dt, output[1])
+
+    torch.library.register_autograd(
+        f"{_LIBRARY}::scan",
+        lambda ctx, dy, dpassed: tuple(ops.scan_backward(dy, dpassed, *ctx.saved_tensors)),
+        setup_context=save_scan)
     torch.library.register_autograd(f"{_LIBRARY}::conv_silu",
                                     lambda ctx, d: tuple(ops.conv_silu_backward(d, *ctx.saved_tensors)),
                                     setup_context=save_inputs)
@@ -217,10 +235,7 @@ def chunk_states(B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, dt: torc
     x: (b, l, h, p); dt: (b, l, h), the step sizes x is scaled by inside (None: x is scaled already).
     Returns (b, c, g, r, n, p).
     """
-    # Contiguous here, in the graph, and not only inside the operator: traced, Inductor checks that each
-    # input's strides are those it planned for, and its own layout of a slice may differ from eager's.
-    return getattr(torch.ops, _LIBRARY).chunk_states(B.contiguous(), A_cum.contiguous(), x.contiguous(),
-                                                     _step_sizes(x, dt))
+    return getattr(torch.ops, _LIBRARY).chunk_states(_as_read(B), A_cum.contiguous(), _as_read(x), _step_sizes(x, dt))
 
 
 def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, carried: torch.Tensor,
@@ -231,8 +246,27 @@ def chunk_output(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch
     C, B: (b, l, g, n); A_cum: (b, c, g, r, q); x: (b, l, h, p); carried: (b, c, g, r, n, p), the
     state carried into each chunk; dt: (b, l, h) or None, as for `chunk_states`. Returns y (b, l, h, p).
     """
-    return getattr(torch.ops, _LIBRARY).chunk_output(C.contiguous(), B.contiguous(), A_cum.contiguous(),
-                                                     x.contiguous(), _step_sizes(x, dt), carried.contiguous())
+    return getattr(torch.ops, _LIBRARY).chunk_output(_as_read(C), _as_read(B), A_cum.contiguous(),
+                                                     _as_read(x), _step_sizes(x, dt), carried.contiguous())
+
+
+def scan(C: torch.Tensor, B: torch.Tensor, A_cum: torch.Tensor, x: torch.Tensor, dt: torch.Tensor | None,
+         initial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole chunked scan in one call: `chunk_states`, the states passed from chunk to chunk from `initial`
+    (b, g, r, n, p), and `chunk_output`. Returns y (b, l, h, p) and the passed states (b, c + 1, g, r, n, p), slot k
+    the state carried into chunk k and slot c the final one. Eager, x, B and C are read where they lie (slices of
+    the conv output: no copies), and the backward adds every path's gradient into one dx, dB and dC.
+    """
+    y, passed = getattr(torch.ops, _LIBRARY).scan(_as_read(C), _as_read(B), A_cum.contiguous(), _as_read(x),
+                                                  _step_sizes(x, dt), initial.contiguous())
+    return y, passed
+
+
+def _as_read(t: torch.Tensor) -> torch.Tensor:
+    """x, B or C as an operator takes it: eager, as it lies (the kernel reads slices and copies only what its last
+    two dimensions do not pack); traced, contiguous in the graph, where Inductor checks that each input's strides
+    are those it planned for and its own layout of a slice may differ from eager's."""
+    return t.contiguous() if torch.compiler.is_compiling() else t
 
 
 def conv_applies(xbc: torch.Tensor) -> bool:

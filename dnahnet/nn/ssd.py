@@ -97,7 +97,7 @@ def ssd_chunked(
         # B/C (1.37-1.40x), at 32 a Mamba-2 block showed no detectable difference (bench/RESULTS.md).
         # In float32 under bf16 autocast too: the kernel's operators take float32, and so the state pass between them.
         with full_precision(x):
-            y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, length_is_data_dependent, dt)
+            y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, dt)
     else:
         scanned = None if torch.compiler.is_compiling() else _ssd_factored(x, log_decay, B, C, q, initial_state)
         y, final = scanned or _per_head_scan(x, log_decay, B, C, q, initial_state, length_is_data_dependent)
@@ -139,20 +139,22 @@ def runs_on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q
 
 def _fused_scan(
     x: torch.Tensor, log_decay: torch.Tensor, B: torch.Tensor, C: torch.Tensor, q: int,
-    initial_state: torch.Tensor | None, length_is_data_dependent: bool = False, dt: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None, dt: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`ssd_chunked` with the chunk states and outputs on the fused CPU kernel (`dnahnet.nn.cpu_kernel`),
-    on inputs whose length is a multiple of q. The kernel reads x, B and C where they lie, and scales x by dt
-    (None: x is scaled); between its two calls the states pass from chunk to chunk as in `_per_head_scan`
-    (`linear_recurrence`)."""
+    """`ssd_chunked` on the fused CPU kernel (`dnahnet.nn.cpu_kernel.scan`), on inputs whose length is a
+    multiple of q: the chunk states, their passing from chunk to chunk (as `_per_head_scan` passes them with
+    `linear_recurrence`) and the chunk outputs in one call. The kernel reads x, B and C where they lie, and
+    scales x by dt (None: x is scaled)."""
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
     r = h // g
     c = l // q
     A_cum = log_decay.reshape(b, c, q, g, r).permute(0, 1, 3, 4, 2).cumsum(dim=-1)  # (b, c, g, r, q)
-    states = fused_cpu.chunk_states(B, A_cum, x, dt)  # (b, c, g, r, n, p)
-    passed = _pass_chunk_states(states, A_cum, initial_state, length_is_data_dependent, x.dtype)
-    y = fused_cpu.chunk_output(C, B, A_cum, x, passed[:, :-1], dt)
+    if initial_state is None:
+        initial = x.new_zeros(b, g, r, n, p)
+    else:
+        initial = initial_state.reshape(b, g, r, p, n).mT.to(x.dtype)
+    y, passed = fused_cpu.scan(C, B, A_cum, x, dt, initial)
     return y, passed[:, -1].mT.reshape(b, h, p, n)
 
 

@@ -131,23 +131,39 @@ static inline float sum_of(const Vec& v) {
   return at::vec::vec_reduce_all<float>([](Vec& u, Vec& w) { return u + w; }, v);
 }
 
-// Sizes and per-chunk offsets of the position-major tensors.
+// Sizes and per-chunk offsets of the position-major tensors. The inputs x, B and C are read where they lie: their
+// last two dimensions packed, their batch and position strides anything (slices of the layer's conv output, whose
+// rows hold x, B and C side by side), B's and C's the same. What the kernels write (y, and the gradients dx, dB
+// and dC) is contiguous, as is what they read of autograd (dy).
 struct Layout {
   int64_t b, l, h, p, g, n, r, c, q;
+  int64_t xb, xl, bb, bl;  // x's and B's (C's) batch and position strides, in floats
   Layout(const torch::Tensor& x, const torch::Tensor& B, const torch::Tensor& A)
       : b(x.size(0)), l(x.size(1)), h(x.size(2)), p(x.size(3)), g(B.size(2)), n(B.size(3)), r(h / g),
-        c(A.size(1)), q(A.size(4)) {
+        c(A.size(1)), q(A.size(4)), xb(x.stride(0)), xl(x.stride(1)), bb(B.stride(0)), bl(B.stride(1)) {
     TORCH_CHECK(l == c * q && A.size(3) == r && h == g * r, "ssd chunk kernel: inconsistent shapes");
   }
   int64_t items() const { return b * c * g; }
-  // Work item w = (batch, chunk, group): first position of the chunk, and the group.
-  int64_t first(int64_t w) const { return (w / (c * g)) * l + ((w / g) % c) * q; }
+  // Work item w = (batch, chunk, group).
+  int64_t batch(int64_t w) const { return w / (c * g); }
+  int64_t chunk(int64_t w) const { return (w / g) % c; }
   int64_t group(int64_t w) const { return w % g; }
-  // Row 0 of head hh (within the group) in x-like tensors, and of the group in B-like ones; rows are h*p or g*n apart.
+  int64_t first(int64_t w) const { return batch(w) * l + chunk(w) * q; }
+  // Row 0 of head hh (within the group) in contiguous x-like tensors (y, dy, dx), and of the group in contiguous
+  // B-like ones (dB, dC); rows are h*p or g*n apart.
   int64_t x_at(int64_t w, int64_t hh) const { return (first(w) * h + group(w) * r + hh) * p; }
   int64_t b_at(int64_t w) const { return (first(w) * g + group(w)) * n; }
+  // The same rows in the inputs x and B, C; rows are xl or bl apart.
+  int64_t x_in(int64_t w, int64_t hh) const { return batch(w) * xb + chunk(w) * q * xl + (group(w) * r + hh) * p; }
+  int64_t b_in(int64_t w) const { return batch(w) * bb + chunk(w) * q * bl + group(w) * n; }
   // Position 0 of head hh (within the group) in dt-like tensors (b, l, h); positions are h apart.
   int64_t dt_at(int64_t w, int64_t hh) const { return first(w) * h + group(w) * r + hh; }
+  // Head hh's (n x p) state in a (b, slots, g, r, n, p) tensor at chunk slot chunk(w) + shift: the chunk states
+  // and carried states of the separate operators (slots c), or the fused scan's passed states (slots c + 1, the
+  // state carried into chunk k at k, the one it leaves at k + 1).
+  int64_t state_at(int64_t w, int64_t hh, int64_t slots, int64_t shift) const {
+    return (((batch(w) * slots + chunk(w) + shift) * g + group(w)) * r + hh) * n * p;
+  }
 };
 
 // A work item's rows of a position-major tensor (its q positions, its group's `width` floats in each, rows `ld`
@@ -193,143 +209,138 @@ static inline void state_weights(float* __restrict wt, float* __restrict dte, fl
   for (int64_t i = 0; i < q; i += W) (Vec::loadu(dte + i) * Vec::loadu(dth + i)).store(wt + i);
 }
 
-// states (b, c, g, r, n, p) from B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), dt (b, l, h).
-torch::Tensor chunk_states_forward(torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt) {
-  check_scan_inputs("chunk_states", {B, A, x, dt}, x, dt);
-  B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
-  const Layout s(x, B, A);
-  auto states = torch::empty({s.b, s.c, s.g, s.r, s.n, s.p}, x.options());
-  const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>(), *dtp = dt.data_ptr<float>();
-  float* out = states.data_ptr<float>();
+// x, B or C as the kernels read them: its last two dimensions packed (copied only if not).
+static torch::Tensor packed_rows(const torch::Tensor& t) {
+  return t.stride(-1) == 1 && t.stride(-2) == t.size(-1) ? t : t.contiguous();
+}
+
+// B and C with their last two dimensions packed and the same strides (the kernels index both with one layout).
+static void pack_together(torch::Tensor& B, torch::Tensor& C) {
+  B = packed_rows(B); C = packed_rows(C);
+  if (B.strides() != C.strides()) { B = B.contiguous(); C = C.contiguous(); }
+}
+
+// Where a scan body reads its inputs and writes its outputs. States-like tensors are (b, slots, g, r, n, p),
+// read or written at chunk slot + shift (Layout::state_at).
+struct ScanData {
+  const Layout& s;
+  const float *B, *C, *A, *x, *dt;
+};
+
+// The state each chunk leaves behind from zero, into out at slot shift of `slots`.
+static void states_body(const ScanData& d, float* out, int64_t slots, int64_t shift) {
+  const Layout& s = d.s;
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
     std::vector<float> buf(2 * s.n * s.q + 3 * s.q);
     float *Bt = buf.data(), *coef = Bt + s.n * s.q, *wt = coef + s.n * s.q, *dte = wt + s.q, *dth = dte + s.q;
     for (int64_t w = begin; w < end; ++w) {
-      transpose(Bt, Bp + s.b_at(w), s.q, s.n, s.g * s.n);
+      transpose(Bt, d.B + s.b_in(w), s.q, s.n, s.bl);
       for (int64_t hh = 0; hh < s.r; ++hh) {
         const int64_t wh = w * s.r + hh;
-        state_weights(wt, dte, dth, Ap + wh * s.q, dtp + s.dt_at(w, hh), s.h, s.q);
+        state_weights(wt, dte, dth, d.A + wh * s.q, d.dt + s.dt_at(w, hh), s.h, s.q);
         for (int64_t k = 0; k < s.n; ++k)
           for (int64_t i = 0; i < s.q; i += W) (Vec::loadu(Bt + k * s.q + i) * Vec::loadu(wt + i)).store(coef + k * s.q + i);
-        combo_all(out + wh * s.n * s.p, s.p, coef, s.q, xp + s.x_at(w, hh), s.n, s.q, s.h * s.p, s.p, false);
+        combo_all(out + s.state_at(w, hh, slots, shift), s.p, coef, s.q, d.x + s.x_in(w, hh), s.n, s.q, s.xl, s.p, false);
       }
     }
   });
-  return states;
 }
 
-// Gradients (dB, dA, dx, ddt) of chunk_states_forward given dstates.
-std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::Tensor B, torch::Tensor A, torch::Tensor x,
-                                                 torch::Tensor dt) {
-  check_scan_inputs("chunk_states_backward", {dstates, B, A, x, dt}, x, dt);
-  dstates = dstates.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
-  const Layout s(x, B, A);
-  auto dB = torch::empty_like(B), dA = torch::empty_like(A), dx = torch::empty_like(x), ddt = torch::empty_like(dt);
-  const float *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>(), *xp = x.data_ptr<float>(), *dsp = dstates.data_ptr<float>();
-  const float* dtp = dt.data_ptr<float>();
-  float *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *ddtp = ddt.data_ptr<float>();
+// Gradients of states_body given dstates (read at slot shift of `slots`), written into dB, dA, dx and ddt, or
+// added to what they hold (`accumulate`: the fused scan's chunk-output gradients).
+static void states_backward_body(const ScanData& d, const float* dsp, int64_t slots, int64_t shift, float* dBp,
+                                 float* dAp, float* dxp, float* ddtp, bool accumulate) {
+  const Layout& s = d.s;
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
     std::vector<float> buf(3 * s.q + 2 * s.q * s.n + s.p * s.n);
     float *wt = buf.data(), *dte = wt + s.q, *dth = dte + s.q, *coef = dth + s.q, *G = coef + s.q * s.n, *dsT = G + s.q * s.n;
+    const int64_t ldb = s.g * s.n, ldx = s.h * s.p;
     for (int64_t w = begin; w < end; ++w) {
-      if (w + 1 < end) prefetch_rows(xp + s.x_at(w + 1, 0), s.q, s.r * s.p, s.h * s.p);
-      const float* Bw = Bp + s.b_at(w);
+      if (w + 1 < end) prefetch_rows(d.x + s.x_in(w + 1, 0), s.q, s.r * s.p, s.xl);
+      const float* Bw = d.B + s.b_in(w);
       float* dBw = dBp + s.b_at(w);
-      const int64_t ldb = s.g * s.n, ldx = s.h * s.p;
-      for (int64_t i = 0; i < s.q; ++i) std::fill(dBw + i * ldb, dBw + i * ldb + s.n, 0.f);
+      if (!accumulate)
+        for (int64_t i = 0; i < s.q; ++i) std::fill(dBw + i * ldb, dBw + i * ldb + s.n, 0.f);
       for (int64_t hh = 0; hh < s.r; ++hh) {
         const int64_t wh = w * s.r + hh;
-        const float* ds = dsp + wh * s.n * s.p;
+        const float* ds = dsp + s.state_at(w, hh, slots, shift);
         float* dAh = dAp + wh * s.q;
         float* ddth = ddtp + s.dt_at(w, hh);
-        state_weights(wt, dte, dth, Ap + wh * s.q, dtp + s.dt_at(w, hh), s.h, s.q);
+        state_weights(wt, dte, dth, d.A + wh * s.q, d.dt + s.dt_at(w, hh), s.h, s.q);
         // dx_i = wt_i * B_i . dstates (rows of B scaled by the weights wt = dte * dt)
         for (int64_t i = 0; i < s.q; ++i) {
-          const Vec d(wt[i]);
-          for (int64_t k = 0; k < s.n; k += W) (Vec::loadu(Bw + i * ldb + k) * d).store(coef + i * s.n + k);
+          const Vec dw(wt[i]);
+          for (int64_t k = 0; k < s.n; k += W) (Vec::loadu(Bw + i * s.bl + k) * dw).store(coef + i * s.n + k);
         }
-        combo_all(dxp + s.x_at(w, hh), ldx, coef, s.n, ds, s.q, s.n, s.p, s.p, false);
+        combo_all(dxp + s.x_at(w, hh), ldx, coef, s.n, ds, s.q, s.n, s.p, s.p, accumulate);
         // G_ik = x_i . dstates_k; dB_i += wt_i G_i; d(wt_i) = B_i . G_i, so ddt_i = dte_i B_i . G_i
         transpose(dsT, ds, s.n, s.p, s.p);
-        combo_all(G, s.n, xp + s.x_at(w, hh), ldx, dsT, s.q, s.p, s.n, s.n, false);
+        combo_all(G, s.n, d.x + s.x_in(w, hh), s.xl, dsT, s.q, s.p, s.n, s.n, false);
         float total = 0.f;
         for (int64_t i = 0; i < s.q; ++i) {
-          const Vec d(wt[i]);
+          const Vec dw(wt[i]);
           Vec acc(0.f);
           for (int64_t k = 0; k < s.n; k += W) {
             const Vec gk = Vec::loadu(G + i * s.n + k);
-            at::vec::fmadd(d, gk, Vec::loadu(dBw + i * ldb + k)).store(dBw + i * ldb + k);
-            acc = at::vec::fmadd(Vec::loadu(Bw + i * ldb + k), gk, acc);
+            at::vec::fmadd(dw, gk, Vec::loadu(dBw + i * ldb + k)).store(dBw + i * ldb + k);
+            acc = at::vec::fmadd(Vec::loadu(Bw + i * s.bl + k), gk, acc);
           }
-          const float dw = sum_of(acc);
-          ddth[i * s.h] = dw * dte[i];
-          const float grad = dw * wt[i];  // d/dA_i of dte_i is -dte_i; of A_end, +dte_i
-          dAh[i] = -grad;
+          const float dwt = sum_of(acc);
+          const float grad = dwt * wt[i];  // d/dA_i of dte_i is -dte_i; of A_end, +dte_i
+          if (accumulate) {
+            ddth[i * s.h] += dwt * dte[i];
+            dAh[i] -= grad;
+          } else {
+            ddth[i * s.h] = dwt * dte[i];
+            dAh[i] = -grad;
+          }
           total += grad;
         }
         dAh[s.q - 1] += total;
       }
     }
   });
-  return {dB, dA, dx, ddt};
 }
 
-// y (b, l, h, p) from C, B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), dt (b, l, h), carried (b, c, g, r, n, p).
-torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt,
-                                   torch::Tensor carried) {
-  check_scan_inputs("chunk_output", {C, B, A, x, dt, carried}, x, dt);
-  C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
-  carried = carried.contiguous();
-  const Layout s(x, B, A);
-  const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n;
-  auto y = torch::empty_like(x);
-  const float *Cp = C.data_ptr<float>(), *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>();
-  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>(), *dtp = dt.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
+// y (contiguous) from the inputs and the state carried into each chunk (read at slot 0 of `slots`).
+static void output_body(const ScanData& d, const float* cp, int64_t slots, float* yp) {
+  const Layout& s = d.s;
+  const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p;
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
     std::vector<float> buf(ns * q + 2 * q * q + q * ns + q);
     float *Bt = buf.data(), *CB = Bt + ns * q, *S = CB + q * q, *coef = S + q * q, *dth = coef + q * ns;
     const int64_t Rp = rows_per_block(p);
     for (int64_t w = begin; w < end; ++w) {
-      const float* Cw = Cp + s.b_at(w);
-      transpose(Bt, Bp + s.b_at(w), q, ns, ldb);
-      lower_products(CB, Cw, ldb, Bt, ns, q);
+      const float* Cw = d.C + s.b_in(w);
+      transpose(Bt, d.B + s.b_in(w), q, ns, s.bl);
+      lower_products(CB, Cw, s.bl, Bt, ns, q);
       for (int64_t hh = 0; hh < s.r; ++hh) {
         const int64_t wh = w * s.r + hh;
-        const float* Ah = Ap + wh * q;
-        const float* xh = xp + s.x_at(w, hh);
-        const float* ch = cp + wh * ns * p;
+        const float* Ah = d.A + wh * q;
+        const float* xh = d.x + s.x_in(w, hh);
+        const float* ch = cp + s.state_at(w, hh, slots, 0);
         float* yh = yp + s.x_at(w, hh);
-        gather_dt(dth, dtp + s.dt_at(w, hh), s.h, q);
+        gather_dt(dth, d.dt + s.dt_at(w, hh), s.h, q);
         for (int64_t i = 0; i < q; ++i) {
           decay_row(nullptr, S + i * q, CB + i * q, Ah, dth, i, q);
           const Vec row(std::exp(Ah[i]));
-          for (int64_t k = 0; k < ns; k += W) (Vec::loadu(Cw + i * ldb + k) * row).store(coef + i * ns + k);
+          for (int64_t k = 0; k < ns; k += W) (Vec::loadu(Cw + i * s.bl + k) * row).store(coef + i * ns + k);
         }
         for (int64_t i = 0; i < q; i += Rp) {  // S is zero above the diagonal: rows i..i+Rp-1 need i+Rp columns
-          combo_any(yh + i * ldx, ldx, S + i * q, q, xh, i + Rp, ldx, p, false);
+          combo_any(yh + i * ldx, ldx, S + i * q, q, xh, i + Rp, s.xl, p, false);
           combo_any(yh + i * ldx, ldx, coef + i * ns, ns, ch, ns, p, p, true);
         }
       }
     }
   });
-  return y;
 }
 
-// Gradients (dC, dB, dA, dx, ddt, dcarried) of chunk_output_forward, recomputing the (q x q) blocks.
-std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x,
-                                                 torch::Tensor dt, torch::Tensor carried) {
-  check_scan_inputs("chunk_output_backward", {dy, C, B, A, x, dt, carried}, x, dt);
-  dy = dy.contiguous(); C = C.contiguous(); B = B.contiguous(); A = A.contiguous(); x = x.contiguous(); dt = dt.contiguous();
-  carried = carried.contiguous();
-  const Layout s(x, B, A);
-  const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n;
-  auto dC = torch::empty_like(C), dB = torch::empty_like(B), dA = torch::empty_like(A);
-  auto dx = torch::empty_like(x), ddt = torch::empty_like(dt), dcar = torch::empty_like(carried);
-  const float *Cp = C.data_ptr<float>(), *Bp = B.data_ptr<float>(), *Ap = A.data_ptr<float>();
-  const float *xp = x.data_ptr<float>(), *cp = carried.data_ptr<float>(), *dyp = dy.data_ptr<float>(), *dtp = dt.data_ptr<float>();
-  float *dCp = dC.data_ptr<float>(), *dBp = dB.data_ptr<float>(), *dAp = dA.data_ptr<float>();
-  float *dxp = dx.data_ptr<float>(), *ddtp = ddt.data_ptr<float>(), *dcp = dcar.data_ptr<float>();
+// Gradients of output_body given dy (contiguous), recomputing the (q x q) blocks: dC, dB, dA, dx and ddt written,
+// the carried states' gradient written at slot 0 of `slots` (or, `add_carried`, added to what it holds there).
+static void output_backward_body(const ScanData& d, const float* dyp, const float* cp, int64_t slots, float* dCp,
+                                 float* dBp, float* dAp, float* dxp, float* ddtp, float* dcp, bool add_carried) {
+  const Layout& s = d.s;
+  const int64_t q = s.q, p = s.p, ns = s.n, ldx = s.h * s.p, ldb = s.g * s.n, ldi = s.bl;
   at::parallel_for(0, s.items(), 1, [&](int64_t begin, int64_t end) {
     std::vector<float> buf(ns * q + 5 * q * q + p * q + q * p + p * ns + ns * q + 3 * q + q * ns);
     float *Bt = buf.data(), *CB = Bt + ns * q, *D = CB + q * q, *S = D + q * q, *dS = S + q * q;
@@ -339,33 +350,34 @@ std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor
     for (int64_t w = begin; w < end; ++w) {
       if (w + 1 < end) {
         prefetch_rows(dyp + s.x_at(w + 1, 0), q, s.r * p, ldx);
-        prefetch_rows(xp + s.x_at(w + 1, 0), q, s.r * p, ldx);
+        prefetch_rows(d.x + s.x_in(w + 1, 0), q, s.r * p, s.xl);
       }
-      const float *Cw = Cp + s.b_at(w), *Bw = Bp + s.b_at(w);
+      const float *Cw = d.C + s.b_in(w), *Bw = d.B + s.b_in(w);
       float *dCw = dCp + s.b_at(w), *dBw = dBp + s.b_at(w);
-      transpose(Bt, Bw, q, ns, ldb);
-      transpose(Ct, Cw, q, ns, ldb);
-      lower_products(CB, Cw, ldb, Bt, ns, q);
+      transpose(Bt, Bw, q, ns, ldi);
+      transpose(Ct, Cw, q, ns, ldi);
+      lower_products(CB, Cw, ldi, Bt, ns, q);
       std::fill(dCBs, dCBs + q * q, 0.f);
       for (int64_t i = 0; i < q; ++i) std::fill(dCw + i * ldb, dCw + i * ldb + ns, 0.f);
       for (int64_t hh = 0; hh < s.r; ++hh) {
         const int64_t wh = w * s.r + hh;
-        const float *Ah = Ap + wh * q, *xh = xp + s.x_at(w, hh), *ch = cp + wh * ns * p, *dyh = dyp + s.x_at(w, hh);
-        float *dAh = dAp + wh * q, *dxh = dxp + s.x_at(w, hh), *dch = dcp + wh * ns * p;
-        gather_dt(dth, dtp + s.dt_at(w, hh), s.h, q);
+        const float *Ah = d.A + wh * q, *xh = d.x + s.x_in(w, hh), *ch = cp + s.state_at(w, hh, slots, 0);
+        const float* dyh = dyp + s.x_at(w, hh);
+        float *dAh = dAp + wh * q, *dxh = dxp + s.x_at(w, hh), *dch = dcp + s.state_at(w, hh, slots, 0);
+        gather_dt(dth, d.dt + s.dt_at(w, hh), s.h, q);
         for (int64_t i = 0; i < q; ++i) {
           decay_row(D + i * q, S + i * q, CB + i * q, Ah, dth, i, q);
           const Vec row(std::exp(Ah[i]));
           for (int64_t m = 0; m < p; m += W) (Vec::loadu(dyh + i * ldx + m) * row).store(dyr + i * p + m);
         }
-        transpose(xT, xh, q, p, ldx);
+        transpose(xT, xh, q, p, s.xl);
         transpose(carT, ch, ns, p, p);
         // dx = S^T dy, S read down its columns: column j of S is zero above row j.
         for (int64_t j = 0; j < q; j += Rp)
           combo_any(dxh + j * ldx, ldx, S + j * q + j, 1, dyh + j * ldx, q - j, ldx, p, false, -1, q);
         lower_products(dS, dyh, ldx, xT, p, q);  // dscores = dy x^T
         combo_all(tmp, ns, dyr, p, carT, q, p, ns, ns, false);  // the carried read-out's dC
-        combo_all(dch, p, Ct, q, dyr, ns, q, p, p, false);  // dcarried = C^T (dy * rows)
+        combo_all(dch, p, Ct, q, dyr, ns, q, p, p, add_carried);  // dcarried = C^T (dy * rows)
         std::fill(colsum, colsum + q, 0.f);
         std::fill(ddtc, ddtc + q, 0.f);
         for (int64_t i = 0; i < q; ++i) {
@@ -384,7 +396,7 @@ std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor
           Vec carried_part(0.f);
           for (int64_t k = 0; k < ns; k += W) {
             const Vec t = Vec::loadu(tmp + i * ns + k);
-            carried_part = at::vec::fmadd(t, Vec::loadu(Cw + i * ldb + k), carried_part);
+            carried_part = at::vec::fmadd(t, Vec::loadu(Cw + i * ldi + k), carried_part);
             (Vec::loadu(dCw + i * ldb + k) + t).store(dCw + i * ldb + k);
           }
           dAh[i] = sum_of(rs) + sum_of(carried_part);
@@ -393,12 +405,168 @@ std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor
         float* ddth = ddtp + s.dt_at(w, hh);
         for (int64_t j = 0; j < q; ++j) ddth[j * s.h] = ddtc[j];
       }
-      for (int64_t i = 0; i < q; i += Rn) combo_any(dCw + i * ldb, ldb, dCBs + i * q, q, Bw, i + Rn, ldb, ns, true);
+      for (int64_t i = 0; i < q; i += Rn) combo_any(dCw + i * ldb, ldb, dCBs + i * q, q, Bw, i + Rn, ldi, ns, true);
       for (int64_t j = 0; j < q; j += Rn)  // dB = dCB^T C, dCB read down its columns
-        combo_any(dBw + j * ldb, ldb, dCBs + j * q + j, 1, Cw + j * ldb, q - j, ldb, ns, false, -1, q);
+        combo_any(dBw + j * ldb, ldb, dCBs + j * q + j, 1, Cw + j * ldi, q - j, ldi, ns, false, -1, q);
     }
   });
+}
+
+// Each (n x p) state block of one head and chunk slot in the passed states (b, c + 1, g, r, n, p), and the decay
+// over chunk k, exp(A[k, q - 1]), from A (b, c, g, r, q); heads are (batch, group, head) = (b, g * r).
+struct PassedStates {
+  const Layout& s;
+  int64_t block() const { return s.n * s.p; }
+  int64_t at(int64_t bi, int64_t k, int64_t head) const { return ((bi * (s.c + 1) + k) * s.g * s.r + head) * block(); }
+  int64_t decay_at(int64_t bi, int64_t k, int64_t head) const { return ((bi * s.c + k) * s.g * s.r + head) * s.q + s.q - 1; }
+};
+
+// States passed from chunk to chunk in place: slot 0 holds the initial state and slot k + 1 the state chunk k
+// leaves behind from zero; after, slot k holds the state carried into chunk k (slot c the final one):
+// P_{k+1} = exp(A_k) P_k + S_k.
+static void pass_states(const Layout& s, const float* Ap, float* passed) {
+  const PassedStates ps{s};
+  at::parallel_for(0, s.b * s.g * s.r, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t bi = bh / (s.g * s.r), head = bh % (s.g * s.r);
+      for (int64_t k = 0; k < s.c; ++k) {
+        const Vec a(std::exp(Ap[ps.decay_at(bi, k, head)]));
+        const float* prev = passed + ps.at(bi, k, head);
+        float* next = passed + ps.at(bi, k + 1, head);
+        for (int64_t e = 0; e < ps.block(); e += W) at::vec::fmadd(a, Vec::loadu(prev + e), Vec::loadu(next + e)).store(next + e);
+      }
+    }
+  });
+}
+
+// pass_states' backward in place: G holds each slot's direct gradient (the final state's, and each carried
+// state's from the chunk outputs); after, slot k holds the total gradient of P_k, so slot k + 1 is chunk k's
+// state gradient and slot 0 the initial state's. Adds d/dA_k = exp(A_k) <G_{k+1}, P_k> to dA.
+static void pass_states_backward(const Layout& s, const float* Ap, const float* passed, float* G, float* dAp) {
+  const PassedStates ps{s};
+  at::parallel_for(0, s.b * s.g * s.r, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t bi = bh / (s.g * s.r), head = bh % (s.g * s.r);
+      for (int64_t k = s.c - 1; k >= 0; --k) {
+        const float a = std::exp(Ap[ps.decay_at(bi, k, head)]);
+        const float* later = G + ps.at(bi, k + 1, head);
+        const float* state = passed + ps.at(bi, k, head);
+        float* here = G + ps.at(bi, k, head);
+        Vec dot(0.f);
+        const Vec av(a);
+        for (int64_t e = 0; e < ps.block(); e += W) {
+          const Vec gl = Vec::loadu(later + e);
+          dot = at::vec::fmadd(gl, Vec::loadu(state + e), dot);
+          at::vec::fmadd(av, gl, Vec::loadu(here + e)).store(here + e);
+        }
+        dAp[ps.decay_at(bi, k, head)] += a * sum_of(dot);
+      }
+    }
+  });
+}
+
+// The operators' inputs, checked and laid out as the bodies read them.
+struct ScanInputs {
+  torch::Tensor B, C, A, x, dt;
+  ScanInputs(const char* op, torch::Tensor B_, torch::Tensor C_, torch::Tensor A_, torch::Tensor x_, torch::Tensor dt_,
+             std::vector<torch::Tensor> others)
+      : B(B_), C(C_), A(A_.contiguous()), x(packed_rows(x_)), dt(dt_.contiguous()) {
+    others.insert(others.end(), {B_, C_, A_, x_, dt_});
+    check_scan_inputs(op, others, x_, dt_);
+    pack_together(B, C);
+  }
+  ScanData data(const Layout& s) const {
+    return {s, B.data_ptr<float>(), C.data_ptr<float>(), A.data_ptr<float>(), x.data_ptr<float>(), dt.data_ptr<float>()};
+  }
+};
+
+// states (b, c, g, r, n, p) from B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), dt (b, l, h).
+torch::Tensor chunk_states_forward(torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt) {
+  const ScanInputs in("chunk_states", B, B, A, x, dt, {});
+  const Layout s(in.x, in.B, in.A);
+  auto states = torch::empty({s.b, s.c, s.g, s.r, s.n, s.p}, x.options());
+  states_body(in.data(s), states.data_ptr<float>(), s.c, 0);
+  return states;
+}
+
+// Gradients (dB, dA, dx, ddt) of chunk_states_forward given dstates.
+std::vector<torch::Tensor> chunk_states_backward(torch::Tensor dstates, torch::Tensor B, torch::Tensor A, torch::Tensor x,
+                                                 torch::Tensor dt) {
+  const ScanInputs in("chunk_states_backward", B, B, A, x, dt, {dstates});
+  dstates = dstates.contiguous();
+  const Layout s(in.x, in.B, in.A);
+  auto dB = torch::empty(B.sizes(), B.options()), dA = torch::empty(A.sizes(), A.options());
+  auto dx = torch::empty(x.sizes(), x.options()), ddt = torch::empty(dt.sizes(), dt.options());
+  states_backward_body(in.data(s), dstates.data_ptr<float>(), s.c, 0, dB.data_ptr<float>(), dA.data_ptr<float>(),
+                       dx.data_ptr<float>(), ddt.data_ptr<float>(), false);
+  return {dB, dA, dx, ddt};
+}
+
+// y (b, l, h, p) from C, B (b, l, g, n), A (b, c, g, r, q), x (b, l, h, p), dt (b, l, h), carried (b, c, g, r, n, p).
+torch::Tensor chunk_output_forward(torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt,
+                                   torch::Tensor carried) {
+  const ScanInputs in("chunk_output", B, C, A, x, dt, {carried});
+  carried = carried.contiguous();
+  const Layout s(in.x, in.B, in.A);
+  auto y = torch::empty(x.sizes(), x.options());
+  output_body(in.data(s), carried.data_ptr<float>(), s.c, y.data_ptr<float>());
+  return y;
+}
+
+// Gradients (dC, dB, dA, dx, ddt, dcarried) of chunk_output_forward, recomputing the (q x q) blocks.
+std::vector<torch::Tensor> chunk_output_backward(torch::Tensor dy, torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x,
+                                                 torch::Tensor dt, torch::Tensor carried) {
+  const ScanInputs in("chunk_output_backward", B, C, A, x, dt, {dy, carried});
+  dy = dy.contiguous(); carried = carried.contiguous();
+  const Layout s(in.x, in.B, in.A);
+  auto dC = torch::empty(C.sizes(), C.options()), dB = torch::empty(B.sizes(), B.options());
+  auto dA = torch::empty(A.sizes(), A.options()), dx = torch::empty(x.sizes(), x.options());
+  auto ddt = torch::empty(dt.sizes(), dt.options()), dcar = torch::empty(carried.sizes(), carried.options());
+  output_backward_body(in.data(s), dy.data_ptr<float>(), carried.data_ptr<float>(), s.c, dC.data_ptr<float>(),
+                       dB.data_ptr<float>(), dA.data_ptr<float>(), dx.data_ptr<float>(), ddt.data_ptr<float>(),
+                       dcar.data_ptr<float>(), false);
   return {dC, dB, dA, dx, ddt, dcar};
+}
+
+// The whole chunked scan in one operator: each chunk's state, the states passed from chunk to chunk from
+// `initial` (b, g, r, n, p), and each chunk's outputs. Returns y (b, l, h, p) and the passed states
+// (b, c + 1, g, r, n, p): slot k the state carried into chunk k, slot c the final state. One call where the
+// separate operators and the PyTorch pass between them made several, with their copies and concatenations.
+std::tuple<torch::Tensor, torch::Tensor> scan_forward(torch::Tensor C, torch::Tensor B, torch::Tensor A, torch::Tensor x, torch::Tensor dt,
+                                        torch::Tensor initial) {
+  const ScanInputs in("scan", B, C, A, x, dt, {initial});
+  const Layout s(in.x, in.B, in.A);
+  TORCH_CHECK(initial.dim() == 5 && initial.size(0) == s.b && initial.size(1) == s.g && initial.size(2) == s.r &&
+                  initial.size(3) == s.n && initial.size(4) == s.p, "scan: initial must be (b, g, r, n, p)");
+  auto passed = torch::empty({s.b, s.c + 1, s.g, s.r, s.n, s.p}, x.options());
+  passed.select(1, 0).copy_(initial);
+  const ScanData d = in.data(s);
+  states_body(d, passed.data_ptr<float>(), s.c + 1, 1);
+  pass_states(s, d.A, passed.data_ptr<float>());
+  auto y = torch::empty(x.sizes(), x.options());
+  output_body(d, passed.data_ptr<float>(), s.c + 1, y.data_ptr<float>());
+  return {y, passed};
+}
+
+// Gradients (dC, dB, dA, dx, ddt, dinitial) of scan_forward given dy and the passed states' gradient (None: zero),
+// from its saved passed states. The chunk outputs' gradients are written first, then the states' are added to them.
+std::vector<torch::Tensor> scan_backward(torch::Tensor dy, std::optional<torch::Tensor> dpassed, torch::Tensor C, torch::Tensor B,
+                                         torch::Tensor A, torch::Tensor x, torch::Tensor dt, torch::Tensor passed) {
+  const ScanInputs in("scan_backward", B, C, A, x, dt, {dy, passed});
+  dy = dy.contiguous(); passed = passed.contiguous();
+  const Layout s(in.x, in.B, in.A);
+  TORCH_CHECK(passed.dim() == 6 && passed.size(1) == s.c + 1, "scan_backward: passed must be (b, c + 1, g, r, n, p)");
+  auto G = dpassed.has_value() && dpassed->defined() ? dpassed->contiguous().clone() : torch::zeros_like(passed);
+  auto dC = torch::empty(C.sizes(), C.options()), dB = torch::empty(B.sizes(), B.options());
+  auto dA = torch::empty(A.sizes(), A.options()), dx = torch::empty(x.sizes(), x.options());
+  auto ddt = torch::empty(dt.sizes(), dt.options());
+  const ScanData d = in.data(s);
+  float *dAp = dA.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *ddtp = ddt.data_ptr<float>(), *Gp = G.data_ptr<float>();
+  output_backward_body(d, dy.data_ptr<float>(), passed.data_ptr<float>(), s.c + 1, dC.data_ptr<float>(),
+                       dB.data_ptr<float>(), dAp, dxp, ddtp, Gp, true);
+  pass_states_backward(s, d.A, passed.data_ptr<float>(), Gp, dAp);
+  states_backward_body(d, Gp, s.c + 1, 1, dB.data_ptr<float>(), dAp, dxp, ddtp, true);
+  return {dC, dB, dA, dx, ddt, G.select(1, 0).clone()};
 }
 
 // The layer's output norm with its skip, per row: g = (y + D x) * silu(z), out = g * rsqrt(mean(g^2) + eps) * w,
@@ -723,6 +891,8 @@ TORCH_LIBRARY(dnahnet_cpu, m) {
   m.def("chunk_states_backward(Tensor dstates, Tensor B, Tensor A, Tensor x, Tensor dt) -> Tensor[]");
   m.def("chunk_output(Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor carried) -> Tensor");
   m.def("chunk_output_backward(Tensor dy, Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor carried) -> Tensor[]");
+  m.def("scan(Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor initial) -> (Tensor, Tensor)");
+  m.def("scan_backward(Tensor dy, Tensor? dpassed, Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor passed) -> Tensor[]");
   m.def("gated_norm(Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor");
   m.def("gated_norm_backward(Tensor dout, Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor[]");
   m.def("conv_silu(Tensor x, Tensor weight, Tensor bias) -> Tensor");
@@ -733,6 +903,8 @@ TORCH_LIBRARY_IMPL(dnahnet_cpu, CPU, m) {
   m.impl("chunk_states_backward", &chunk_states_backward);
   m.impl("chunk_output", &chunk_output_forward);
   m.impl("chunk_output_backward", &chunk_output_backward);
+  m.impl("scan", &scan_forward);
+  m.impl("scan_backward", &scan_backward);
   m.impl("gated_norm", &gated_norm_forward);
   m.impl("gated_norm_backward", &gated_norm_backward);
   m.impl("conv_silu", &conv_silu_forward);
