@@ -28,9 +28,10 @@ A `scan-free` part (NAME:scan-free, NAME:compiled+scan-free) gives every Mamba-2
 stand-in for its SSD scan (`dnahnet.perf.scan_stand_in`) before the routing settles, and pairs the step
 with the same config's real one: the ratio is what the scan costs, and the stand-in's per-FLOP figure
 (FLOPs still counted for the real scan) a bound on what any faster scan could reach. A `cpu-kernel` part
-(NAME:cpu-kernel, NAME:compiled+cpu-kernel) computes every Mamba-2 layer's chunk states and outputs with the fused
-CPU kernel (`dnahnet.nn.cpu_kernel`, built first; it computes in fp32, with bf16 too) and pairs the step with
-the same config without it.
+(NAME:cpu-kernel, NAME:compiled+cpu-kernel) runs every Mamba-2 layer's conv, scan and output norm, and eagerly
+every RMSNorm of the residual streams, on the fused CPU kernels (`dnahnet.nn.cpu_kernel`, built first; they compute
+in fp32, with bf16 too) and pairs the step with the same config without them. A Transformer config with the part
+takes the RMSNorm kernel only, so the H-Nets' per-FLOP figures can be read against a Transformer on the same kernels.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
@@ -128,10 +129,13 @@ def fused_kernel(name: str) -> bool:
 
 
 def use_cpu_kernel(model: torch.nn.Module) -> int:
-    """Put every Mamba-2 layer of `model` (its conv, scan and output norm) on the fused CPU kernels; returns how many."""
+    """Put every Mamba-2 layer of `model` (its conv, scan and output norm) and every RMSNorm of its residual streams
+    on the fused CPU kernels; returns how many Mamba-2 layers."""
+    from dnahnet.nn.norm import RMSNorm
+
     layers = mamba2_layers(model)
-    for layer in layers:
-        layer.cpu_kernel = True
+    for module in [*layers, *(m for m in model.modules() if isinstance(m, RMSNorm))]:
+        module.cpu_kernel = True
     return len(layers)
 
 
@@ -151,7 +155,7 @@ def parse_train_configs(text: str) -> list[str]:
                                 + ", ".join(COMPILE_SUFFIXES) + f", {BF16} at most once, and one of {SCAN_FREE} and {CPU_KERNEL} at most once")
     models = parse_configs([split_config(n)[0] for n in names])
     for name in names:
-        if (scan_free(name) or fused_kernel(name)) and not has_mamba2_layer(models[split_config(name)[0]]):
+        if scan_free(name) and not has_mamba2_layer(models[split_config(name)[0]]):
             raise DnahnetInputError(f"--configs: {name!r}: {split_config(name)[0]} has no Mamba-2 layer whose scan "
                                     "could be replaced")
     if any(fused_kernel(n) for n in names):
@@ -278,9 +282,9 @@ def report(results: dict) -> str:
         lines += [f"- {with_scan_counterpart(name)} over {name}: {describe_ratio(cost)}" for name, cost in costs]
     kernel = [(name, r["cpu_kernel_gain"]) for name, r in results["rows"].items() if "cpu_kernel_gain" in r]
     if kernel:
-        lines += ["", "The fused CPU kernels of the Mamba-2 layers (`dnahnet.nn.cpu_kernel`: the conv with its SiLU, the "
-                  "scan's chunk states and outputs, the skip term with the gated norm) against the same config without "
-                  "them, step time paired within rounds:", ""]
+        lines += ["", "The fused CPU kernels (`dnahnet.nn.cpu_kernel`: in the Mamba-2 layers the conv with its SiLU, the "
+                  "scan, the skip term with the gated norm; eagerly, the residual streams' RMSNorms) against the same "
+                  "config without them, step time paired within rounds:", ""]
         lines += [f"- {name}: {describe_ratio(gain)} faster" for name, gain in kernel]
     alike = like_for_like(results)
     if alike:

@@ -131,6 +131,13 @@ def test_the_kernels_read_slices_of_the_conv_output_as_they_would_copies(built, 
         runs.append((*outputs, *grads))
     for got, want in zip(*runs):
         assert torch.equal(got, want)
+    # Only y used (the final state's gradient None, as in training): as if the passed states' gradient were zero.
+    y, passed = cpu_kernel.scan(C, B, A_cum, x, dt, initial)
+    alone = torch.autograd.grad(y, (xbc, dt, A_cum), dy)
+    y, passed = cpu_kernel.scan(C, B, A_cum, x, dt, initial)
+    zero = torch.autograd.grad((y, passed), (xbc, dt, A_cum), (dy, torch.zeros_like(passed)))
+    for a, z in zip(alone, zero):
+        assert torch.equal(a, z)
 
 
 def test_the_whole_scan_operator_equals_the_separate_ones_and_the_pytorch_pass(built):
@@ -274,6 +281,54 @@ def test_the_gated_norm_kernel_equals_the_float64_skip_and_norm_forward_and_back
         assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5
     # The columns of the wide tensors that are neither x nor z get no gradient.
     assert grads[1][:, d:].abs().max() == 0 and grads[3][:, :16].abs().max() == 0
+
+
+@pytest.mark.parametrize("rows,d", [(300, 128), (7, 16), (65, 256)])
+def test_the_rms_norm_kernel_equals_the_float64_norm_forward_and_backward(built, rows, d):
+    """x a slice of a wider tensor (the residual stream is read where it lies); the weight's gradient too."""
+    from dnahnet.nn.norm import RMSNorm
+
+    gen = torch.Generator().manual_seed(0)
+    x_wide = torch.randn(rows, d + 16, generator=gen, dtype=torch.float64) * 3
+    weight = torch.randn(d, generator=gen, dtype=torch.float64)
+    norm = RMSNorm(d).double()
+    norm.cpu_kernel = False
+    with torch.no_grad():
+        norm.weight.copy_(weight)
+    leaf64 = x_wide.clone().requires_grad_()
+    want = norm(leaf64[:, 8:8 + d])
+    leaf32, w32 = x_wide.float().requires_grad_(), weight.float().requires_grad_()
+    got = cpu_kernel.rms_norm(leaf32[:, 8:8 + d], w32, norm.eps)
+    assert got.dtype == torch.float32
+    up = torch.randn(rows, d, generator=gen, dtype=torch.float64)
+    grads_want = torch.autograd.grad(want, (leaf64, norm.weight), up)
+    grads = torch.autograd.grad(got, (leaf32, w32), up.float())
+    for a, w in zip((got, *grads), (want, *grads_want)):
+        assert float((a.detach().double() - w.detach()).abs().max() / w.detach().abs().max()) < 1e-5
+    # bf16 out: the float32 result cast; a bf16 output gradient: the float32 backward of its values.
+    assert torch.equal(cpu_kernel.rms_norm(leaf32[:, 8:8 + d], w32, norm.eps, bf16_out=True), got.bfloat16())
+    low = cpu_kernel.rms_norm(leaf32[:, 8:8 + d], w32, norm.eps, bf16_out=True)
+    up16 = up.bfloat16()
+    via_bf16 = torch.autograd.grad(low, (leaf32, w32), up16)
+    via_fp32 = torch.autograd.grad(cpu_kernel.rms_norm(leaf32[:, 8:8 + d], w32, norm.eps), (leaf32, w32), up16.float())
+    for a, b_ in zip(via_bf16, via_fp32):
+        assert torch.equal(a, b_)
+
+
+def test_under_bf16_autocast_only_a_block_norm_before_a_projection_writes_bf16(built):
+    """A block's pre-norms feed its mixer's and MLP's projections, which read bf16 under autocast; a stack's last norm
+    (read by the routing, in float32) keeps float32. Eagerly with the kernel asked for, and never without it."""
+    from dnahnet.nn.norm import RMSNorm
+
+    x = torch.randn(2, 10, 32)
+    before, last = RMSNorm(32, feeds_projection=True), RMSNorm(32)
+    for norm in (before, last):
+        norm.cpu_kernel = True
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (before(x).dtype, last(x).dtype) == (torch.bfloat16, torch.float32)
+        before.cpu_kernel = False
+        assert before(x).dtype == torch.float32
+    assert torch.allclose(last(x), RMSNorm(32)(x), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("b,length,channels,k", [
@@ -429,6 +484,22 @@ def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_i
     assert parse_train_configs("tiny:cpu-kernel+bf16") == ["tiny:cpu-kernel+bf16"]  # the kernel computes in fp32
     with pytest.raises(DnahnetInputError, match="one of scan-free and cpu-kernel at most once"):
         parse_train_configs("tiny:scan-free+cpu-kernel")
+
+
+def test_a_cpu_kernel_config_puts_every_mamba2_layer_and_residual_norm_on_the_kernels():
+    from bench.train_pairs import parse_train_configs, use_cpu_kernel
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.hnet import HNetLM
+    from dnahnet.nn.norm import RMSNorm
+
+    for preset in ("tiny-transformer", "tiny"):
+        model = HNetLM(model_config_from_preset(preset))
+        norms = [m for m in model.modules() if isinstance(m, RMSNorm)]
+        layers = [m for m in model.modules() if isinstance(m, Mamba2)]
+        assert norms and use_cpu_kernel(model) == len(layers)
+        assert all(m.cpu_kernel for m in norms + layers)
+    assert layers  # tiny has Mamba-2 layers
+    assert parse_train_configs("tiny-transformer:cpu-kernel") == ["tiny-transformer:cpu-kernel"]  # its norms
 
 
 def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(built, monkeypatch, calls):

@@ -185,6 +185,14 @@ def _register() -> None:
         return [y.new_empty(y.shape), y.new_empty(y.shape), torch.empty_like(D), z.new_empty(y.shape),
                 torch.empty_like(weight)]
 
+    @torch.library.register_fake(f"{_LIBRARY}::rms_norm")
+    def _(x, weight, eps, bf16_out):
+        return x.new_empty(x.shape, dtype=torch.bfloat16 if bf16_out else torch.float32)
+
+    @torch.library.register_fake(f"{_LIBRARY}::rms_norm_backward")
+    def _(dout, x, weight, eps):
+        return [x.new_empty(x.shape), weight.new_empty(weight.shape)]
+
     @torch.library.register_fake(f"{_LIBRARY}::conv_silu")
     def _(x, weight, bias):
         return x.new_empty(x.shape, dtype=torch.float32)
@@ -209,11 +217,21 @@ def _register() -> None:
     def save_scan(ctx, inputs, output):
         C, B, A, x, dt, _ = inputs
         ctx.save_for_backward(C, B, A, x, dt, output[1])
+        ctx.set_materialize_grads(False)  # an unused final state's gradient stays None, not a tensor of zeros
 
     torch.library.register_autograd(
         f"{_LIBRARY}::scan",
-        lambda ctx, dy, dpassed: tuple(ops.scan_backward(dy, dpassed, *ctx.saved_tensors)),
+        lambda ctx, dy, dpassed: tuple(ops.scan_backward(
+            torch.zeros_like(ctx.saved_tensors[3]) if dy is None else dy, dpassed, *ctx.saved_tensors)),
         setup_context=save_scan)
+    def save_rms_inputs(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.eps = inputs[2]
+
+    torch.library.register_autograd(
+        f"{_LIBRARY}::rms_norm",
+        lambda ctx, d: (*ops.rms_norm_backward(d, *ctx.saved_tensors, ctx.eps), None, None),
+        setup_context=save_rms_inputs)
     torch.library.register_autograd(f"{_LIBRARY}::conv_silu",
                                     lambda ctx, d: tuple(ops.conv_silu_backward(d, *ctx.saved_tensors)),
                                     setup_context=save_inputs)
@@ -281,6 +299,20 @@ def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     in one pass. xbc: (b, l, C) float32 or bfloat16, channels contiguous (a slice of the input projection), read
     where it lies; weight (C, 1, K) and bias float32. Returns float32, as the scan takes it."""
     return getattr(torch.ops, _LIBRARY).conv_silu(xbc, weight.float(), bias.float())
+
+
+def rms_norm_applies(x: torch.Tensor) -> bool:
+    """Whether the RMSNorm kernel computes a norm of the residual stream: float32 on CPU, whole vectors of channels."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] % 16 == 0
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, bf16_out: bool = False) -> torch.Tensor:
+    """x * rsqrt(mean(x^2) + eps) * weight over the last dimension (`norm.RMSNorm`) in one pass per row, forward and
+    backward. x: (..., d) float32, last dimension contiguous; returns float32, or bfloat16 with `bf16_out` (what
+    a bf16 projection reads under autocast: the values of casting the float32 result, without the cast's copy)."""
+    d = x.shape[-1]
+    out = getattr(torch.ops, _LIBRARY).rms_norm(x.reshape(-1, d), weight.float(), eps, bf16_out)
+    return out.reshape(x.shape)
 
 
 def norm_applies(y: torch.Tensor, channels: int, group: int, headdim: int) -> bool:

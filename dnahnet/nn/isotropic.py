@@ -57,10 +57,10 @@ class Block(nn.Module):
     def __init__(self, mixer: nn.Module, d_model: int, mlp_width: int | None) -> None:
         """`mlp_width` None: no norm2/mlp (lower-case layer); 0: the official empty MLP (upper case, d_intermediate 0)."""
         super().__init__()
-        self.norm1 = RMSNorm(d_model)
+        self.norm1 = RMSNorm(d_model, feeds_projection=True)
         self.mixer = mixer
         if mlp_width is not None:
-            self.norm2 = RMSNorm(d_model)
+            self.norm2 = RMSNorm(d_model, feeds_projection=True)
             self.mlp = SwiGLU(d_model, mlp_width)
         else:
             self.norm2 = None

@@ -6,16 +6,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnahnet.nn import cpu_kernel as fused_cpu
+
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * weight, eps 1e-5; statistics in fp32 whatever the input dtype."""
+    """x / rms(x) * weight, eps 1e-5; statistics in fp32 whatever the input dtype.
 
-    def __init__(self, d: int, eps: float = 1e-5) -> None:
+    Eager on CPU, with the fused kernel asked for (`cpu_kernel`, None: DNAHNET_CPU_KERNEL), one kernel pass per row
+    forward and backward (`dnahnet.nn.cpu_kernel.rms_norm`). A norm whose only reader is a projection
+    (`feeds_projection`: a block's norm before its mixer or MLP) then writes bf16 under bf16 autocast, the values
+    the projection's own cast would give; the others (a stack's last norm, read by the routing and the head) keep
+    float32.
+    """
+
+    def __init__(self, d: int, eps: float = 1e-5, feeds_projection: bool = False) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d))
+        self.feeds_projection = feeds_projection
+        self.cpu_kernel: bool | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (not torch.compiler.is_compiling() and fused_cpu.rms_norm_applies(x)
+                and fused_cpu.in_use(self.cpu_kernel)):
+            bf16_out = (self.feeds_projection and torch.is_autocast_enabled("cpu")
+                        and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+            return fused_cpu.rms_norm(x, self.weight, self.eps, bf16_out)
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return out * self.weight.to(out.dtype)

@@ -556,14 +556,18 @@ std::vector<torch::Tensor> scan_backward(torch::Tensor dy, std::optional<torch::
   dy = dy.contiguous(); passed = passed.contiguous();
   const Layout s(in.x, in.B, in.A);
   TORCH_CHECK(passed.dim() == 6 && passed.size(1) == s.c + 1, "scan_backward: passed must be (b, c + 1, g, r, n, p)");
-  auto G = dpassed.has_value() && dpassed->defined() ? dpassed->contiguous().clone() : torch::zeros_like(passed);
+  // G: each passed state's gradient. With none given for them (the final state unused, as in training), the chunk
+  // outputs' gradients are written into it rather than added to zeros.
+  const bool given = dpassed.has_value() && dpassed->defined();
+  auto G = given ? dpassed->contiguous().clone() : torch::empty_like(passed);
+  if (!given) G.select(1, s.c).zero_();
   auto dC = torch::empty(C.sizes(), C.options()), dB = torch::empty(B.sizes(), B.options());
   auto dA = torch::empty(A.sizes(), A.options()), dx = torch::empty(x.sizes(), x.options());
   auto ddt = torch::empty(dt.sizes(), dt.options());
   const ScanData d = in.data(s);
   float *dAp = dA.data_ptr<float>(), *dxp = dx.data_ptr<float>(), *ddtp = ddt.data_ptr<float>(), *Gp = G.data_ptr<float>();
   output_backward_body(d, dy.data_ptr<float>(), passed.data_ptr<float>(), s.c + 1, dC.data_ptr<float>(),
-                       dB.data_ptr<float>(), dAp, dxp, ddtp, Gp, true);
+                       dB.data_ptr<float>(), dAp, dxp, ddtp, Gp, given);
   pass_states_backward(s, d.A, passed.data_ptr<float>(), Gp, dAp);
   states_backward_body(d, Gp, s.c + 1, 1, dB.data_ptr<float>(), dAp, dxp, ddtp, true);
   return {dC, dB, dA, dx, ddt, G.select(1, 0).clone()};
@@ -751,6 +755,74 @@ std::vector<torch::Tensor> gated_norm_backward(torch::Tensor dout, torch::Tensor
   return {dy, dx, dD, dz, dweight};
 }
 
+// The residual stream's RMSNorm, per row: out = x * rsqrt(mean(x^2) + eps) * w. x is float32 (rows, d) with unit
+// column stride and any row stride; out is float32, or bfloat16 where a bf16 projection reads it under autocast
+// (the values a cast of the float32 result gives). One pass over each row where PyTorch makes about six over the
+// whole tensor forward and eight backward, the weight gradient among them as a column sum.
+torch::Tensor rms_norm_forward(torch::Tensor x, torch::Tensor weight, double eps, bool bf16_out) {
+  check_inputs("rms_norm", {x, weight});
+  x = unit_last_stride(x, 2, "rms_norm"); weight = weight.contiguous();
+  const int64_t rows = x.size(0), d = x.size(1), sx = x.stride(0);
+  TORCH_CHECK(d % W == 0 && weight.numel() == d, "rms_norm kernel: the channels must be whole vectors");
+  auto out = torch::empty({rows, d}, x.options().dtype(bf16_out ? at::kBFloat16 : at::kFloat));
+  const float *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
+  with_element_type(out, "rms_norm", [&](auto element) {
+  using T = decltype(element);
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* xi = xp + i * sx;
+      Vec sq(0.f);
+      for (int64_t c = 0; c < d; c += W) sq = at::vec::fmadd(Vec::loadu(xi + c), Vec::loadu(xi + c), sq);
+      const Vec r(1.f / std::sqrt(sum_of(sq) / static_cast<float>(d) + static_cast<float>(eps)));
+      for (int64_t c = 0; c < d; c += W) store_f(Vec::loadu(xi + c) * r * Vec::loadu(wp + c), op + i * d + c);
+    }
+  });
+  });
+  return out;
+}
+
+// Gradients (dx, dweight) of rms_norm_forward given dout (the output's element type), recomputing each row's
+// statistic: dx = r (dout w) - x r^3 mean(dout w x), dweight = sum over rows of dout x r.
+std::vector<torch::Tensor> rms_norm_backward(torch::Tensor dout, torch::Tensor x, torch::Tensor weight, double eps) {
+  check_inputs("rms_norm_backward", {x, weight});
+  dout = dout.contiguous(); x = unit_last_stride(x, 2, "rms_norm_backward"); weight = weight.contiguous();
+  const int64_t rows = x.size(0), d = x.size(1), sx = x.stride(0);
+  TORCH_CHECK(dout.dim() == 2 && dout.size(0) == rows && dout.size(1) == d, "rms_norm_backward: dout must be x's shape");
+  auto dx = torch::empty({rows, d}, x.options());
+  const float *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
+  float* dxp = dx.data_ptr<float>();
+  PerThreadSums sums(d);
+  with_element_type(dout, "rms_norm_backward", [&](auto element) {
+  using T = decltype(element);
+  const T* gp = dout.data_ptr<T>();
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    float* dw = sums.mine();
+    for (int64_t i = begin; i < end; ++i) {
+      const float* xi = xp + i * sx;
+      const T* gi = gp + i * d;
+      Vec sq(0.f), dot(0.f);
+      for (int64_t c = 0; c < d; c += W) {
+        const Vec xc = Vec::loadu(xi + c);
+        sq = at::vec::fmadd(xc, xc, sq);
+        dot = at::vec::fmadd(load_f(gi + c) * Vec::loadu(wp + c), xc, dot);
+      }
+      const float r = 1.f / std::sqrt(sum_of(sq) / static_cast<float>(d) + static_cast<float>(eps));
+      const Vec rv(r), k(r * r * r * sum_of(dot) / static_cast<float>(d));
+      for (int64_t c = 0; c < d; c += W) {
+        const Vec xc = Vec::loadu(xi + c), gc = load_f(gi + c);
+        at::vec::fmadd(gc, xc * rv, Vec::loadu(dw + c)).store(dw + c);
+        (rv * gc * Vec::loadu(wp + c) - k * xc).store(dxp + i * d + c);
+      }
+    }
+  });
+  });
+  const std::vector<float> total = sums.total();
+  auto dweight = torch::empty({d}, x.options());
+  std::copy(total.begin(), total.end(), dweight.data_ptr<float>());
+  return {dx, dweight};
+}
+
 // The layer's causal depthwise convolution and its SiLU: out[t] = silu(bias + sum_i w[i] x[t - K + 1 + i]), x
 // zero before each sequence's start. x (b, l, C) has unit channel stride and any other strides (it is a slice of
 // the input projection), float32 or bfloat16 (the projection's output under bf16 autocast, read as float32 where
@@ -895,6 +967,8 @@ TORCH_LIBRARY(dnahnet_cpu, m) {
   m.def("scan_backward(Tensor dy, Tensor? dpassed, Tensor C, Tensor B, Tensor A, Tensor x, Tensor dt, Tensor passed) -> Tensor[]");
   m.def("gated_norm(Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor");
   m.def("gated_norm_backward(Tensor dout, Tensor y, Tensor x, Tensor D, Tensor z, Tensor weight, int group, float eps) -> Tensor[]");
+  m.def("rms_norm(Tensor x, Tensor weight, float eps, bool bf16_out) -> Tensor");
+  m.def("rms_norm_backward(Tensor dout, Tensor x, Tensor weight, float eps) -> Tensor[]");
   m.def("conv_silu(Tensor x, Tensor weight, Tensor bias) -> Tensor");
   m.def("conv_silu_backward(Tensor dout, Tensor x, Tensor weight, Tensor bias) -> Tensor[]");
 }
@@ -907,6 +981,8 @@ TORCH_LIBRARY_IMPL(dnahnet_cpu, CPU, m) {
   m.impl("scan_backward", &scan_backward);
   m.impl("gated_norm", &gated_norm_forward);
   m.impl("gated_norm_backward", &gated_norm_backward);
+  m.impl("rms_norm", &rms_norm_forward);
+  m.impl("rms_norm_backward", &rms_norm_backward);
   m.impl("conv_silu", &conv_silu_forward);
   m.impl("conv_silu_backward", &conv_silu_backward);
 }
