@@ -212,8 +212,7 @@ def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypa
 
 
 def test_under_bf16_autocast_the_kernel_computes_in_fp32(built, calls):
-    """Mamba-2 hands the scan fp32 inputs under autocast: the kernel and the state pass between its calls
-    compute as without autocast (identical results and gradients), where the PyTorch scan's matmuls run in bf16."""
+    """Mamba-2 hands the scan fp32 inputs under autocast: the kernel computes as without autocast (identical results and gradients), where the PyTorch scan's matmuls run in bf16."""
     gen = torch.Generator().manual_seed(0)
     inputs = (torch.randn(2, 200, 4, 16, generator=gen), -torch.rand(2, 200, 4, generator=gen) * 0.5,
               torch.randn(2, 200, 1, 16, generator=gen), torch.randn(2, 200, 1, 16, generator=gen),

@@ -95,7 +95,7 @@ def ssd_chunked(
     if on_kernel:
         # It takes every head: at head and state size 64 its per-head form outran the factored one for shared
         # B/C (1.37-1.40x), at 32 a Mamba-2 block showed no detectable difference (bench/RESULTS.md).
-        # In float32 under bf16 autocast too: the kernel's operators take float32, and so the state pass between them.
+        # In float32 under bf16 autocast too: the kernel takes float32.
         with full_precision(x):
             y, final = _fused_scan(x, log_decay, B, C, fused_q, initial_state, dt)
     else:

@@ -1,22 +1,25 @@
-// The SSD scan's chunk outputs on CPU, forward and backward, one chunk of one group at a time; and, further
-// down, the rest of the Mamba-2 layer's work between its projections: the skip term with the gated norm
-// (gated_norm) and the causal conv with its SiLU (conv_silu).
+// The SSD scan on CPU, forward and backward, one chunk of one group at a time; and, further down, the rest of the
+// Mamba-2 layer's work between its projections: the skip term with the gated norm (gated_norm) and the causal conv
+// with its SiLU (conv_silu); and the blocks' RMSNorm (rms_norm).
 //
-// Two scan operators, each with its backward:
+// Three scan operators, each with its backward:
 // - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) dt_s B_s x_s^T, held (n x p);
 // - chunk_output: what dnahnet.nn.ssd._ChunkOutput computes with x scaled by dt,
-//   y = ((C B^T) * decay) (dt x) + exp(A) * (C carried), per chunk and head.
-// Both take the layer's step sizes dt apart from x and scale by them inside (a column scale of the decay), so
+//   y = ((C B^T) * decay) (dt x) + exp(A) * (C carried), per chunk and head;
+// - scan: both, with the states passed from chunk to chunk between them, in one call (what the layer uses): its
+//   backward adds the outputs' and the states' gradients into one dx, dB and dC.
+// All take the layer's step sizes dt apart from x and scale by them inside (a column scale of the decay), so
 // the layer makes no dt * x tensor and no pass for its gradients; each backward also returns dt's gradient.
-// Both read x, B and C, and write y and the gradients, in the scan's own position-major layout, so no
-// chunk-major copy is made; and both keep a chunk's blocks in cache: the PyTorch form writes each (q x q)
+// All read x, B and C where they lie, and write y and the gradients, in the scan's own position-major layout, so no
+// chunk-major copy is made; and all keep a chunk's blocks in cache: the PyTorch form writes each (q x q)
 // block (decay, scores, their gradients) for all chunks to memory and reads it back, pass after pass. The
 // backwards recompute the blocks instead of saving them. Every product is rows of fused multiply-adds
 // over short contiguous rows, several output rows at once so the accumulators stay in registers.
 // Built on first use by dnahnet.nn.cpu_kernel (torch.utils.cpp_extension).
 //
-// Shapes (float32, contiguous): x (b, l, h, p), dt (b, l, h) and B, C (b, l, g, n) with l = c q, a multiple of the
-// chunk q; A (b, c, g, r, q), the within-chunk cumulative log-decay of each group's r = h / g heads; carried and
+// Shapes (float32; x, B and C with their last two dimensions packed, any batch and position strides; the rest
+// contiguous): x (b, l, h, p), dt (b, l, h) and B, C (b, l, g, n) with l = c q, a multiple of the chunk q;
+// A (b, c, g, r, q), the within-chunk cumulative log-decay of each group's r = h / g heads; carried and
 // states (b, c, g, r, n, p). q, p and n are each 16, 32, 64, 128 or 256.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
