@@ -37,26 +37,34 @@ DEFAULT_GENOME = Path(os.environ.get("DNAHNET_SHARED_DATA", "/work/shared/data")
 
 def pretrain(precision: str, args, env: dict) -> dict:
     """One pretrain run in a subprocess; its metrics.jsonl summarised."""
-    out = args.out / f"train-{precision}"
-    cmd = [sys.executable, "-m", "dnahnet_cli", "pretrain", "--config", args.config, "--steps", str(args.steps),
-           "--eval-every", str(args.steps), "--seed", str(args.seed), "--device", "cpu", "--out", str(out),
-           "--overwrite", "--set", f"train.precision={precision}", "--set", f"train.checkpoint_every={args.steps}"]
+    run = pretrain_run(args.out / f"train-{precision}", args.config, args.steps, args.seed,
+                       [f"train.precision={precision}"], env if precision == "bf16" else None, f"pretrain {precision}")
+    info = json.loads((Path(run["checkpoint"]) / "train.json").read_text())
+    return {**run, "precision": info["precision"], "precision_note": info.get("precision_note")}
+
+
+def pretrain_run(out: Path, config: str, steps: int, seed: int, sets: list[str], env: dict | None, label: str) -> dict:
+    """`dnahnet pretrain` of `config` for `steps` steps in a subprocess (environment `env`, None: this one's), evaluated
+    once at the last step; its metrics.jsonl summarised: seconds per step (median over the log windows after the
+    first, and the whole-run mean; evaluation and checkpoints excluded), the last loss, the held-out bits/base."""
+    cmd = [sys.executable, "-m", "dnahnet_cli", "pretrain", "--config", config, "--steps", str(steps),
+           "--eval-every", str(steps), "--seed", str(seed), "--device", "cpu", "--out", str(out),
+           "--overwrite", "--set", f"train.checkpoint_every={steps}", *(a for s in sets for a in ("--set", s))]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env if precision == "bf16" else None, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode:
-        raise SystemExit(f"pretrain {precision} failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{label} failed:\n{proc.stderr[-3000:]}")
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     logged = [m for m in lines if "elapsed_s" in m]
     per_window = [(b["elapsed_s"] - a["elapsed_s"]) / (b["step"] - a["step"]) for a, b in zip(logged, logged[1:])]
     evals = [m for m in lines if "eval_bits_per_base" in m]
-    info = json.loads((out / "latest" / "train.json").read_text())
     return {
-        "command": shlex.join(cmd), "wall_s": wall, "steps": args.steps,
+        "command": shlex.join(cmd), "wall_s": wall, "steps": steps,
         "s_per_step_median": statistics.median(per_window) if per_window else None,
         "s_per_step_mean": logged[-1]["elapsed_s"] / logged[-1]["step"],
         "last_loss": logged[-1]["loss"], "eval_bits_per_base": evals[-1]["eval_bits_per_base"],
-        "precision": info["precision"], "precision_note": info.get("precision_note"),
+        "eval_compression": evals[-1].get("eval_compression"),
         "checkpoint": str(out / "latest"), "stdout_tail": proc.stdout[-400:],
     }
 

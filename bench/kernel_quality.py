@@ -1,0 +1,123 @@
+"""The fused CPU kernels against pure PyTorch in training: held-out bits/base and step time over seeds.
+
+The kernels (`dnahnet.nn.cpu_kernel`, DNAHNET_CPU_KERNEL=1) compute what the PyTorch path computes up to float32
+rounding, which its tests check operator by operator. Rounding still steers training (the routing's boundary
+decisions are discrete), so this checks the end result: for each seed, two `dnahnet pretrain` runs of the same
+preset, steps and windows, one with DNAHNET_CPU_KERNEL=1 and one with 0, each evaluated once at the last step.
+Reported per seed: held-out bits/base, compression and seconds per step; over seeds, the mean paired difference
+(kernel - pure) with a t interval, beside the spread between seeds of the pure runs themselves.
+
+    python bench/kernel_quality.py --config cpu-hnet-mamba2 --steps 150 --seeds 0,1,2 --out runs/kernel_quality
+
+Results: <out>/results.json and <out>/report.md (command, machine, date at the top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+try:  # run as a script (bench/ on the path) or imported as bench.kernel_quality (tests)
+    from bf16_cpu import pretrain_run
+except ImportError:
+    from bench.bf16_cpu import pretrain_run
+
+from dnahnet.perf.measure import machine, save_paired_bench
+
+LEVEL = 0.95
+PATHS = {"kernel": "1", "pure": "0"}  # DNAHNET_CPU_KERNEL for each side
+
+
+def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float] | None:
+    """The mean of `values` and its t interval at `level`; None for fewer than two values."""
+    from scipy import stats
+
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def measure(args) -> dict:
+    runs: dict[str, dict[str, dict]] = {}
+    for seed in args.seeds:
+        runs[str(seed)] = {}
+        for side, setting in PATHS.items():
+            env = {**os.environ, "DNAHNET_CPU_KERNEL": setting}
+            runs[str(seed)][side] = pretrain_run(args.out / f"seed{seed}-{side}", args.config, args.steps, seed,
+                                                 list(args.set), env, f"pretrain seed {seed} ({side})")
+    differences = [r["kernel"]["eval_bits_per_base"] - r["pure"]["eval_bits_per_base"] for r in runs.values()]
+    pure = [r["pure"]["eval_bits_per_base"] for r in runs.values()]
+    speed = [r["pure"]["s_per_step_median"] / r["kernel"]["s_per_step_median"] for r in runs.values()
+             if r["pure"]["s_per_step_median"] and r["kernel"]["s_per_step_median"]]
+    return {"runs": runs, "difference": mean_interval(differences), "differences": differences,
+            "pure_spread": max(pure) - min(pure) if pure else None, "speed_ratios": speed}
+
+
+def verdict(interval: tuple[float, float, float] | None) -> str:
+    if interval is None:
+        return "one seed: no interval"
+    _, low, high = interval
+    return "no detectable difference" if low <= 0.0 <= high else ("kernel higher" if low > 0 else "kernel lower")
+
+
+def report(results: dict) -> str:
+    lines = ["# The fused CPU kernels against pure PyTorch in training", "",
+             f"Command: `{results['command']}`", f"Machine: {results['machine']}", "",
+             f"{results['config']}, {results['steps']} steps per run, the same windows per seed; held-out bits/base at the "
+             "last step, each run in the trainer's default precision on this CPU.", "",
+             "| seed | pure PyTorch | fused kernels | kernels - pure | compression pure / kernels | s/step pure / kernels |",
+             "|---|---|---|---|---|---|"]
+    for seed, r in results["runs"].items():
+        p, k = r["pure"], r["kernel"]
+        lines.append(f"| {seed} | {p['eval_bits_per_base']:.4f} | {k['eval_bits_per_base']:.4f} | "
+                     f"{k['eval_bits_per_base'] - p['eval_bits_per_base']:+.4f} | {_compression(p)} / {_compression(k)} | "
+                     f"{p['s_per_step_median']:.3f} / {k['s_per_step_median']:.3f} |")
+    diff = results["difference"]
+    lines.append("")
+    if diff is not None:
+        lines.append(f"Mean difference {diff[0]:+.4f} bits/base; a t interval ({LEVEL:.0%}) over the "
+                     f"{len(results['runs'])} seeds is {diff[1]:+.4f} to {diff[2]:+.4f}: **{verdict(diff)}**. "
+                     f"The pure runs differ by {results['pure_spread']:.4f} bits/base between seeds.")
+    else:
+        lines.append("One seed: no interval.")
+    if results["speed_ratios"]:
+        lines.append(f"Step time pure / kernels (median log window per run): "
+                     + ", ".join(f"{s:.2f}x" for s in results["speed_ratios"])
+                     + " (runs one after another, not interleaved: `bench/train_pairs.py` measures speed).")
+    lines += ["", *(f"- seed {seed} {side}: `DNAHNET_CPU_KERNEL={PATHS[side]} {r[side]['command']}`"
+                    for seed, r in results["runs"].items() for side in PATHS)]
+    return "\n".join(lines) + "\n"
+
+
+def _compression(run: dict) -> str:
+    value = run.get("eval_compression")
+    if isinstance(value, list):
+        return "/".join(f"{v:.2f}" for v in value)
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="cpu-hnet-mamba2")
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",") if s.strip()], default=[0, 1, 2],
+                    help="comma-separated seeds, one pair of runs each")
+    ap.add_argument("--set", action="append", default=[], help="a config override passed to every pretrain run")
+    ap.add_argument("--out", type=Path, default=Path("runs/kernel_quality"))
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {"command": shlex.join(["python", "bench/kernel_quality.py", *(sys.argv[1:] if argv is None else argv)]),
+               "machine": machine(), "config": args.config, "steps": args.steps, **measure(args)}
+    save_paired_bench(args.out, results, report(results))
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
