@@ -140,9 +140,10 @@ def test_the_kernels_read_slices_of_the_conv_output_as_they_would_copies(built, 
         assert torch.equal(a, z)
 
 
-def test_the_whole_scan_operator_equals_the_separate_ones_and_the_pytorch_pass(built):
-    """`scan` = chunk_states, the states passed from chunk to chunk (`ssd._pass_chunk_states`) and chunk_output,
-    forward and backward, with gradients into every passed state (not only the final one) and the initial state."""
+def test_the_whole_scan_operator_equals_the_float64_chunk_states_pass_and_outputs(built):
+    """`scan` = each chunk's state, the states passed from chunk to chunk (`ssd._pass_chunk_states`) and each chunk's
+    outputs (`ssd._ChunkOutput`), here in float64, forward and backward, with gradients into every passed state (not
+    only the final one) and the initial state."""
     from dnahnet.nn.ssd import _pass_chunk_states
 
     b, l, h, p, g, n = 2, 256, 4, 32, 1, 32
