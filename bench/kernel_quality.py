@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"command": shlex.join(["python", "bench/kernel_quality.py", *(sys.argv[1:] if argv is None else argv)]),
                "machine": machine(), "config": args.config, "steps": args.steps, **measure(args)}
-    save_paired_bench(args.out, results, report(results))
-    print(report(results))
+    text = report(results)
+    save_paired_bench(args.out, results, text)
+    print(text)
     return 0
 
 

@@ -165,7 +165,11 @@ struct Layout {
   // and carried states of the separate operators (slots c), or the fused scan's passed states (slots c + 1, the
   // state carried into chunk k at k, the one it leaves at k + 1).
   int64_t state_at(int64_t w, int64_t hh, int64_t slots, int64_t shift) const {
-    return (((batch(w) * slots + chunk(w) + shift) * g + group(w)) * r + hh) * n * p;
+    return state_block(batch(w), chunk(w) + shift, group(w) * r + hh, slots);
+  }
+  // The (n x p) state of head `head` (of g * r) of batch row bi at `slot` in a (b, slots, g, r, n, p) tensor.
+  int64_t state_block(int64_t bi, int64_t slot, int64_t head, int64_t slots) const {
+    return ((bi * slots + slot) * g * r + head) * n * p;
   }
 };
 
@@ -223,8 +227,8 @@ static void pack_together(torch::Tensor& B, torch::Tensor& C) {
   if (B.strides() != C.strides()) { B = B.contiguous(); C = C.contiguous(); }
 }
 
-// Where a scan body reads its inputs and writes its outputs. States-like tensors are (b, slots, g, r, n, p),
-// read or written at chunk slot + shift (Layout::state_at).
+// Where a scan body reads its inputs. The bodies read and write states-like tensors (b, slots, g, r, n, p) at
+// chunk slot + shift (Layout::state_at).
 struct ScanData {
   const Layout& s;
   const float *B, *C, *A, *x, *dt;
@@ -420,7 +424,7 @@ static void output_backward_body(const ScanData& d, const float* dyp, const floa
 struct PassedStates {
   const Layout& s;
   int64_t block() const { return s.n * s.p; }
-  int64_t at(int64_t bi, int64_t k, int64_t head) const { return ((bi * (s.c + 1) + k) * s.g * s.r + head) * block(); }
+  int64_t at(int64_t bi, int64_t k, int64_t head) const { return s.state_block(bi, k, head, s.c + 1); }
   int64_t decay_at(int64_t bi, int64_t k, int64_t head) const { return ((bi * s.c + k) * s.g * s.r + head) * s.q + s.q - 1; }
 };
 
