@@ -1,41 +1,86 @@
 #!/usr/bin/env bash
-# GPU benchmarks on a fresh CUDA machine with the repo checked out (run from the repo root):
+# GPU checks and benchmarks on a CUDA machine with the repo checked out (run from the repo root):
 #   bash bench/gpu.sh [OUT_DIR]
-# Installs dnahnet and mamba-ssm's Triton kernels (no CUDA extension build), checks the
-# pure-PyTorch Mamba-2 and dechunk EMA against them (bf16), runs `dnahnet bench inference`
-# and `dnahnet bench train` on the GPU, and appends the figures, with the device named,
-# to bench/RESULTS.md.
-set -euo pipefail
+#
+# 1. bench/kernel_check.py: the pure-PyTorch Mamba-2 (forward and gradients) and dechunk EMA against
+#    mamba_ssm's Triton kernels, float32 and bf16, each against a float64 reference.
+# 2. bench/gpu_speed.py: the card's ceilings, one Mamba-2 layer and training steps with the Triton scan
+#    and with the pure one, interleaved.
+# 3. `dnahnet bench inference --device cuda`: batch-1 forward throughput and memory up to 2^20 bases.
+# OUT_DIR/report.md gathers the three; APPEND_RESULTS=1 appends it to bench/RESULTS.md.
+#
+# Set-up: with internet, a .venv with dnahnet and mamba-ssm's Triton kernels (no CUDA extension build).
+# On a machine with no package registry (PyTorch and Triton already there), put in .whl/ the wheels of
+# dnahnet's missing dependencies and mamba-ssm's source archive, e.g. here:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 -d .whl pysam biopython pyBigWig
+#   MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE pip download --no-deps --no-binary=:all: --no-build-isolation -d .whl mamba-ssm
+# then the script installs them into a scratch folder and runs dnahnet from the checkout, without a build.
+# STAGE_BUDGET_S (default: none) stops the whole run after that many seconds; a stage cut short keeps
+# what it had written. On a fresh H200 (2026-12-04) kernel_check took over 4 minutes, most of it Triton
+# compiling and autotuning mamba_ssm's kernels for float32 and bf16; gpu_speed took 3.6 minutes.
+set -uo pipefail
 OUT=${1:-runs/bench-gpu}
 PY=${PYTHON:-python3}
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then
   echo "bench/gpu.sh: no GPU visible (nvidia-smi failed); nothing to do" >&2
   exit 2
 fi
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-PY=.venv/bin/python
-"$PY" -m pip install -q -e . 2>&1 | tail -2
-"$PY" -m pip install -q packaging ninja einops triton 2>&1 | tail -2
-MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE "$PY" -m pip install -q --no-build-isolation mamba-ssm 2>&1 | tail -2
 mkdir -p "$OUT"
-DEVICE=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)
-"$PY" -m bench.kernel_check | tee "$OUT/kernel_check.txt"
-.venv/bin/dnahnet bench inference --device cuda \
+END=$((SECONDS + ${STAGE_BUDGET_S:-1000000}))
+left() { local s=$((END - SECONDS)); echo $((s > 1 ? s : 1)); }
+
+if [ -d .whl ]; then
+  SITE=$(mktemp -d)
+  shopt -s nullglob
+  wheels=(.whl/*.whl)
+  [ ${#wheels[@]} -gt 0 ] && "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "${wheels[@]}"
+  for archive in .whl/mamba_ssm-*.tar.gz; do
+    tar xzf "$archive" -C "$SITE" --strip-components=1 --wildcards '*/mamba_ssm/*'
+  done
+  # the checkout's folders under the names the wheel gives them (pyproject.toml's package-dir)
+  ln -s "$PWD/cli" "$SITE/dnahnet_cli"
+  ln -s "$PWD/pipelines" "$SITE/dnahnet_pipelines"
+  ln -s "$PWD/data_manifests" "$SITE/dnahnet_manifests"
+  export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  DNAHNET=("$PY" -m dnahnet_cli)
+else
+  if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+  .venv/bin/python -m pip install -q -e . 2>&1 | tail -2
+  .venv/bin/python -m pip install -q packaging ninja einops triton 2>&1 | tail -2
+  MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE .venv/bin/python -m pip install -q --no-build-isolation mamba-ssm 2>&1 | tail -2
+  PY=.venv/bin/python
+  DNAHNET=(.venv/bin/dnahnet)
+fi
+export PYTHONUNBUFFERED=1
+DEVICE=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
+echo "bench/gpu.sh on $DEVICE; $("$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' 2>&1)"
+
+timeout "$(left)" "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" | tee "$OUT/kernel_check.txt"
+check_rc=${PIPESTATUS[0]}
+timeout "$(left)" "$PY" -m bench.gpu_speed --out "$OUT/speed"
+speed_rc=$?
+timeout "$(left)" "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
   --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
-  --lengths 1024,4096,16384,65536,131072,262144,1048576 --window 16384 --out "$OUT/inference"
-.venv/bin/dnahnet bench train --device cuda \
-  --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 --seq-len 4096 --batch 16 \
-  --out "$OUT/train"
+  --lengths 1024,16384,131072,1048576 --out "$OUT/inference"
+inference_rc=$?
+rm -f "$OUT/inference/results.tsv"  # results.json holds the same rows
+
 {
+  echo "## GPU checks and benchmarks: $DEVICE, $(date -u +%Y-%m-%d)"
   echo
-  echo "## GPU benchmarks: $DEVICE, $(date -u +%Y-%m-%d)"
+  echo "Command: \`bash bench/gpu.sh $OUT\` (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown));" \
+       "exit codes: kernel_check $check_rc, gpu_speed $speed_rc, inference $inference_rc (124: cut at the time budget)"
   echo
-  echo "Command: \`bash bench/gpu.sh $OUT\` (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+  echo '```'; cat "$OUT/kernel_check.txt" 2>/dev/null; echo '```'
   echo
-  echo '```'; cat "$OUT/kernel_check.txt"; echo '```'
+  [ -f "$OUT/speed/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/speed/report.md"
   echo
-  sed -e 's/^# /### /' "$OUT/inference/report.md" | grep -v '^!\['
-  echo
-  sed -e 's/^# /### /' "$OUT/train/report.md"
-} >> bench/RESULTS.md
-echo "figures appended to bench/RESULTS.md; plots in $OUT"
+  [ -f "$OUT/inference/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/inference/report.md" | grep -v '^!\['
+} > "$OUT/report.md"
+rm -f "$OUT/kernel_check.txt"  # in report.md
+if [ "${APPEND_RESULTS:-0}" = 1 ]; then
+  { echo; cat "$OUT/report.md"; } >> bench/RESULTS.md
+  echo "figures appended to bench/RESULTS.md"
+fi
+echo "report: $OUT/report.md"
+[ "$check_rc" = 0 ] && [ "$speed_rc" = 0 ] && [ "$inference_rc" = 0 ]

@@ -92,10 +92,13 @@ def _tidy_help(typer_app: typer.Typer) -> None:
 
 
 def _no_flag_metavar() -> None:
-    """Flags take no value, so their help shows none (typer would print "<bool>")."""
+    """Flags take no value, so their help shows none (typer would print "<bool>"). A typer without the hook
+    (other versions than the one pinned here; seen on a GPU machine's image) keeps its own help: cosmetic."""
     from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:
+        return
 
     def display_type_rich(self, ctx):
         return None if self.is_flag else shown(self, ctx)

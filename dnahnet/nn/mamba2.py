@@ -21,14 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnahnet.nn import cpu_kernel as fused_cpu
+from dnahnet.nn import mamba_ssm_triton
 from dnahnet.nn.conv_taps import conv_taps
 from dnahnet.nn.norm import RMSNormGated
 from dnahnet.nn.ssd import ssd_chunked
 
-try:  # optional accelerator
-    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _kernel_scan
-except Exception:  # noqa: BLE001 - any import failure means "not available"
-    _kernel_scan = None
+_ssd_combined = mamba_ssm_triton.load("ops.triton.ssd_combined")  # optional accelerator; None when absent
+_kernel_scan = None if _ssd_combined is None else _ssd_combined.mamba_chunk_scan_combined
 
 USE_KERNELS = True  # module-wide switch; `dnahnet.nn.mamba2.USE_KERNELS = False` forces the pure path
 

@@ -9,6 +9,13 @@ from torch import nn
 from dnahnet.nn import cpu_kernel as fused_cpu
 
 
+def in_weight_dtype(out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`out` in a 16-bit model's dtype: with weights cast to bf16 (inference as `.to(torch.bfloat16)`), the norm
+    feeds a bf16 projection from the float32 residual stream, as mamba_ssm's blocks cast it; float32 weights
+    (training, under autocast or not) keep the norm's float32 result."""
+    return out.to(weight.dtype) if weight.dtype in (torch.float16, torch.bfloat16) else out
+
+
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, eps 1e-5; statistics in fp32 whatever the input dtype.
 
@@ -34,7 +41,7 @@ class RMSNorm(nn.Module):
             return fused_cpu.rms_norm(x, self.weight, self.eps, bf16_out)
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return out * self.weight.to(out.dtype)
+        return in_weight_dtype(out * self.weight.to(out.dtype), self.weight)
 
 
 class RMSNormGated(nn.Module):
@@ -58,4 +65,4 @@ class RMSNormGated(nn.Module):
         shape = g.shape
         g = g.reshape(*shape[:-1], shape[-1] // self.group_size, self.group_size)
         g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (g.reshape(shape) * self.weight.to(g.dtype)).to(dtype)
+        return in_weight_dtype((g.reshape(shape) * self.weight.to(g.dtype)).to(dtype), self.weight)
