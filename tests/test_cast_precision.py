@@ -21,6 +21,25 @@ def test_a_bf16_cast_model_runs_and_returns_bf16_logits(name):
     assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
 
 
+@pytest.mark.parametrize("name", ["bench-transformer", "bench-hnet-1stage-mamba2"])
+def test_a_bf16_cast_model_with_the_fused_cpu_kernels_asked_for_runs_them_only_where_weights_are_float32(name):
+    """The kernels compute with float32 weights: a cast model keeps PyTorch's path for its norms and conv."""
+    from dnahnet.nn import cpu_kernel
+    from dnahnet.nn.norm import RMSNorm
+    from dnahnet.perf.scan_stand_in import mamba2_layers
+
+    if not cpu_kernel.available():
+        pytest.skip("the fused CPU kernels cannot be built here (no C++ compiler or ninja)")
+    net = bench_net(name, 0).to(dtype=torch.bfloat16)
+    for module in [*mamba2_layers(net), *(m for m in net.modules() if isinstance(m, RMSNorm))]:
+        module.cpu_kernel = True
+    ids = torch.as_tensor(random_dna(512, 0)).long()[None]
+    with torch.inference_mode():
+        want = bench_net(name, 0).to(dtype=torch.bfloat16)(ids).logits
+        got = net(ids).logits
+    assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("name", ISOTROPIC)
 def test_a_bf16_cast_isotropic_model_stays_near_float32(name):
     """No routing decision can flip: the logits differ by bf16 rounding alone."""
