@@ -5,7 +5,7 @@
 # 1. bench/kernel_check.py: the pure-PyTorch Mamba-2 (forward and gradients) and dechunk EMA against
 #    mamba_ssm's Triton kernels, float32 and bf16, each against a float64 reference.
 # 2. bench/gpu_speed.py: the card's ceilings, one Mamba-2 layer and training steps with the Triton scan
-#    and with the pure one, interleaved.
+#    and with the pure one, interleaved; then training steps of the paper-width presets.
 # 3. `dnahnet bench inference --device cuda`: batch-1 forward throughput and memory up to 2^20 bases.
 # OUT_DIR/report.md gathers the three; APPEND_RESULTS=1 appends it to bench/RESULTS.md.
 #
@@ -59,6 +59,10 @@ timeout "$(left)" "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" | 
 check_rc=${PIPESTATUS[0]}
 timeout "$(left)" "$PY" -m bench.gpu_speed --out "$OUT/speed"
 speed_rc=$?
+# the same at the H-Net paper's width (d_model 512, d_state 128), where a step is less bound by kernel launches
+timeout "$(left)" "$PY" -m bench.gpu_speed --out "$OUT/speed_paper" --parts ceilings,train --seq-len 8192 --batch-size 8 \
+  --configs paper-dna-transformer,paper-dna-mamba2,paper-dna-mamba2:pure-scan,paper-dna-hnet-transformer,paper-dna-hnet-mamba2
+paper_rc=$?
 timeout "$(left)" "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
   --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
   --lengths 1024,16384,131072,1048576 --out "$OUT/inference"
@@ -69,11 +73,14 @@ rm -f "$OUT/inference/results.tsv"  # results.json holds the same rows
   echo "## GPU checks and benchmarks: $DEVICE, $(date -u +%Y-%m-%d)"
   echo
   echo "Command: \`bash bench/gpu.sh $OUT\` (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown));" \
-       "exit codes: kernel_check $check_rc, gpu_speed $speed_rc, inference $inference_rc (124: cut at the time budget)"
+       "exit codes: kernel_check $check_rc, gpu_speed $speed_rc and $paper_rc (paper width), inference $inference_rc" \
+       "(124: cut at the time budget)"
   echo
   echo '```'; cat "$OUT/kernel_check.txt" 2>/dev/null; echo '```'
   echo
   [ -f "$OUT/speed/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/speed/report.md"
+  echo
+  [ -f "$OUT/speed_paper/report.md" ] && sed -e 's/^# .*/### At the paper'"'"'s width/' -e 's/^## /#### /' "$OUT/speed_paper/report.md"
   echo
   [ -f "$OUT/inference/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/inference/report.md" | grep -v '^!\['
 } > "$OUT/report.md"
@@ -83,4 +90,4 @@ if [ "${APPEND_RESULTS:-0}" = 1 ]; then
   echo "figures appended to bench/RESULTS.md"
 fi
 echo "report: $OUT/report.md"
-[ "$check_rc" = 0 ] && [ "$speed_rc" = 0 ] && [ "$inference_rc" = 0 ]
+[ "$check_rc" = 0 ] && [ "$speed_rc" = 0 ] && [ "$paper_rc" = 0 ] && [ "$inference_rc" = 0 ]
