@@ -290,11 +290,17 @@ def _as_read(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous() if torch.compiler.is_compiling() else t
 
 
-def conv_applies(xbc: torch.Tensor) -> bool:
+def conv_applies(xbc: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the conv kernel computes a layer's causal conv and SiLU: on CPU, whole vectors of channels, float32
-    or, under bf16 autocast, bfloat16 (the scan takes its output in float32 either way)."""
+    or, under bf16 autocast, bfloat16 (the scan takes its output in float32 either way), with float32 weights."""
     return (xbc.device.type == "cpu" and xbc.dtype in (torch.float32, torch.bfloat16)
-            and xbc.shape[-1] % 16 == 0)
+            and xbc.shape[-1] % 16 == 0 and _float32_weights(weight))
+
+
+def _float32_weights(weight: torch.Tensor) -> bool:
+    """The kernels compute with float32 weights and write float32 (or autocast's bf16): a model cast to 16 bits
+    (`.to(torch.bfloat16)`, as `--dtype bf16` on CUDA) keeps PyTorch's path, whose norms write its dtype."""
+    return weight.dtype == torch.float32
 
 
 def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -304,9 +310,10 @@ def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     return getattr(torch.ops, _LIBRARY).conv_silu(xbc, weight.float(), bias.float())
 
 
-def rms_norm_applies(x: torch.Tensor) -> bool:
-    """Whether the RMSNorm kernel computes a norm of the residual stream: float32 on CPU, whole vectors of channels."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] % 16 == 0
+def rms_norm_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the RMSNorm kernel computes a norm of the residual stream: float32 on CPU, whole vectors of channels,
+    float32 weights."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] % 16 == 0 and _float32_weights(weight)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, bf16_out: bool = False) -> torch.Tensor:
@@ -318,11 +325,12 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, bf16_out: bool =
     return out.reshape(x.shape)
 
 
-def norm_applies(y: torch.Tensor, channels: int, group: int, headdim: int) -> bool:
-    """Whether the gated-norm kernel computes a layer's output norm: float32 on CPU, whole vectors of channels."""
+def norm_applies(y: torch.Tensor, channels: int, group: int, headdim: int, weight: torch.Tensor) -> bool:
+    """Whether the gated-norm kernel computes a layer's output norm: float32 on CPU, whole vectors of channels,
+    float32 weights."""
     return (
         y.device.type == "cpu" and y.dtype == torch.float32
-        and channels % 16 == 0 and group % 16 == 0 and headdim % 16 == 0
+        and channels % 16 == 0 and group % 16 == 0 and headdim % 16 == 0 and _float32_weights(weight)
     )
 
 

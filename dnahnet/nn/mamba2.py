@@ -240,13 +240,12 @@ class Mamba2(nn.Module):
 
     def _conv_on_kernel(self, xbc: torch.Tensor) -> bool:
         """Whether the causal conv and its SiLU run as one call of the fused CPU kernel."""
-        return (fused_cpu.conv_applies(xbc) and self.conv1d.weight.dtype == torch.float32  # not a bf16-cast model
-                and fused_cpu.in_use(self.cpu_kernel))
+        return fused_cpu.conv_applies(xbc, self.conv1d.weight) and fused_cpu.in_use(self.cpu_kernel)
 
     def _norm_on_kernel(self, y: torch.Tensor) -> bool:
         """Whether the skip term and the output norm run as one call of the fused CPU kernel."""
-        return (fused_cpu.norm_applies(y, self.d_inner, self.norm.group_size, self.headdim)
-                and self.norm.weight.dtype == torch.float32 and fused_cpu.in_use(self.cpu_kernel))
+        return (fused_cpu.norm_applies(y, self.d_inner, self.norm.group_size, self.headdim, self.norm.weight)
+                and fused_cpu.in_use(self.cpu_kernel))
 
     def _conv_tail(self, xbc: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The last d_conv conv inputs of each row, (B, conv_dim, d_conv).

@@ -28,22 +28,16 @@ def load(module: str) -> types.ModuleType | None:
     global import_route
     name = f"{PACKAGE}.{module}"
     try:
-        found = importlib.import_module(name)
-        import_route = WITHOUT_INIT if getattr(sys.modules[PACKAGE], "_dnahnet_shell", False) else "package"
-        return found
-    except ImportError as exc:
-        if exc.name not in CUDA_EXTENSIONS or not _register_without_init():
-            import_route = f"unavailable ({type(exc).__name__}: {exc})"
-            return None
-    except Exception as exc:  # noqa: BLE001 - a broken install (e.g. Triton mismatch) is "not usable"
+        try:
+            found = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name not in CUDA_EXTENSIONS or not _register_without_init():
+                raise
+            found = importlib.import_module(name)  # again, under the package registered without its __init__
+    except Exception as exc:  # noqa: BLE001 - absent, or a broken install (e.g. a Triton mismatch): not usable
         import_route = f"unavailable ({type(exc).__name__}: {exc})"
         return None
-    try:
-        found = importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001
-        import_route = f"unavailable without the package __init__ ({type(exc).__name__}: {exc})"
-        return None
-    import_route = WITHOUT_INIT
+    import_route = WITHOUT_INIT if getattr(sys.modules[PACKAGE], "_dnahnet_shell", False) else "package"
     return found
 
 
