@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from dnahnet.perf.measure import describe_ratio, paired_ratio_summary, save_paired_bench
+from dnahnet.perf.measure import describe_ratio, interleaved_seconds, paired_ratio_summary, save_paired_bench
 
 PURE_SCAN = "pure-scan"  # the config-name suffix of a training step whose Mamba-2 layers skip mamba_ssm's scan
 # (name, layer shape, batch, length): the presets' Mamba-2 and the H-Net paper's (d_model 1024 there; 512 here)
@@ -59,47 +59,23 @@ class Timer:
         return begin.elapsed_time(end) / 1e3
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int, timer: Timer, warmups: int = 2) -> dict[str, list[float]]:
-    """Seconds of each callable over `rounds` rounds that run them all in turn, after `warmups` discarded calls of each."""
-    for fn in fns.values():
-        for _ in range(warmups):
-            timer(fn)
-    seconds: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            seconds[name].append(timer(fn))
-    return seconds
-
-
 def ceilings(device: torch.device, timer: Timer) -> dict:
     """The bf16 matmul rate and the device-to-device copy bandwidth, measured now."""
     n = 8192
     a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
-    matmul = interleaved({"mm": lambda: a @ b}, rounds=10, timer=timer, warmups=3)["mm"]
+    matmul = interleaved_seconds({"mm": lambda: a @ b}, 10, timer, warmups=3)["mm"]
     src = torch.randn(2**29, device=device)  # 2 GiB of float32
     dst = torch.empty_like(src)
-    copy = interleaved({"copy": lambda: dst.copy_(src)}, rounds=10, timer=timer, warmups=3)["copy"]
+    copy = interleaved_seconds({"copy": lambda: dst.copy_(src)}, 10, timer, warmups=3)["copy"]
     nbytes = 2 * src.numel() * src.element_size()
     return {"bf16_matmul_flops": 2 * n**3 / statistics.median(matmul), "matmul_n": n,
             "copy_bytes_per_s": nbytes / statistics.median(copy), "copy_bytes": nbytes}
 
 
-def layer_variants(shape: dict) -> dict[str, nn.Module]:
-    from dnahnet.nn import mamba_ssm_triton
-    from dnahnet.nn.mamba2 import Mamba2
-
-    torch.manual_seed(0)
-    variants: dict[str, nn.Module] = {"dnahnet + mamba_ssm scan": Mamba2(**shape, use_kernels=True),
-                                      "dnahnet pure": Mamba2(**shape, use_kernels=False)}
-    kernel_module = mamba_ssm_triton.load("modules.mamba2")
-    if kernel_module is not None:
-        variants["mamba_ssm Mamba2"] = kernel_module.Mamba2(**shape, use_mem_eff_path=False)
-        variants["mamba_ssm Mamba2"].load_state_dict(variants["dnahnet pure"].state_dict())
-    return variants
-
-
 def layer_speed(device: torch.device, timer: Timer, rounds: int, shapes: dict = LAYER_SHAPES) -> dict:
     """Forward + backward of one layer under bf16 autocast, per variant and shape, paired within rounds."""
+    from bench.kernel_check import layer_variants
+
     out = {}
     for shape_name, (shape, batch, length) in shapes.items():
         variants = {k: v.to(device) for k, v in layer_variants(shape).items()}
@@ -119,7 +95,7 @@ def layer_speed(device: torch.device, timer: Timer, rounds: int, shapes: dict = 
                 runs[name] = fwd_bwd(layer)
             except Exception as exc:  # noqa: BLE001
                 failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        seconds = interleaved(runs, rounds, timer)
+        seconds = interleaved_seconds(runs, rounds, timer, warmups=2)
         base = "dnahnet + mamba_ssm scan"
         rows = {k: {"median_ms": 1e3 * statistics.median(s), "seconds": s,
                     "over_kernel_path": paired_ratio_summary([t / b for t, b in zip(s, seconds[base])])}
@@ -151,7 +127,7 @@ def train_speed(configs: list[str], device: torch.device, timer: Timer, rounds: 
         started = time.perf_counter()
         steps[name] = prepare_train_step(preset, device, seq_len, batch, adapt=pure_scan if suffix == PURE_SCAN else None)
         settle_s[name] = time.perf_counter() - started
-    seconds = interleaved({name: s.step for name, s in steps.items()}, rounds, timer)
+    seconds = interleaved_seconds({name: s.step for name, s in steps.items()}, rounds, timer, warmups=2)
     rows: dict[str, dict] = {}
     for name, s in steps.items():
         counts, ratios = s.flops_per_base()

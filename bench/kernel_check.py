@@ -196,15 +196,20 @@ def check_model(device: torch.device, preset: str = "cpu-hnet-mamba2", length: i
             "tolerance": FP32_TOL, "ok": err < FP32_TOL}
 
 
-def layer_variants(device: torch.device) -> dict[str, nn.Module]:
+def layer_variants(shape: dict = LAYER) -> dict[str, nn.Module]:
+    """One Mamba-2 layer of `shape` three ways, all with the same weights: dnahnet's pure path, dnahnet on
+    mamba_ssm's scan, and mamba_ssm's own module (where mamba_ssm's modules load; on the CPU, for a smoke run)."""
     from dnahnet.nn.mamba2 import Mamba2
 
+    torch.manual_seed(0)
+    pure = Mamba2(**shape, use_kernels=False)
+    variants: dict[str, nn.Module] = {"dnahnet pure": pure, "dnahnet + mamba_ssm scan": Mamba2(**shape, use_kernels=True)}
+    variants["dnahnet + mamba_ssm scan"].load_state_dict(pure.state_dict())
     kernel_module = mamba_ssm_triton.load("modules.mamba2")
-    variants: dict[str, nn.Module] = {"dnahnet pure": Mamba2(**LAYER, use_kernels=False),
-                                      "dnahnet + mamba_ssm scan": Mamba2(**LAYER, use_kernels=True)}
     if kernel_module is not None:
-        variants["mamba_ssm Mamba2"] = kernel_module.Mamba2(**LAYER, use_mem_eff_path=False)
-    return {name: v.to(device) for name, v in variants.items()}
+        variants["mamba_ssm Mamba2"] = kernel_module.Mamba2(**shape, use_mem_eff_path=False)
+        variants["mamba_ssm Mamba2"].load_state_dict(pure.state_dict())
+    return variants
 
 
 def run_checks(log=lambda line: None) -> dict:
@@ -226,9 +231,8 @@ def run_checks(log=lambda line: None) -> dict:
             res["checks"].append(row)
             log(f"  {'ok  ' if row['ok'] else 'FAIL'} {row['check']} [{row['precision']}]: {describe(row)}")
 
-    variants = layer_variants(device)
-    for name, layer in variants.items():
-        add(measure_layer({name: layer}, device))
+    for name, layer in layer_variants().items():
+        add(measure_layer({name: layer.to(device)}, device))
     ratio = pure_within_kernel(res["checks"])
     add([ratio] if ratio else [])
     add([check_cache_split(device)])

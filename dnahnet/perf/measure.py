@@ -208,19 +208,27 @@ def best_time(fn, repeats: int = 3, warmup: int = 1, device: torch.device | None
     return min(times)
 
 
-def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Wall times of each callable over `repeats` rounds that run them all in turn (A B A B ...), after one
-    discarded call of each: a machine's drift then hits every callable alike, and ratios taken within a
-    round cancel it."""
+def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int,
+                        timer: Callable[[Callable[[], object]], float] | None = None,
+                        warmups: int = 1) -> dict[str, list[float]]:
+    """Wall times of each callable over `repeats` rounds that run them all in turn (A B A B ...), after `warmups`
+    discarded calls of each: a machine's drift then hits every callable alike, and ratios taken within a
+    round cancel it. `timer(fn)` times one call (default: the host clock; bench/gpu_speed.py passes CUDA events)."""
+    timer = timer or _host_seconds
     for fn in fns.values():
-        fn()
+        for _ in range(warmups):
+            fn()
     seconds: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(timer(fn))
     return seconds
+
+
+def _host_seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def machine(device: str | torch.device = "cpu") -> str:
