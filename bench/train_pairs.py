@@ -129,14 +129,12 @@ def fused_kernel(name: str) -> bool:
 
 
 def use_cpu_kernel(model: torch.nn.Module) -> int:
-    """Put every Mamba-2 layer of `model` (its conv, scan and output norm) and every RMSNorm of its residual streams
-    on the fused CPU kernels; returns how many Mamba-2 layers."""
-    from dnahnet.nn.norm import RMSNorm
-
-    layers = mamba2_layers(model)
-    for module in [*layers, *(m for m in model.modules() if isinstance(m, RMSNorm))]:
-        module.cpu_kernel = True
-    return len(layers)
+    """Put every part of `model` that has a fused CPU kernel on it (each module with a `cpu_kernel` switch: Mamba-2
+    layers, RMSNorms, attention's rotary embedding, MLP gates, routing); returns how many Mamba-2 layers."""
+    for module in model.modules():
+        if hasattr(module, "cpu_kernel"):
+            module.cpu_kernel = True
+    return len(mamba2_layers(model))
 
 
 def parse_train_configs(text: str) -> list[str]:

@@ -486,19 +486,24 @@ def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_i
         parse_train_configs("tiny:scan-free+cpu-kernel")
 
 
-def test_a_cpu_kernel_config_puts_every_mamba2_layer_and_residual_norm_on_the_kernels():
+def test_a_cpu_kernel_config_puts_every_part_with_a_kernel_on_the_kernels():
+    """Mamba-2 layers, residual norms, attention's rotary embedding, MLP gates and the routing."""
     from bench.train_pairs import parse_train_configs, use_cpu_kernel
     from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.attention import CausalMHA
+    from dnahnet.nn.chunking import RoutingModule
     from dnahnet.nn.hnet import HNetLM
+    from dnahnet.nn.isotropic import SwiGLU
     from dnahnet.nn.norm import RMSNorm
 
+    found = set()
     for preset in ("tiny-transformer", "tiny"):
         model = HNetLM(model_config_from_preset(preset))
-        norms = [m for m in model.modules() if isinstance(m, RMSNorm)]
-        layers = [m for m in model.modules() if isinstance(m, Mamba2)]
-        assert norms and use_cpu_kernel(model) == len(layers)
-        assert all(m.cpu_kernel for m in norms + layers)
-    assert layers  # tiny has Mamba-2 layers
+        parts = [m for m in model.modules() if isinstance(m, (RMSNorm, Mamba2, CausalMHA, SwiGLU, RoutingModule))]
+        assert use_cpu_kernel(model) == sum(isinstance(m, Mamba2) for m in parts)
+        assert all(m.cpu_kernel for m in parts)
+        found |= {type(m) for m in parts}
+    assert found == {RMSNorm, Mamba2, CausalMHA, SwiGLU, RoutingModule}
     assert parse_train_configs("tiny-transformer:cpu-kernel") == ["tiny-transformer:cpu-kernel"]  # its norms
 
 

@@ -4,7 +4,10 @@ Parameter names follow the official H-Net `CausalMHA` (`Wqkv`, `out_proj`, no
 biases; q/k/v packed as (three, heads, headdim)). Training and prefill use
 torch's scaled_dot_product_attention; `step()` reads and extends a KV cache with
 a per-row length, so rows of a batch may be at different positions (needed by
-H-Net inner stages, where a row advances only when it emits a chunk).
+H-Net inner stages, where a row advances only when it emits a chunk). Eager on CPU,
+with the fused kernels asked for (`cpu_kernel`, None: DNAHNET_CPU_KERNEL), the split
+of the projection and the rotary embedding run as one kernel pass
+(`dnahnet.nn.cpu_kernel.rotary_qkv`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnahnet.nn import cpu_kernel as fused_cpu
 from dnahnet.nn.rotary_table import rotary_cos_sin
 
 
@@ -117,9 +121,14 @@ class CausalMHA(nn.Module):
         self.window_size = window_size
         self.Wqkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out_proj = nn.Linear(d_model, d_model, bias=False)
+        self.cpu_kernel: bool | None = None
 
     def _qkv(self, x: torch.Tensor, positions: torch.Tensor):
         qkv = self.Wqkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))
+        if (self.rotary_emb_dim > 0 and qkv.dim() == 5 and positions.dim() == 1 and fused_cpu.rotary_applies(qkv)
+                and fused_cpu.in_use(self.cpu_kernel)):
+            cos, sin = rotary_cos_sin(positions, self.rotary_emb_dim, self.rotary_base)
+            return fused_cpu.rotary_qkv(qkv, cos, sin)
         q, k, v = qkv.unbind(dim=-3)
         if self.rotary_emb_dim > 0:
             cos, sin = rotary_cos_sin(positions, self.rotary_emb_dim, self.rotary_base, dtype=q.dtype)

@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnahnet.nn import cpu_kernel as fused_cpu
 from dnahnet.nn.ssd import decay_matrix, full_precision, linear_recurrence
 
 P_MIN = 1e-4
+NORMALIZE_EPS = 1e-12  # F.normalize's: each vector is scaled by 1 / max(|v|, eps)
 EMA_CHUNK = 64  # small: the intra-chunk part of an EMA is pure overhead (2·M·chunk·D FLOPs)
 
 
@@ -119,6 +121,17 @@ def _fill_cache(cache: RoutingCache, h: torch.Tensor, mask: torch.Tensor | None)
     cache.position.add_(lengths)
 
 
+def cosine(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity over the last dimension with each vector scaled by 1 / max(|v|, eps), the values of
+    F.normalize(q) . F.normalize(k) without the two normalized tensors: norms and a dot product per row."""
+    norms = torch.linalg.vector_norm(q, dim=-1).clamp_min(NORMALIZE_EPS) * torch.linalg.vector_norm(k, dim=-1).clamp_min(NORMALIZE_EPS)
+    return (q * k).sum(-1) / norms
+
+
+def _prob_of(cos: torch.Tensor) -> torch.Tensor:
+    return torch.clamp((1.0 - cos) / 2.0, 0.0, 1.0)
+
+
 class RoutingModule(nn.Module):
     """Cosine-similarity boundary predictor with identity-initialised projections."""
 
@@ -132,20 +145,30 @@ class RoutingModule(nn.Module):
             self.k_proj_layer.weight.copy_(torch.eye(d_model))
         self.q_proj_layer.weight._no_reinit = True
         self.k_proj_layer.weight._no_reinit = True
+        self.cpu_kernel: bool | None = None
 
     def _prob(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         # In the weights' dtype (fp32) even under bf16 autocast: p_t decides the boundaries.
         dtype = self.q_proj_layer.weight.dtype
         with full_precision(cur):
-            q = F.normalize(self.q_proj_layer(prev.to(dtype)), dim=-1)
-            k = F.normalize(self.k_proj_layer(cur.to(dtype)), dim=-1)
-            return torch.clamp((1.0 - (q * k).sum(-1)) / 2.0, 0.0, 1.0)
+            return _prob_of(cosine(self.q_proj_layer(prev.to(dtype)), self.k_proj_layer(cur.to(dtype))))
+
+    def _adjacent_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """p_t for t = 1..L-1 of h (B, L, D), as `_prob(h[:, :-1], h[:, 1:])` computes them, from one projection of
+        the whole of h (q and k weights side by side): no copies of the two shifted slices, one GEMM instead of
+        two, and, eager on CPU with the fused kernels asked for, the similarities in one kernel pass."""
+        dtype, d = self.q_proj_layer.weight.dtype, self.d_model
+        with full_precision(h):
+            qk = F.linear(h.to(dtype), torch.cat([self.q_proj_layer.weight, self.k_proj_layer.weight]))
+            if fused_cpu.cosine_applies(qk) and fused_cpu.in_use(self.cpu_kernel):
+                return _prob_of(fused_cpu.adjacent_cosine(qk, NORMALIZE_EPS))
+            return _prob_of(cosine(qk[:, :-1, :d], qk[:, 1:, d:]))
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None, cache: RoutingCache | None = None) -> RoutingOutput:
         """h (B, L, D). With a `cache` this continues from the positions it has seen (p_0 compares
         with its last hidden state, not 1) and then advances it: a fresh cache gives the same
         decisions as none, and segments run one after another give those of one pass."""
-        p = F.pad(self._prob(h[:, :-1], h[:, 1:]), (1, 0), value=1.0)
+        p = F.pad(self._adjacent_probs(h), (1, 0), value=1.0)
         if cache is not None:
             first = self._prob(cache.last_hidden.to(h.dtype), h[:, 0])
             p = torch.cat([torch.where(cache.has_seen, first, p[:, 0])[:, None], p[:, 1:]], dim=1)

@@ -10,7 +10,11 @@ begins and ends the layer: the causal
 depthwise conv with its SiLU (`conv_silu`), and the skip term with the gated RMSNorm (`gated_norm`), each in one
 pass over the rows where PyTorch, eager or traced, makes several over the whole tensor, the weight gradients
 among them as column sums ("The fused CPU kernel for the whole Mamba-2 layer"); and, eager, the RMSNorm of every
-block's residual stream (`rms_norm`), one pass per row where PyTorch makes about six forward and eight backward. It is C++ compiled on the machine that
+block's residual stream (`rms_norm`), one pass per row where PyTorch makes about six forward and eight backward; and,
+eager, attention's split of its fused projection with the rotary embedding of q and k (`rotary_qkv`), the
+Transformer MLP's gate value * silu(gate) (`swiglu`), and the routing module's cosine similarities of adjacent
+positions (`adjacent_cosine`). It is C++
+compiled on the machine that
 runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, then cached by torch
 in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
 `ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16 autocast (Mamba-2 hands the
@@ -139,7 +143,8 @@ def describe() -> str:
         return f"PyTorch (the fused CPU kernel was asked for but could not be built: {why})"
     return (f"the fused CPU kernel ({ENV}={_setting()}) for float32 scans with q, head and state sizes in {SIZES}, "
             "for the causal conv and the gated norm where channel, group and head sizes are multiples of 16, "
-            "and, eager, for the residual RMSNorm where the width is a multiple of 16")
+            "and, eager, for the residual RMSNorm where the width is a multiple of 16, for attention's rotary "
+            "embedding, the MLP's gate and the routing's cosine similarities")
 
 
 @functools.cache
@@ -205,6 +210,32 @@ def _register() -> None:
     def _(dout, x, weight, bias):
         return [x.new_empty(x.shape), torch.empty_like(weight), torch.empty_like(bias)]
 
+    @torch.library.register_fake(f"{_LIBRARY}::rotary_qkv")
+    def _(qkv, cos, sin):
+        b, l, _, h, dh = qkv.shape
+        return [qkv.new_empty(b, l, h, dh) for _ in range(3)]
+
+    @torch.library.register_fake(f"{_LIBRARY}::rotary_qkv_backward")
+    def _(dq, dk, dv, cos, sin):
+        b, l, h, dh = dq.shape
+        return dq.new_empty(b, l, 3, h, dh)
+
+    @torch.library.register_fake(f"{_LIBRARY}::adjacent_cosine")
+    def _(qk, eps):
+        return qk.new_empty(qk.shape[0], qk.shape[1] - 1)
+
+    @torch.library.register_fake(f"{_LIBRARY}::adjacent_cosine_backward")
+    def _(dout, qk, eps):
+        return qk.new_empty(qk.shape)
+
+    @torch.library.register_fake(f"{_LIBRARY}::swiglu")
+    def _(h):
+        return h.new_empty(h.shape[0], h.shape[1] // 2)
+
+    @torch.library.register_fake(f"{_LIBRARY}::swiglu_backward")
+    def _(dout, h):
+        return h.new_empty(h.shape)
+
     def save_inputs(ctx, inputs, output):
         ctx.save_for_backward(*inputs)
 
@@ -236,6 +267,24 @@ def _register() -> None:
         f"{_LIBRARY}::rms_norm",
         lambda ctx, d: (*ops.rms_norm_backward(d, *ctx.saved_tensors, ctx.eps), None, None),
         setup_context=save_rms_inputs)
+    def save_tables(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1], inputs[2])
+
+    torch.library.register_autograd(
+        f"{_LIBRARY}::rotary_qkv",
+        lambda ctx, grads: (ops.rotary_qkv_backward(*grads, *ctx.saved_tensors), None, None),
+        setup_context=save_tables)
+    def save_cosine_input(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.eps = inputs[1]
+
+    torch.library.register_autograd(
+        f"{_LIBRARY}::adjacent_cosine",
+        lambda ctx, d: (ops.adjacent_cosine_backward(d, *ctx.saved_tensors, ctx.eps), None),
+        setup_context=save_cosine_input)
+    torch.library.register_autograd(f"{_LIBRARY}::swiglu",
+                                    lambda ctx, d: ops.swiglu_backward(d.to(ctx.saved_tensors[0].dtype), *ctx.saved_tensors),
+                                    setup_context=save_inputs)
     torch.library.register_autograd(f"{_LIBRARY}::conv_silu",
                                     lambda ctx, d: tuple(ops.conv_silu_backward(d, *ctx.saved_tensors)),
                                     setup_context=save_inputs)
@@ -323,6 +372,49 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, bf16_out: bool =
     d = x.shape[-1]
     out = getattr(torch.ops, _LIBRARY).rms_norm(x.reshape(-1, d), weight.float(), eps, bf16_out)
     return out.reshape(x.shape)
+
+
+def rotary_applies(qkv: torch.Tensor) -> bool:
+    """Whether the rotary kernel splits and rotates an attention layer's fused projection: eager (traced, Inductor
+    fuses the rotation itself), on CPU, float32 or bfloat16 (autocast's output of the projection)."""
+    return (not torch.compiler.is_compiling() and qkv.device.type == "cpu"
+            and qkv.dtype in (torch.float32, torch.bfloat16))
+
+
+def rotary_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k and v (b, l, h, dh), contiguous in qkv's type, from the fused projection qkv (b, l, 3, h, dh), q and k
+    rotated as `attention.apply_rotary` rotates them by cos, sin (l, dh_rot / 2), in one pass forward and one
+    backward (which writes qkv's gradient whole: no concatenations). Computes in float32 and rounds once."""
+    q, k, v = getattr(torch.ops, _LIBRARY).rotary_qkv(qkv, cos.float(), sin.float())
+    return q, k, v
+
+
+def cosine_applies(qk: torch.Tensor) -> bool:
+    """Whether the cosine kernel computes the routing's adjacent similarities: eager, float32 on CPU (the routing's
+    precision, also under autocast), q and k of whole vectors of channels."""
+    return (not torch.compiler.is_compiling() and qk.device.type == "cpu" and qk.dtype == torch.float32
+            and qk.dim() == 3 and qk.shape[-1] % (2 * 16) == 0)
+
+
+def adjacent_cosine(qk: torch.Tensor, eps: float) -> torch.Tensor:
+    """cos(q_{t-1}, k_t) for t = 1..l-1 (b, l - 1) from qk (b, l, 2d), q then k per position, each vector scaled by
+    1 / max(|v|, eps) as F.normalize scales it: the routing module's similarities, one pass forward and one
+    backward."""
+    return getattr(torch.ops, _LIBRARY).adjacent_cosine(qk, eps)
+
+
+def swiglu_applies(h: torch.Tensor) -> bool:
+    """Whether the gate kernel computes an MLP's value * silu(gate): eager, on CPU, float32 or bfloat16 (fc1's output
+    under autocast), halves of whole vectors."""
+    return (not torch.compiler.is_compiling() and h.device.type == "cpu"
+            and h.dtype in (torch.float32, torch.bfloat16) and h.shape[-1] > 0 and h.shape[-1] % (2 * 16) == 0)
+
+
+def swiglu(h: torch.Tensor) -> torch.Tensor:
+    """value * silu(gate) for h (..., 2w) = (value, gate), in h's type, computed in float32 and rounded once; its
+    backward writes h's gradient whole, where PyTorch concatenates the two halves' gradients."""
+    w2 = h.shape[-1]
+    return getattr(torch.ops, _LIBRARY).swiglu(h.reshape(-1, w2)).reshape(*h.shape[:-1], w2 // 2)
 
 
 def norm_applies(y: torch.Tensor, channels: int, group: int, headdim: int, weight: torch.Tensor) -> bool:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnahnet.config import ModelConfig, parse_layout_string
+from dnahnet.nn import cpu_kernel as fused_cpu
 from dnahnet.nn.attention import CausalMHA
 from dnahnet.nn.mamba2 import Mamba2
 from dnahnet.nn.norm import RMSNorm
@@ -45,9 +46,13 @@ class SwiGLU(nn.Module):
             warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
             self.fc1 = nn.Linear(d_model, 2 * width, bias=False)
             self.fc2 = nn.Linear(width, d_model, bias=False)
+        self.cpu_kernel: bool | None = None  # eager on CPU, the gate on the fused kernel (None: DNAHNET_CPU_KERNEL)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.fc1(x).chunk(2, dim=-1)
+        h = self.fc1(x)
+        if fused_cpu.swiglu_applies(h) and fused_cpu.in_use(self.cpu_kernel):
+            return self.fc2(fused_cpu.swiglu(h))
+        value, gate = h.chunk(2, dim=-1)
         return self.fc2(value * F.silu(gate))
 
 

@@ -1,6 +1,7 @@
 // The SSD scan on CPU, forward and backward, one chunk of one group at a time; and, further down, the rest of the
 // Mamba-2 layer's work between its projections: the skip term with the gated norm (gated_norm) and the causal conv
-// with its SiLU (conv_silu); and the blocks' RMSNorm (rms_norm).
+// with its SiLU (conv_silu); the blocks' RMSNorm (rms_norm); attention's rotary embedding (rotary_qkv); the MLP's
+// gate (swiglu); and the routing module's cosine similarity of adjacent positions (adjacent_cosine).
 //
 // Three scan operators, each with its backward:
 // - chunk_states: the state each chunk leaves behind from zero, sum_s exp(A_end - A_s) dt_s B_s x_s^T, held (n x p);
@@ -62,8 +63,9 @@ static inline void combo(float* __restrict out, int64_t ldo, const float* __rest
     for (int64_t v = 0; v < V; ++v) acc[r][v].store(out + r * ldo + v * W);
 }
 
-// Rows per call by row length: as many as keep about 16 accumulators in registers.
-static inline int64_t rows_per_block(int64_t L) { return L <= 4 * W ? 4 : (L <= 8 * W ? 2 : 1); }
+// Rows per call by row length: as many as keep 16 accumulators in registers (8 rows of 2 vectors, the presets'
+// head and state size of 32: 1.12x the scan's forward + backward over 4 rows, in separate processes alternated).
+static inline int64_t rows_per_block(int64_t L) { return L <= 2 * W ? 8 : L <= 4 * W ? 4 : (L <= 8 * W ? 2 : 1); }
 
 // `combo` for R rows of v vectors, v chosen at run time (1..VMAX).
 template <int64_t R, int64_t VMAX, int64_t V = 1>
@@ -82,6 +84,7 @@ static inline void combo_any(float* out, int64_t ldo, const float* a, int64_t ld
                              int64_t K, int64_t ld, int64_t L, bool accumulate, int64_t cols = -1, int64_t ldk = 1) {
   const int64_t v = ((cols < 0 ? L : cols) + W - 1) / W;
   switch (rows_per_block(L)) {
+    case 8: return combo_v<8, 2>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
     case 4: return combo_v<4, 4>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
     case 2: return combo_v<2, 8>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
     default: return combo_v<1, 256 / W>(v, out, ldo, a, lda, M, K, ld, accumulate, ldk);
@@ -965,6 +968,220 @@ std::vector<torch::Tensor> conv_silu_backward(torch::Tensor dout, torch::Tensor 
   return {dx, dweight, dbias};
 }
 
+// Attention's rotary embedding with the split of the fused projection: qkv (b, l, 3, h, dh), float32 or bfloat16,
+// its last three dimensions packed and its batch and position strides any, into q, k and v, each (b, l, h, dh)
+// contiguous in qkv's type, q and k rotated on their first 2 * half channels by position: (x1, x2) ->
+// (x1 cos - x2 sin, x1 sin + x2 cos) with cos, sin (l, half) float32. Each element is rounded once from float32
+// where PyTorch's bf16 form rounds after each product and sum. One pass, where PyTorch makes about ten forward
+// and ten backward, one per product, sum, slice and concatenation, each a pass over small strided tensors.
+struct RotaryShape {
+  int64_t b, l, h, dh, half;
+};
+
+static RotaryShape rotary_shape(const torch::Tensor& cos, const torch::Tensor& sin, int64_t b, int64_t l, int64_t h,
+                                int64_t dh, const char* op) {
+  TORCH_CHECK(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.dim() == 2 &&
+                  cos.sizes() == sin.sizes() && cos.size(0) == l && 2 * cos.size(1) <= dh,
+              op, ": cos and sin must be float32 (l, half) with 2 * half <= head size");
+  return {b, l, h, dh, cos.size(1)};
+}
+
+// out = rotate(in) by (cos, sin) over one head's channels, the rest copied; sign -1 rotates back (the gradient).
+template <typename T>
+static inline void rotate_head(T* __restrict out, const T* __restrict in, const float* __restrict c,
+                               const float* __restrict s, int64_t half, int64_t dh, float sign) {
+  for (int64_t j = 0; j < half; ++j) {
+    const float x1 = static_cast<float>(in[j]), x2 = static_cast<float>(in[j + half]);
+    const float sj = sign * s[j];
+    out[j] = static_cast<T>(x1 * c[j] - x2 * sj);
+    out[j + half] = static_cast<T>(x1 * sj + x2 * c[j]);
+  }
+  for (int64_t j = 2 * half; j < dh; ++j) out[j] = in[j];
+}
+
+std::vector<torch::Tensor> rotary_qkv_forward(torch::Tensor qkv, torch::Tensor cos, torch::Tensor sin) {
+  TORCH_CHECK(qkv.dim() == 5 && qkv.size(2) == 3 && qkv.device().is_cpu(), "rotary_qkv: qkv must be (b, l, 3, h, dh) on CPU");
+  if (qkv.stride(4) != 1 || qkv.stride(3) != qkv.size(4) || qkv.stride(2) != qkv.size(3) * qkv.size(4)) qkv = qkv.contiguous();
+  cos = cos.contiguous(); sin = sin.contiguous();
+  const RotaryShape s = rotary_shape(cos, sin, qkv.size(0), qkv.size(1), qkv.size(3), qkv.size(4), "rotary_qkv");
+  const int64_t sb = qkv.stride(0), sl = qkv.stride(1), head = s.h * s.dh;
+  auto q = torch::empty({s.b, s.l, s.h, s.dh}, qkv.options()), k = torch::empty_like(q), v = torch::empty_like(q);
+  const float *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+  with_element_type(qkv, "rotary_qkv", [&](auto element) {
+  using T = decltype(element);
+  const T* in = qkv.data_ptr<T>();
+  T *qp = q.data_ptr<T>(), *kp = k.data_ptr<T>(), *vp = v.data_ptr<T>();
+  at::parallel_for(0, s.b * s.l, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t pos = row % s.l;
+      const T* src = in + (row / s.l) * sb + pos * sl;
+      const float *c = cp + pos * s.half, *sn = sp + pos * s.half;
+      for (int64_t i = 0; i < s.h; ++i) {
+        rotate_head(qp + row * head + i * s.dh, src + i * s.dh, c, sn, s.half, s.dh, 1.f);
+        rotate_head(kp + row * head + i * s.dh, src + head + i * s.dh, c, sn, s.half, s.dh, 1.f);
+      }
+      std::copy(src + 2 * head, src + 3 * head, vp + row * head);
+    }
+  });
+  });
+  return {q, k, v};
+}
+
+// d qkv (b, l, 3, h, dh), contiguous in dq's type, from the gradients of q, k and v (b, l, h, dh), each with unit
+// channel stride and any other strides (SDPA's gradients arrive head-major): q's and k's rotated back.
+torch::Tensor rotary_qkv_backward(torch::Tensor dq, torch::Tensor dk, torch::Tensor dv, torch::Tensor cos,
+                                  torch::Tensor sin) {
+  TORCH_CHECK(dq.dim() == 4 && dq.sizes() == dk.sizes() && dq.sizes() == dv.sizes() &&
+                  dq.scalar_type() == dk.scalar_type() && dq.scalar_type() == dv.scalar_type(),
+              "rotary_qkv_backward: dq, dk and dv must be (b, l, h, dh) of one type");
+  dq = unit_last_stride(dq, 4, "rotary_qkv_backward"); dk = unit_last_stride(dk, 4, "rotary_qkv_backward");
+  dv = unit_last_stride(dv, 4, "rotary_qkv_backward"); cos = cos.contiguous(); sin = sin.contiguous();
+  const RotaryShape s = rotary_shape(cos, sin, dq.size(0), dq.size(1), dq.size(2), dq.size(3), "rotary_qkv_backward");
+  const int64_t head = s.h * s.dh;
+  auto dqkv = torch::empty({s.b, s.l, 3, s.h, s.dh}, dq.options());
+  const auto sq = dq.strides(), sk = dk.strides(), sv = dv.strides();
+  const float *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+  with_element_type(dq, "rotary_qkv_backward", [&](auto element) {
+  using T = decltype(element);
+  const T *gq = dq.data_ptr<T>(), *gk = dk.data_ptr<T>(), *gv = dv.data_ptr<T>();
+  T* out = dqkv.data_ptr<T>();
+  at::parallel_for(0, s.b * s.l, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t bi = row / s.l, pos = row % s.l;
+      const float *c = cp + pos * s.half, *sn = sp + pos * s.half;
+      T* dst = out + row * 3 * head;
+      for (int64_t i = 0; i < s.h; ++i) {
+        rotate_head(dst + i * s.dh, gq + bi * sq[0] + pos * sq[1] + i * sq[2], c, sn, s.half, s.dh, -1.f);
+        rotate_head(dst + head + i * s.dh, gk + bi * sk[0] + pos * sk[1] + i * sk[2], c, sn, s.half, s.dh, -1.f);
+        const T* vi = gv + bi * sv[0] + pos * sv[1] + i * sv[2];
+        std::copy(vi, vi + s.dh, dst + 2 * head + i * s.dh);
+      }
+    }
+  });
+  });
+  return dqkv;
+}
+
+// The routing module's cosine similarity of adjacent positions: qk (b, l, 2d) float32 holds q then k per position
+// (one projection of the hidden states; unit channel stride, any batch and position strides); out (b, l - 1)
+// float32 is cos(q_{t-1}, k_t) for t = 1..l-1, with each vector scaled by 1 / max(|v|, eps) as F.normalize
+// scales it. One pass per pair of rows, where PyTorch makes eight over (b, l, d) forward and more backward.
+torch::Tensor adjacent_cosine_forward(torch::Tensor qk, double eps) {
+  check_inputs("adjacent_cosine", {qk});
+  qk = unit_last_stride(qk, 3, "adjacent_cosine");
+  const int64_t b = qk.size(0), l = qk.size(1), d = qk.size(2) / 2, sb = qk.stride(0), sl = qk.stride(1);
+  TORCH_CHECK(qk.size(2) == 2 * d && d % W == 0 && l >= 1, "adjacent_cosine kernel: the channels must be whole vectors");
+  auto out = torch::empty({b, l - 1}, qk.options());
+  const float* p = qk.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float e = static_cast<float>(eps);
+  at::parallel_for(0, b * (l - 1), 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t bi = i / (l - 1), t = i % (l - 1) + 1;
+      const float *q = p + bi * sb + (t - 1) * sl, *k = p + bi * sb + t * sl + d;
+      Vec dot(0.f), qq(0.f), kk(0.f);
+      for (int64_t c = 0; c < d; c += W) {
+        const Vec qc = Vec::loadu(q + c), kc = Vec::loadu(k + c);
+        dot = at::vec::fmadd(qc, kc, dot); qq = at::vec::fmadd(qc, qc, qq); kk = at::vec::fmadd(kc, kc, kk);
+      }
+      op[i] = sum_of(dot) / (std::max(std::sqrt(sum_of(qq)), e) * std::max(std::sqrt(sum_of(kk)), e));
+    }
+  });
+  return out;
+}
+
+// d qk (b, l, 2d) given dout (b, l - 1): for q_{t-1}, dout (k^ - c q^) / |q|, or dout k^ / eps where |q| <= eps
+// (F.normalize's clamp passes no gradient to the norm); likewise for k_t. q of the last position and k of the
+// first get zeros.
+torch::Tensor adjacent_cosine_backward(torch::Tensor dout, torch::Tensor qk, double eps) {
+  check_inputs("adjacent_cosine_backward", {qk, dout});
+  qk = unit_last_stride(qk, 3, "adjacent_cosine_backward"); dout = dout.contiguous();
+  const int64_t b = qk.size(0), l = qk.size(1), d = qk.size(2) / 2, sb = qk.stride(0), sl = qk.stride(1);
+  TORCH_CHECK(dout.dim() == 2 && dout.size(0) == b && dout.size(1) == l - 1, "adjacent_cosine_backward: dout must be (b, l - 1)");
+  auto dqk = torch::empty({b, l, 2 * d}, qk.options());
+  const float *p = qk.data_ptr<float>(), *gp = dout.data_ptr<float>();
+  float* dp = dqk.data_ptr<float>();
+  const float e = static_cast<float>(eps);
+  at::parallel_for(0, b * l, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t bi = i / l, t = i % l;
+      float* row = dp + i * 2 * d;
+      // q of position t pairs with k of t + 1 (none for the last); k of t with q of t - 1 (none for the first).
+      for (int part = 0; part < 2; ++part) {
+        const int64_t other_t = part == 0 ? t + 1 : t - 1;
+        float* dst = row + part * d;
+        if (other_t < 0 || other_t >= l) {
+          for (int64_t c = 0; c < d; ++c) dst[c] = 0.f;
+          continue;
+        }
+        const float *v = p + bi * sb + t * sl + part * d, *w = p + bi * sb + other_t * sl + (1 - part) * d;
+        Vec dot(0.f), vv(0.f), ww(0.f);
+        for (int64_t c = 0; c < d; c += W) {
+          const Vec vc = Vec::loadu(v + c), wc = Vec::loadu(w + c);
+          dot = at::vec::fmadd(vc, wc, dot); vv = at::vec::fmadd(vc, vc, vv); ww = at::vec::fmadd(wc, wc, ww);
+        }
+        const float nv = std::sqrt(sum_of(vv)), nw = std::max(std::sqrt(sum_of(ww)), e);
+        const float g = gp[bi * (l - 1) + (part == 0 ? t : t - 1)];
+        const float sv = std::max(nv, e), cosine = sum_of(dot) / (sv * nw);
+        const Vec along(g / (sv * nw)), back(nv > e ? g * cosine / (sv * sv) : 0.f);
+        for (int64_t c = 0; c < d; c += W) (along * Vec::loadu(w + c) - back * Vec::loadu(v + c)).store(dst + c);
+      }
+    }
+  });
+  return dqk;
+}
+
+// The Transformer MLP's gate: h (rows, 2w) = (value, gate) side by side, float32 or bfloat16 (fc1's output under
+// autocast), unit channel stride and any row stride; out (rows, w) = value * silu(gate) in h's type, computed in
+// float32 and rounded once. Its backward writes d h whole (no concatenation of the halves' gradients).
+torch::Tensor swiglu_forward(torch::Tensor h) {
+  TORCH_CHECK(h.device().is_cpu(), "swiglu: CPU tensors only");
+  h = unit_last_stride(h, 2, "swiglu");
+  const int64_t rows = h.size(0), w = h.size(1) / 2, sh = h.stride(0);
+  TORCH_CHECK(h.size(1) == 2 * w && w % W == 0, "swiglu kernel: the halves must be whole vectors");
+  auto out = torch::empty({rows, w}, h.options().memory_format(at::MemoryFormat::Contiguous));
+  with_element_type(h, "swiglu", [&](auto element) {
+  using T = decltype(element);
+  const T* hp = h.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T* hi = hp + i * sh;
+      for (int64_t c = 0; c < w; c += W) {
+        const Vec g = load_f(hi + w + c);
+        store_f(load_f(hi + c) * g * sigmoid_of(g), op + i * w + c);
+      }
+    }
+  });
+  });
+  return out;
+}
+
+// d h (rows, 2w) in dout's type: d value = dout silu(gate), d gate = dout value sigmoid(gate) (1 + gate (1 - sigmoid)).
+torch::Tensor swiglu_backward(torch::Tensor dout, torch::Tensor h) {
+  h = unit_last_stride(h, 2, "swiglu_backward"); dout = dout.contiguous();
+  const int64_t rows = h.size(0), w = h.size(1) / 2, sh = h.stride(0);
+  TORCH_CHECK(dout.dim() == 2 && dout.size(0) == rows && dout.size(1) == w && dout.scalar_type() == h.scalar_type(),
+              "swiglu_backward: dout must be (rows, w) of h's type");
+  auto dh = torch::empty({rows, 2 * w}, h.options().memory_format(at::MemoryFormat::Contiguous));
+  with_element_type(h, "swiglu_backward", [&](auto element) {
+  using T = decltype(element);
+  const T *hp = h.data_ptr<T>(), *gp = dout.data_ptr<T>();
+  T* dp = dh.data_ptr<T>();
+  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T* hi = hp + i * sh;
+      for (int64_t c = 0; c < w; c += W) {
+        const Vec v = load_f(hi + c), g = load_f(hi + w + c), d = load_f(gp + i * w + c), sg = sigmoid_of(g);
+        store_f(d * g * sg, dp + i * 2 * w + c);
+        store_f(d * v * sg * (Vec(1.f) + g * (Vec(1.f) - sg)), dp + i * 2 * w + w + c);
+      }
+    }
+  });
+  });
+  return dh;
+}
+
 TORCH_LIBRARY(dnahnet_cpu, m) {
   m.def("chunk_states(Tensor B, Tensor A, Tensor x, Tensor dt) -> Tensor");
   m.def("chunk_states_backward(Tensor dstates, Tensor B, Tensor A, Tensor x, Tensor dt) -> Tensor[]");
@@ -978,6 +1195,12 @@ TORCH_LIBRARY(dnahnet_cpu, m) {
   m.def("rms_norm_backward(Tensor dout, Tensor x, Tensor weight, float eps) -> Tensor[]");
   m.def("conv_silu(Tensor x, Tensor weight, Tensor bias) -> Tensor");
   m.def("conv_silu_backward(Tensor dout, Tensor x, Tensor weight, Tensor bias) -> Tensor[]");
+  m.def("rotary_qkv(Tensor qkv, Tensor cos, Tensor sin) -> Tensor[]");
+  m.def("rotary_qkv_backward(Tensor dq, Tensor dk, Tensor dv, Tensor cos, Tensor sin) -> Tensor");
+  m.def("adjacent_cosine(Tensor qk, float eps) -> Tensor");
+  m.def("adjacent_cosine_backward(Tensor dout, Tensor qk, float eps) -> Tensor");
+  m.def("swiglu(Tensor h) -> Tensor");
+  m.def("swiglu_backward(Tensor dout, Tensor h) -> Tensor");
 }
 TORCH_LIBRARY_IMPL(dnahnet_cpu, CPU, m) {
   m.impl("chunk_states", &chunk_states_forward);
@@ -992,4 +1215,10 @@ TORCH_LIBRARY_IMPL(dnahnet_cpu, CPU, m) {
   m.impl("rms_norm_backward", &rms_norm_backward);
   m.impl("conv_silu", &conv_silu_forward);
   m.impl("conv_silu_backward", &conv_silu_backward);
+  m.impl("rotary_qkv", &rotary_qkv_forward);
+  m.impl("rotary_qkv_backward", &rotary_qkv_backward);
+  m.impl("adjacent_cosine", &adjacent_cosine_forward);
+  m.impl("adjacent_cosine_backward", &adjacent_cosine_backward);
+  m.impl("swiglu", &swiglu_forward);
+  m.impl("swiglu_backward", &swiglu_backward);
 }
