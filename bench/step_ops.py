@@ -45,7 +45,9 @@ def op_class(key: str) -> str | None:
     if kernel_op != key:
         if kernel_op.startswith(("conv_silu", "gated_norm")):
             return "fused conv and norm kernels (DNAHNET_CPU_KERNEL)"
-        return "fused SSD kernel (DNAHNET_CPU_KERNEL)"
+        if kernel_op.startswith(("scan", "chunk_states", "chunk_output")):
+            return "fused SSD kernel (DNAHNET_CPU_KERNEL)"
+        return "other fused kernels: RMSNorm, rotary, MLP gate, routing (DNAHNET_CPU_KERNEL)"
     if key.startswith("aten::") or key.startswith("dnahnet::"):
         return "other operators"
     return None
