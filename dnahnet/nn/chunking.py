@@ -124,11 +124,13 @@ def _fill_cache(cache: RoutingCache, h: torch.Tensor, mask: torch.Tensor | None)
 def cosine(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Cosine similarity over the last dimension with each vector scaled by 1 / max(|v|, eps), the values of
     F.normalize(q) . F.normalize(k) without the two normalized tensors: norms and a dot product per row."""
-    norms = torch.linalg.vector_norm(q, dim=-1).clamp_min(NORMALIZE_EPS) * torch.linalg.vector_norm(k, dim=-1).clamp_min(NORMALIZE_EPS)
-    return (q * k).sum(-1) / norms
+    q_norm = torch.linalg.vector_norm(q, dim=-1).clamp_min(NORMALIZE_EPS)
+    k_norm = torch.linalg.vector_norm(k, dim=-1).clamp_min(NORMALIZE_EPS)
+    return (q * k).sum(-1) / (q_norm * k_norm)
 
 
 def _prob_of(cos: torch.Tensor) -> torch.Tensor:
+    """p = clamp((1 - cos) / 2, 0, 1): 0 for the same direction, 1 for opposite ones."""
     return torch.clamp((1.0 - cos) / 2.0, 0.0, 1.0)
 
 

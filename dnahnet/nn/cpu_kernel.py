@@ -1,31 +1,34 @@
-"""The optional fused CPU kernel of Mamba-2: the causal conv with its SiLU, the SSD scan, and the skip term with
-the gated norm; and the residual streams' RMSNorm; built on first use, opt-in.
+"""The optional fused CPU kernels: most of a Mamba-2 layer between its projections, and, eager, the small operators
+around the matmuls elsewhere (residual RMSNorm, rotary embedding, MLP gate, routing similarities); built on first
+use, opt-in.
 
 `csrc/ssd_chunk_kernel.cpp` computes `ssd._per_head_scan` in one operator (`scan`): the state each chunk leaves
 behind, the states passed from chunk to chunk, and each chunk's outputs as `ssd._ChunkOutput` computes them,
 forward and backward, reading x, B and C where they lie (slices of the conv output) and keeping each chunk's
 (q x q) blocks in cache (bench/RESULTS.md, "A fused CPU kernel for the SSD scan", "The whole scan in one
 operator"); the intra-chunk parts are also operators of their own (`chunk_states`, `chunk_output`). It also
-begins and ends the layer: the causal
-depthwise conv with its SiLU (`conv_silu`), and the skip term with the gated RMSNorm (`gated_norm`), each in one
-pass over the rows where PyTorch, eager or traced, makes several over the whole tensor, the weight gradients
-among them as column sums ("The fused CPU kernel for the whole Mamba-2 layer"); and, eager, the RMSNorm of every
-block's residual stream (`rms_norm`), one pass per row where PyTorch makes about six forward and eight backward; and,
-eager, attention's split of its fused projection with the rotary embedding of q and k (`rotary_qkv`), the
-Transformer MLP's gate value * silu(gate) (`swiglu`), and the routing module's cosine similarities of adjacent
-positions (`adjacent_cosine`). It is C++
-compiled on the machine that
-runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s once, then cached by torch
-in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, or
-`ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16 autocast (Mamba-2 hands the
-scan float32 inputs, and `ssd_chunked` turns autocast off around the kernel, where the PyTorch scan's small
-matmuls would run in bf16 for no gain; bench/RESULTS.md). There the conv reads its input, and the norm its gate z,
-as bf16 slices of the projection, and the gated norm (like a block's RMSNorm before a projection) writes bf16 for
-the projection that reads it: the values casts around float32 kernels would give, without the casts' copies. The scan takes
-the step sizes dt apart from x and scales by them inside, so the layer makes no dt * x tensor. Where it
-cannot be built the scan says why once on stderr and stays pure PyTorch; asked for with
-DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry shape functions and
-autograd formulas, so `torch.compile` traces each as one call.
+begins and ends the layer: the causal depthwise conv with its SiLU (`conv_silu`), and the skip term with the gated
+RMSNorm (`gated_norm`), each in one pass over the rows where PyTorch, eager or traced, makes several over the whole
+tensor, the weight gradients among them as column sums ("The fused CPU kernel for the whole Mamba-2 layer").
+
+Eager only (traced, Inductor fuses these itself), it also computes: the RMSNorm of every block's residual stream
+(`rms_norm`), one pass per row where PyTorch makes about six forward and eight backward; attention's split of its
+fused projection with the rotary embedding of q and k (`rotary_qkv`); the Transformer MLP's gate value * silu(gate)
+(`swiglu`); and the routing module's cosine similarities of adjacent positions (`adjacent_cosine`). Each takes one
+pass forward and one backward, and the backwards write whole gradients where PyTorch concatenates parts ("Kernels
+for attention's rotary embedding, the MLP's gate and the routing").
+
+It is C++ compiled on the machine that runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s
+once, then cached by torch in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, a
+module's `cpu_kernel = True`, or `ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16
+autocast (Mamba-2 hands the scan float32 inputs, and `ssd_chunked` turns autocast off around the kernel, where the
+PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). There the conv reads its input, and
+the norm its gate z, as bf16 slices of the projection, and the gated norm (like a block's RMSNorm before a
+projection, the rotary split and the MLP gate) writes bf16 for the projection that reads it: float32 results
+rounded once, without the casts' copies. The scan takes the step sizes dt apart from x and scales by them inside,
+so the layer makes no dt * x tensor. Where it cannot be built the scan says why once on stderr and stays pure
+PyTorch; asked for with DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry shape
+functions and autograd formulas, so `torch.compile` traces each as one call.
 """
 
 from __future__ import annotations
