@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: where the real data lives, and the bundled demo genome."""
+"""Shared pytest fixtures: where the real data lives, the bundled demo genome, and the fused CPU kernels built."""
 
 from __future__ import annotations
 
@@ -58,3 +58,13 @@ def write_fasta(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def cpu_kernel_built() -> None:
+    """The fused CPU kernels (`dnahnet.nn.cpu_kernel`) built and registered; skip, naming why, where they cannot be."""
+    from dnahnet.nn import cpu_kernel
+
+    why = cpu_kernel.load()
+    if why is not None:
+        pytest.skip(f"the fused CPU kernel could not be built here: {why}")

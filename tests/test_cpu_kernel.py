@@ -19,13 +19,6 @@ from dnahnet.nn.ssd import _ChunkOutput, ssd_chunked, ssd_sequential
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built():
-    why = cpu_kernel.load()
-    if why is not None:
-        pytest.skip(f"the fused CPU kernel could not be built here: {why}")
-
-
 @pytest.fixture
 def calls(monkeypatch):
     """One entry per call of the kernel's whole-scan operator from `ssd_chunked`."""
@@ -52,7 +45,7 @@ def _chunk_inputs(b, c, g, r, q, p, n, dtype=torch.float64, seed=0):
     (1, 1, 1, 2, 128, 64, 32),  # a longer chunk, state smaller than the head
     (1, 1, 1, 1, 256, 16, 128),
 ])
-def test_the_kernel_equals_the_float64_chunk_output_forward_and_backward(built, shape):
+def test_the_kernel_equals_the_float64_chunk_output_forward_and_backward(cpu_kernel_built, shape):
     """The reference takes x scaled by dt; the kernel takes x and dt apart and returns dt's gradient too."""
     reference = _chunk_inputs(*shape)
     b, c, g, r, q, p = reference[3].shape
@@ -76,7 +69,7 @@ def test_the_kernel_equals_the_float64_chunk_output_forward_and_backward(built, 
 
 
 @pytest.mark.parametrize("b,c,g,r,q,p,n", [(2, 3, 1, 4, 64, 32, 32), (1, 2, 2, 2, 32, 16, 64), (1, 1, 1, 1, 256, 128, 16)])
-def test_the_chunk_states_equal_their_float64_sum_forward_and_backward(built, b, c, g, r, q, p, n):
+def test_the_chunk_states_equal_their_float64_sum_forward_and_backward(cpu_kernel_built, b, c, g, r, q, p, n):
     gen = torch.Generator().manual_seed(0)
     B = torch.randn(b, c * q, g, n, generator=gen, dtype=torch.float64, requires_grad=True)
     A_cum = (-torch.rand(b, c, g, r, q, generator=gen, dtype=torch.float64) * 0.3).cumsum(-1).requires_grad_()
@@ -110,7 +103,7 @@ def _conv_output_slices(b, l, h, p, g, n, seed=0):
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_the_kernels_read_slices_of_the_conv_output_as_they_would_copies(built, groups):
+def test_the_kernels_read_slices_of_the_conv_output_as_they_would_copies(cpu_kernel_built, groups):
     """Read where they lie (no copies), x, B and C give the results and gradients of contiguous copies, bit for bit,
     in the whole-scan operator and in the separate ones."""
     b, l, h, p, n = 2, 128, 4, 32, 16
@@ -140,7 +133,7 @@ def test_the_kernels_read_slices_of_the_conv_output_as_they_would_copies(built, 
         assert torch.equal(a, z)
 
 
-def test_the_whole_scan_operator_equals_the_float64_chunk_states_pass_and_outputs(built):
+def test_the_whole_scan_operator_equals_the_float64_chunk_states_pass_and_outputs(cpu_kernel_built):
     """`scan` = each chunk's state, the states passed from chunk to chunk (`ssd._pass_chunk_states`) and each chunk's
     outputs (`ssd._ChunkOutput`), here in float64, forward and backward, with gradients into every passed state (not
     only the final one) and the initial state."""
@@ -171,7 +164,7 @@ def test_the_whole_scan_operator_equals_the_float64_chunk_states_pass_and_output
 
 
 @pytest.mark.parametrize("groups", [1, 8])
-def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(built, groups):
+def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(cpu_kernel_built, groups):
     """Any length (here not a multiple of the chunk), an initial state, shared or per-head B/C; x scaled by
     dt inside the scan (on the kernel) or before it (the pure path)."""
     gen = torch.Generator().manual_seed(0)
@@ -196,7 +189,7 @@ def test_the_scan_on_the_kernel_equals_the_step_by_step_recurrence(built, groups
         assert float((a.grad - b_.grad).abs().max() / b_.grad.abs().max()) < 1e-5
 
 
-def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypatch, calls):
+def test_the_kernel_is_used_when_asked_and_only_where_it_applies(cpu_kernel_built, monkeypatch, calls):
     gen = torch.Generator().manual_seed(0)
     x, log_decay = torch.randn(1, 128, 4, 16, generator=gen), -torch.rand(1, 128, 4, generator=gen)
     B, C = torch.randn(1, 128, 1, 16, generator=gen), torch.randn(1, 128, 1, 16, generator=gen)
@@ -212,7 +205,7 @@ def test_the_kernel_is_used_when_asked_and_only_where_it_applies(built, monkeypa
     assert calls == [1]
 
 
-def test_under_bf16_autocast_the_kernel_computes_in_fp32(built, calls):
+def test_under_bf16_autocast_the_kernel_computes_in_fp32(cpu_kernel_built, calls):
     """Mamba-2 hands the scan fp32 inputs under autocast: the kernel computes as without autocast (identical results and gradients), where the PyTorch scan's matmuls run in bf16."""
     gen = torch.Generator().manual_seed(0)
     inputs = (torch.randn(2, 200, 4, 16, generator=gen), -torch.rand(2, 200, 4, generator=gen) * 0.5,
@@ -251,7 +244,7 @@ def layer_kernel_calls(monkeypatch):
     (37, 2, 64, 64),  # two groups, a row count that splits unevenly between threads
     (129, 4, 16, 32),  # groups smaller than a head's pair
 ])
-def test_the_gated_norm_kernel_equals_the_float64_skip_and_norm_forward_and_backward(built, rows, heads, head, group):
+def test_the_gated_norm_kernel_equals_the_float64_skip_and_norm_forward_and_backward(cpu_kernel_built, rows, heads, head, group):
     """out = rmsnorm((y + D x) * silu(z)) * w per group, with x and z slices of wider tensors as in Mamba-2."""
     from dnahnet.nn.norm import RMSNormGated
 
@@ -284,7 +277,7 @@ def test_the_gated_norm_kernel_equals_the_float64_skip_and_norm_forward_and_back
 
 
 @pytest.mark.parametrize("rows,d", [(300, 128), (7, 16), (65, 256)])
-def test_the_rms_norm_kernel_equals_the_float64_norm_forward_and_backward(built, rows, d):
+def test_the_rms_norm_kernel_equals_the_float64_norm_forward_and_backward(cpu_kernel_built, rows, d):
     """x a slice of a wider tensor (the residual stream is read where it lies); the weight's gradient too."""
     from dnahnet.nn.norm import RMSNorm
 
@@ -315,7 +308,7 @@ def test_the_rms_norm_kernel_equals_the_float64_norm_forward_and_backward(built,
         assert torch.equal(a, b_)
 
 
-def test_under_bf16_autocast_only_a_block_norm_before_a_projection_writes_bf16(built):
+def test_under_bf16_autocast_only_a_block_norm_before_a_projection_writes_bf16(cpu_kernel_built):
     """A block's pre-norms feed its mixer's and MLP's projections, which read bf16 under autocast; a stack's last norm
     (read by the routing, in float32) keeps float32. Eagerly with the kernel asked for, and never without it."""
     from dnahnet.nn.norm import RMSNorm
@@ -336,7 +329,7 @@ def test_under_bf16_autocast_only_a_block_norm_before_a_projection_writes_bf16(b
     (2, 3, 32, 4),  # sequences shorter than the conv
     (1, 130, 48, 2),
 ])
-def test_the_conv_kernel_equals_the_float64_causal_conv_and_silu_forward_and_backward(built, b, length, channels, k):
+def test_the_conv_kernel_equals_the_float64_causal_conv_and_silu_forward_and_backward(cpu_kernel_built, b, length, channels, k):
     """Each sequence starts from zeros; the input is a slice of a wider projection, as xBC is of in_proj's output."""
     from dnahnet.nn.mamba2 import causal_depthwise_conv
 
@@ -358,7 +351,7 @@ def test_the_conv_kernel_equals_the_float64_causal_conv_and_silu_forward_and_bac
 
 
 def test_a_mamba2_layer_runs_its_conv_and_norm_on_the_kernel_where_asked_and_equals_pytorch(
-        built, monkeypatch, layer_kernel_calls):
+        cpu_kernel_built, monkeypatch, layer_kernel_calls):
     torch.manual_seed(0)
     layer = Mamba2(32, d_state=16, headdim=16, chunk_size=32)
     u = torch.randn(2, 70, 32, requires_grad=True)
@@ -410,7 +403,7 @@ def _assert_near(got: torch.Tensor, want: torch.Tensor, bf16: bool, rtol: float 
 @pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.skipif(
     not os.environ.get("DNAHNET_TEST_INDUCTOR"), reason="Inductor code generation takes minutes; set DNAHNET_TEST_INDUCTOR=1"))])
 @pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-autocast"])
-def test_a_mamba2_layer_on_the_kernel_traces_whole_and_matches_eager(built, monkeypatch, calls, backend, bf16):
+def test_a_mamba2_layer_on_the_kernel_traces_whole_and_matches_eager(cpu_kernel_built, monkeypatch, calls, backend, bf16):
     monkeypatch.setenv(cpu_kernel.ENV, "1")
     torch.manual_seed(0)
     layer = Mamba2(32, d_state=16, headdim=16, chunk_size=32)
@@ -464,7 +457,7 @@ def test_a_value_of_the_switch_it_does_not_know_is_an_error(monkeypatch):
         cpu_kernel.requested()
 
 
-def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_it(built, tmp_path, calls):
+def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_it(cpu_kernel_built, tmp_path, calls):
     import json
     import statistics
 
@@ -507,7 +500,7 @@ def test_a_cpu_kernel_config_puts_every_part_with_a_kernel_on_the_kernels():
     assert parse_train_configs("tiny-transformer:cpu-kernel") == ["tiny-transformer:cpu-kernel"]  # its norms
 
 
-def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(built, monkeypatch, calls):
+def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(cpu_kernel_built, monkeypatch, calls):
     """The inner stage's length is a chunk count (an unbacked size when traced): the kernel's shape
     functions carry it, and the whole backbone still traces without a break."""
     import copy
@@ -535,7 +528,7 @@ def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(bu
         torch.testing.assert_close(outs[1][1][k], grad, rtol=1e-3, atol=1e-5, msg=k)
 
 
-def test_bf16_projection_slices_give_the_values_of_casting_around_the_float32_kernels(built):
+def test_bf16_projection_slices_give_the_values_of_casting_around_the_float32_kernels(cpu_kernel_built):
     """Under bf16 autocast the conv reads xBC and the norm reads z as bf16 slices of the projection, and the norm
     writes bf16 for the output projection: the same values, forward and backward, as casting copies to and from
     float32 around the float32 kernels (what the layer did before), with gradients in the inputs' types."""

@@ -17,19 +17,12 @@ from dnahnet.nn.rotary_table import rotary_cos_sin
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built():
-    why = cpu_kernel.load()
-    if why is not None:
-        pytest.skip(f"the fused CPU kernel could not be built here: {why}")
-
-
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach().double() - b.detach().double()).abs().max() / b.detach().double().abs().max())
 
 
 @pytest.mark.parametrize("heads,head,rotary", [(4, 32, 16), (2, 16, 16), (3, 64, 32)])
-def test_the_rotary_kernel_equals_the_float64_split_and_rotation_forward_and_backward(built, heads, head, rotary):
+def test_the_rotary_kernel_equals_the_float64_split_and_rotation_forward_and_backward(cpu_kernel_built, heads, head, rotary):
     """qkv is read where it lies (every other position of a wider batch); the gradients arrive head-major, as SDPA's
     backward gives them; channels past the rotary dimension pass through."""
     gen = torch.Generator().manual_seed(0)
@@ -56,7 +49,7 @@ def test_the_rotary_kernel_equals_the_float64_split_and_rotation_forward_and_bac
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-autocast"])
-def test_attention_on_the_rotary_kernel_equals_pytorch_in_one_pass_and_continued(built, bf16):
+def test_attention_on_the_rotary_kernel_equals_pytorch_in_one_pass_and_continued(cpu_kernel_built, bf16):
     """The layer's outputs and gradients with and without the kernel, over a whole input and continued from a
     window cache (positions that do not start at 0)."""
     from dnahnet.nn.attention import WindowCache
@@ -80,7 +73,7 @@ def test_attention_on_the_rotary_kernel_equals_pytorch_in_one_pass_and_continued
         assert _relative(a, w) < tolerance
 
 
-def test_the_rotary_kernel_runs_only_where_asked_and_eagerly(built, monkeypatch):
+def test_the_rotary_kernel_runs_only_where_asked_and_eagerly(cpu_kernel_built, monkeypatch):
     made = []
     real = cpu_kernel.rotary_qkv
     monkeypatch.setattr(cpu_kernel, "rotary_qkv", lambda *a: made.append(1) or real(*a))
@@ -99,7 +92,7 @@ def test_the_rotary_kernel_runs_only_where_asked_and_eagerly(built, monkeypatch)
 
 
 @pytest.mark.parametrize("width", [96, 16])
-def test_the_gate_kernel_equals_the_float64_value_times_silu_gate(built, width):
+def test_the_gate_kernel_equals_the_float64_value_times_silu_gate(cpu_kernel_built, width):
     gen = torch.Generator().manual_seed(1)
     h = torch.randn(5, 7, 2 * width + 8, generator=gen, dtype=torch.float64) * 3
     leaf64, leaf32 = h.clone().requires_grad_(), h.float().requires_grad_()
@@ -116,7 +109,7 @@ def test_the_gate_kernel_equals_the_float64_value_times_silu_gate(built, width):
     assert torch.equal(got16, cpu_kernel.swiglu(low.detach().float()[..., 4:4 + 2 * width]).bfloat16())
 
 
-def test_an_mlp_on_the_gate_kernel_equals_pytorch_and_keeps_the_empty_official_mlp(built):
+def test_an_mlp_on_the_gate_kernel_equals_pytorch_and_keeps_the_empty_official_mlp(cpu_kernel_built):
     torch.manual_seed(0)
     mlp = SwiGLU(32, 48)
     x = torch.randn(2, 9, 32)
@@ -155,7 +148,7 @@ def test_the_routing_probabilities_from_one_projection_equal_the_float64_pairwis
     """Both paths of `_adjacent_probs` against the definition in float64, probabilities and the gradients of the
     input and both projections; a zero hidden state takes F.normalize's eps clamp."""
     if asked:
-        request.getfixturevalue("built")
+        request.getfixturevalue("cpu_kernel_built")
     routing, h = _routing_pair(64)
     h[1, 5] = 0.0
     reference = RoutingModule(64).double()
@@ -178,7 +171,7 @@ def test_the_routing_probabilities_from_one_projection_equal_the_float64_pairwis
     assert _relative(grads[0][1, 5], grads_want[0][1, 5]) < 1e-5
 
 
-def test_the_cosine_kernel_runs_only_where_asked_and_on_float32(built, monkeypatch):
+def test_the_cosine_kernel_runs_only_where_asked_and_on_float32(cpu_kernel_built, monkeypatch):
     made = []
     real = cpu_kernel.adjacent_cosine
     monkeypatch.setattr(cpu_kernel, "adjacent_cosine", lambda *a: made.append(1) or real(*a))

@@ -362,10 +362,16 @@ def conv_silu(xbc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     return getattr(torch.ops, _LIBRARY).conv_silu(xbc, weight.float(), bias.float())
 
 
+def _eager_on_cpu(t: torch.Tensor, *dtypes: torch.dtype) -> bool:
+    """The common condition of the eager-only kernels: not inside a trace (there Inductor fuses these operators
+    itself), `t` on CPU and of one of `dtypes`."""
+    return not torch.compiler.is_compiling() and t.device.type == "cpu" and t.dtype in dtypes
+
+
 def rms_norm_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the RMSNorm kernel computes a norm of the residual stream: float32 on CPU, whole vectors of channels,
-    float32 weights."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-1] % 16 == 0 and _float32_weights(weight)
+    """Whether the RMSNorm kernel computes a norm of the residual stream: eager, float32 on CPU, whole vectors of
+    channels, float32 weights."""
+    return _eager_on_cpu(x, torch.float32) and x.shape[-1] % 16 == 0 and _float32_weights(weight)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, bf16_out: bool = False) -> torch.Tensor:
@@ -380,8 +386,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, bf16_out: bool =
 def rotary_applies(qkv: torch.Tensor) -> bool:
     """Whether the rotary kernel splits and rotates an attention layer's fused projection: eager (traced, Inductor
     fuses the rotation itself), on CPU, float32 or bfloat16 (autocast's output of the projection)."""
-    return (not torch.compiler.is_compiling() and qkv.device.type == "cpu"
-            and qkv.dtype in (torch.float32, torch.bfloat16))
+    return _eager_on_cpu(qkv, torch.float32, torch.bfloat16)
 
 
 def rotary_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -395,8 +400,7 @@ def rotary_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple
 def cosine_applies(qk: torch.Tensor) -> bool:
     """Whether the cosine kernel computes the routing's adjacent similarities: eager, float32 on CPU (the routing's
     precision, also under autocast), q and k of whole vectors of channels."""
-    return (not torch.compiler.is_compiling() and qk.device.type == "cpu" and qk.dtype == torch.float32
-            and qk.dim() == 3 and qk.shape[-1] % (2 * 16) == 0)
+    return _eager_on_cpu(qk, torch.float32) and qk.dim() == 3 and qk.shape[-1] % (2 * 16) == 0
 
 
 def adjacent_cosine(qk: torch.Tensor, eps: float) -> torch.Tensor:
@@ -409,8 +413,7 @@ def adjacent_cosine(qk: torch.Tensor, eps: float) -> torch.Tensor:
 def swiglu_applies(h: torch.Tensor) -> bool:
     """Whether the gate kernel computes an MLP's value * silu(gate): eager, on CPU, float32 or bfloat16 (fc1's output
     under autocast), halves of whole vectors."""
-    return (not torch.compiler.is_compiling() and h.device.type == "cpu"
-            and h.dtype in (torch.float32, torch.bfloat16) and h.shape[-1] > 0 and h.shape[-1] % (2 * 16) == 0)
+    return _eager_on_cpu(h, torch.float32, torch.bfloat16) and h.shape[-1] > 0 and h.shape[-1] % (2 * 16) == 0
 
 
 def swiglu(h: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,7 @@ class RMSNorm(nn.Module):
         self.cpu_kernel: bool | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not torch.compiler.is_compiling() and fused_cpu.rms_norm_applies(x, self.weight)
-                and fused_cpu.in_use(self.cpu_kernel)):
+        if fused_cpu.rms_norm_applies(x, self.weight) and fused_cpu.in_use(self.cpu_kernel):
             bf16_out = (self.feeds_projection and torch.is_autocast_enabled("cpu")
                         and torch.get_autocast_dtype("cpu") == torch.bfloat16)
             return fused_cpu.rms_norm(x, self.weight, self.eps, bf16_out)

@@ -63,8 +63,8 @@ static inline void combo(float* __restrict out, int64_t ldo, const float* __rest
     for (int64_t v = 0; v < V; ++v) acc[r][v].store(out + r * ldo + v * W);
 }
 
-// Rows per call by row length: as many as keep 16 accumulators in registers (8 rows of 2 vectors, the presets'
-// head and state size of 32: 1.12x the scan's forward + backward over 4 rows, in separate processes alternated).
+// Rows per call by row length: as many as keep 16 accumulators in registers (8 rows of 2 vectors for the presets'
+// head and state size of 32, where 4 rows kept only 8).
 static inline int64_t rows_per_block(int64_t L) { return L <= 2 * W ? 8 : L <= 4 * W ? 4 : (L <= 8 * W ? 2 : 1); }
 
 // `combo` for R rows of v vectors, v chosen at run time (1..VMAX).
