@@ -6,8 +6,12 @@
 #    mamba_ssm's Triton kernels, float32 and bf16, each against a float64 reference.
 # 2. bench/gpu_speed.py: the card's ceilings, one Mamba-2 layer and training steps with the Triton scan
 #    and with the pure one, interleaved; then training steps of the paper-width presets.
-# 3. `dnahnet bench inference --device cuda`: batch-1 forward throughput and memory up to 2^20 bases.
-# OUT_DIR/report.md gathers the three; APPEND_RESULTS=1 appends it to bench/RESULTS.md.
+# 3. bench/inference_pairs.py --device cuda: batch-1 forward passes of isotropic Mamba-2 and the H-Nets whose
+#    main network is Mamba-2 or windowed attention, interleaved, paired ratios with intervals, up to 2^20 bases.
+# 4. `dnahnet bench inference --device cuda`: batch-1 forward throughput and memory up to 2^20 bases of the
+#    Transformer and the full-attention H-Nets (a length that runs out of memory is reported as not fitting).
+# OUT_DIR/report.md gathers them; APPEND_RESULTS=1 appends it to bench/RESULTS.md.
+# STAGES (default check,speed,paper,pairs,inference) picks stages, run in that order.
 #
 # Set-up: with internet, a .venv with dnahnet and mamba-ssm's Triton kernels (no CUDA extension build).
 # On a machine with no package registry (PyTorch and Triton already there), put in .whl/ the wheels of
@@ -55,32 +59,53 @@ export PYTHONUNBUFFERED=1
 DEVICE=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
 echo "bench/gpu.sh on $DEVICE; $("$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' 2>&1)"
 
-timeout "$(left)" "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" | tee "$OUT/kernel_check.txt"
-check_rc=${PIPESTATUS[0]}
-timeout "$(left)" "$PY" -m bench.gpu_speed --out "$OUT/speed"
-speed_rc=$?
-# the same at the H-Net paper's width (d_model 512, d_state 128), where a step is less bound by kernel launches
-timeout "$(left)" "$PY" -m bench.gpu_speed --out "$OUT/speed_paper" --parts ceilings,train --seq-len 8192 --batch-size 8 \
-  --configs paper-dna-transformer,paper-dna-mamba2,paper-dna-mamba2:pure-scan,paper-dna-hnet-transformer,paper-dna-hnet-mamba2
-paper_rc=$?
-timeout "$(left)" "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
-  --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
-  --lengths 1024,16384,131072,1048576 --out "$OUT/inference"
-inference_rc=$?
-rm -f "$OUT/inference/results.tsv"  # results.json holds the same rows
+STAGES=",${STAGES:-check,speed,paper,pairs,inference},"
+stage() { [[ $STAGES == *",$1,"* ]]; }
+# a stage's budget: STAGE_S_<name> seconds (default: what is left of STAGE_BUDGET_S), never past the whole budget
+cap() { local name="STAGE_S_$1" l; l=$(left); echo $(( ${!name:-$l} < l ? ${!name:-$l} : l )); }
+check_rc=- speed_rc=- paper_rc=- pairs_rc=- inference_rc=-
+if stage check; then
+  timeout "$(cap check)" "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" | tee "$OUT/kernel_check.txt"
+  check_rc=${PIPESTATUS[0]}
+fi
+if stage speed; then
+  timeout "$(cap speed)" "$PY" -m bench.gpu_speed --out "$OUT/speed"
+  speed_rc=$?
+fi
+if stage paper; then
+  # the same at the H-Net paper's width (d_model 512, d_state 128), where a step is less bound by kernel launches
+  timeout "$(cap paper)" "$PY" -m bench.gpu_speed --out "$OUT/speed_paper" --parts ceilings,train --seq-len 8192 --batch-size 8 \
+    --configs paper-dna-transformer,paper-dna-mamba2,paper-dna-mamba2:pure-scan,paper-dna-hnet-transformer,paper-dna-hnet-mamba2
+  paper_rc=$?
+fi
+if stage pairs; then
+  timeout "$(cap pairs)" "$PY" bench/inference_pairs.py --device cuda --segment 0 --repeats 12 --min-seconds 0 --threads 8 \
+    --configs bench-mamba2,bench-hnet-1stage-mamba2-m1,bench-hnet-1stage-mamba2,bench-hnet-1stage-swa \
+    --lengths 1024,16384,131072,1048576 --out "$OUT/pairs"
+  pairs_rc=$?
+fi
+if stage inference; then
+  timeout "$(cap inference)" "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
+    --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
+    --lengths 1024,16384,131072,1048576 --out "$OUT/inference"
+  inference_rc=$?
+  rm -f "$OUT/inference/results.tsv"  # results.json holds the same rows
+fi
 
 {
   echo "## GPU checks and benchmarks: $DEVICE, $(date -u +%Y-%m-%d)"
   echo
   echo "Command: \`bash bench/gpu.sh $OUT\` (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown));" \
-       "exit codes: kernel_check $check_rc, gpu_speed $speed_rc and $paper_rc (paper width), inference $inference_rc" \
-       "(124: cut at the time budget)"
+       "stages $STAGES; exit codes: kernel_check $check_rc, gpu_speed $speed_rc and $paper_rc (paper width)," \
+       "inference_pairs $pairs_rc, inference $inference_rc (124: cut at the time budget; -: not run)"
   echo
-  echo '```'; cat "$OUT/kernel_check.txt" 2>/dev/null; echo '```'
+  [ -f "$OUT/kernel_check.txt" ] && { echo '```'; cat "$OUT/kernel_check.txt"; echo '```'; }
   echo
   [ -f "$OUT/speed/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/speed/report.md"
   echo
   [ -f "$OUT/speed_paper/report.md" ] && sed -e 's/^# .*/### At the paper'"'"'s width/' -e 's/^## /#### /' "$OUT/speed_paper/report.md"
+  echo
+  [ -f "$OUT/pairs/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/pairs/report.md"
   echo
   [ -f "$OUT/inference/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/inference/report.md" | grep -v '^!\['
 } > "$OUT/report.md"
@@ -90,4 +115,4 @@ if [ "${APPEND_RESULTS:-0}" = 1 ]; then
   echo "figures appended to bench/RESULTS.md"
 fi
 echo "report: $OUT/report.md"
-[ "$check_rc" = 0 ] && [ "$speed_rc" = 0 ] && [ "$paper_rc" = 0 ] && [ "$inference_rc" = 0 ]
+for rc in "$check_rc" "$speed_rc" "$paper_rc" "$pairs_rc" "$inference_rc"; do [ "$rc" = 0 ] || [ "$rc" = - ] || exit 1; done

@@ -8,8 +8,10 @@ the median of those paired ratios with a bootstrap 95% interval, not a ratio of 
 
 H-Nets run with the weights `dnahnet.perf.inference.settled_weights` gives them (trained
 on random DNA until their compression is within tolerance of the target), as in the
-inference benchmark. fp32, batch 1, `torch.inference_mode`, with the allocator settings of
-the command line (`dnahnet.perf.allocator`).
+inference benchmark. Batch 1, `torch.inference_mode`, with the allocator settings of the
+command line (`dnahnet.perf.allocator`). On the CPU in fp32; with `--device cuda` in bf16 weights
+as `dnahnet bench inference --device cuda` runs them (routed on mamba_ssm's Triton scan where
+it loads), timed with a synchronize around each pass, with each pass's peak memory.
 
     python bench/inference_pairs.py --configs bench-mamba2,bench-hnet-1stage-mamba2,bench-hnet-1stage-mamba2-m1 \
         --lengths 1024,4096,16384,65536,262144,1048576 --out bench/results/inference_pairs_cpu
@@ -31,18 +33,21 @@ from dnahnet.config import model_config_from_preset
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.hnet import HNetLM
+from dnahnet.devices import resolve_device
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
-from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, paired_ratio_summary, run_bench_script,
-                                   save_paired_bench, start_paired_bench)
+from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, machine, paired_ratio_summary,
+                                   run_bench_script, save_paired_bench, start_paired_bench, synchronize)
 
 
 WARMUP_BASES = 16384
 
 
-def build(name: str, scratch: Path, seed: int) -> tuple[HNetLM, dict | None]:
-    """The model `dnahnet bench inference` measures: H-Nets with their routing settled first."""
+def build(name: str, scratch: Path, seed: int, device: torch.device) -> tuple[HNetLM, dict | None]:
+    """The model `dnahnet bench inference` measures, on `device`: H-Nets with their routing settled
+    first (on the CPU, so a GPU run measures the weights a CPU run does), bf16 weights on CUDA."""
     settled = settled_weights(name, torch.device("cpu"), seed, scratch) if model_config_from_preset(name).n_routed else None
-    return bench_net(name, seed, settled and settled["path"]), settled
+    net = bench_net(name, seed, settled and settled["path"])
+    return net.to(device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32), settled
 
 
 def use_segment(positions: int) -> None:
@@ -51,27 +56,42 @@ def use_segment(positions: int) -> None:
 
 
 def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: int, min_seconds: float,
-                   seed: int) -> dict:
+                   seed: int, device: torch.device = torch.device("cpu")) -> dict:
     """Seconds per forward of every (model, streaming segment), interleaved: at least `repeats`
-    rounds and at least `min_seconds` in all. Each is warmed up once on the first 16,384 bases."""
-    ids = torch.as_tensor(random_dna(length, seed)).long()[None]
+    rounds and at least `min_seconds` in all. Each is warmed up once on the first 16,384 bases
+    (and once on the whole input on CUDA, where a new length can compile kernels). On CUDA also
+    the most memory any pass allocated beyond what was allocated before it."""
+    ids = torch.as_tensor(random_dna(length, seed), device=device).long()[None]
     seconds: dict[str, list[float]] = {name: [] for name in nets}
+    peak_over: dict[str, int] = {}
     compression: dict[str, list[float]] = {}
     started = time.perf_counter()
     with torch.inference_mode():
         for net, segment in nets.values():
             use_segment(segment)
             net(ids[:, :WARMUP_BASES])
+            if device.type == "cuda":
+                net(ids)
         while len(seconds[next(iter(nets))]) < repeats or time.perf_counter() - started < min_seconds:
             for name, (net, segment) in nets.items():
                 use_segment(segment)
+                if device.type == "cuda":
+                    before = torch.cuda.memory_allocated(device)
+                    torch.cuda.reset_peak_memory_stats(device)
+                synchronize(device)
                 start = time.perf_counter()
                 out = net(ids)
+                synchronize(device)
                 seconds[name].append(time.perf_counter() - start)
+                if device.type == "cuda":
+                    peak_over[name] = max(peak_over.get(name, 0), torch.cuda.max_memory_allocated(device) - before)
                 if name not in compression:
                     compression[name] = realised_compression(out.routing)
                 del out
-    return {"length": length, "seconds": seconds, "compression": compression}
+    row = {"length": length, "seconds": seconds, "compression": compression}
+    if peak_over:
+        row["peak_memory_over_model_bytes"] = peak_over
+    return row
 
 
 def summarise(row: dict, baseline: str) -> dict:
@@ -79,6 +99,8 @@ def summarise(row: dict, baseline: str) -> dict:
     out = {}
     for name, secs in row["seconds"].items():
         entry = {"best_bases_per_s": row["length"] / min(secs), "median_bases_per_s": row["length"] / statistics.median(secs)}
+        if name in row.get("peak_memory_over_model_bytes", {}):
+            entry["peak_memory_over_model_mib"] = row["peak_memory_over_model_bytes"][name] / 2**20
         if name != baseline:
             entry.update(paired_ratio_summary([b / s for b, s in zip(base, secs)]))
         out[name] = entry
@@ -88,12 +110,14 @@ def summarise(row: dict, baseline: str) -> dict:
 def report(results: dict) -> str:
     names, baseline = results["configs"], results["configs"][0]
     lines = ["# H-Nets against a baseline, interleaved in one process", "", "Command:", "", f"    {results['command']}", "",
-             f"Machine: {results['machine']}; fp32, batch 1, "
+             f"Machine: {results['machine']}; {results['dtype']}, batch 1, "
              f"interleaved rounds per length (at least {results['repeats']} and at least {results['min_seconds']:g} s), "
              f"after one warm-up each on {WARMUP_BASES:,} bases; streaming segment "
              f"{', '.join(str(x) if x else 'off' for x in results['segments'])} (`name@segment` when several). Parameters: "
              + ", ".join(f"{n} {p / 1e6:.2f}M" for n, p in results["params"].items()) + ".", "",
-             f"Median bases/s (best in brackets); for each H-Net the median of its paired speed ratios over {baseline} "
+             f"Median bases/s (best in brackets"
+             + ("; then the most memory a pass allocated beyond the weights and input" if results["device"] != "cpu" else "")
+             + f"); for each H-Net the median of its paired speed ratios over {baseline} "
              "(one per round), a percentile-bootstrap 95% interval of that median, and the range:", "",
              "| length | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for row in results["rows"]:
@@ -102,6 +126,8 @@ def report(results: dict) -> str:
         for name in names:
             e = s[name]
             cell = f"{e['median_bases_per_s']:,.0f} ({e['best_bases_per_s']:,.0f})"
+            if "peak_memory_over_model_mib" in e:
+                cell += f", {e['peak_memory_over_model_mib']:,.0f} MiB"
             if name != baseline:
                 cell += "; " + describe_ratio(e)
             cells.append(cell)
@@ -116,7 +142,7 @@ def report(results: dict) -> str:
 def measure_and_write(nets: dict[str, tuple[HNetLM, int]], length: int, args: argparse.Namespace, results: dict,
                       out: Path) -> None:
     """One length: measure, print a line, and rewrite results.json and report.md."""
-    row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed)
+    row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed, resolve_device(args.device))
     row["summary"] = summarise(row, next(iter(nets)))
     results["rows"].append(row)
     print(f"L={length:>9,d}  " + "  ".join(
@@ -136,16 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segment", default=str(isotropic.STREAM_SEGMENT_POSITIONS),
                    help="positions per streamed segment of a Mamba-2 or windowed-attention stack (0: never stream); several, comma-"
                         "separated, run every config at each, interleaved")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA: bf16 weights, as `dnahnet bench inference`)")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
+    device = resolve_device(args.device)
     results = start_paired_bench("bench/inference_pairs.py", argv, args.threads, args.repeats)
+    results.update(device=str(device), dtype="bfloat16" if device.type == "cuda" else "float32",
+                   machine=machine(device))
     segments = [int(x) for x in args.segment.split(",") if x.strip()]
     names = list(parse_configs(args.configs))
     lengths = parse_lengths(args.lengths)
     nets, settled = {}, {}
     with tempfile.TemporaryDirectory(prefix="dnahnet-pairs-") as scratch:
         for name in names:
-            net, s = build(name, Path(scratch), args.seed)
+            net, s = build(name, Path(scratch), args.seed, device)
             for segment in segments:
                 nets[name if len(segments) == 1 else f"{name}@{segment or 'off'}"] = (net, segment)
             if s:
