@@ -159,3 +159,33 @@ def test_conv_taps_are_a_contiguous_copy_that_a_compiled_graph_keeps():
     compiled = torch.compile(contiguous_taps, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(w), taps, rtol=0, atol=0)
     assert torch.autograd.gradcheck(contiguous_taps, (torch.randn(6, 1, 4, dtype=torch.float64, requires_grad=True),))
+
+
+def test_valid_positions_do_not_depend_on_the_padding_after_them():
+    """Why mamba_ssm's scan may take an H-Net main network's masked call: without a cache, a
+    left-aligned mask changes only the padded positions' outputs."""
+    m = _model()
+    u = torch.randn(2, 19, 32, dtype=torch.float64)
+    mask = torch.ones(2, 19, dtype=torch.bool)
+    mask[1, 11:] = False
+    masked, unmasked = m(u, mask=mask), m(u)
+    assert torch.equal(masked[0], unmasked[0])
+    assert torch.allclose(masked[1, :11], unmasked[1, :11], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(masked[1, 11:], unmasked[1, 11:])  # the mask did act on the padding
+
+
+def test_the_gpu_scan_takes_masked_calls_but_not_a_ragged_prefill(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(mamba2_module, "_kernel_scan", lambda *a, **k: None)
+    monkeypatch.setattr(mamba2_module, "USE_KERNELS", True)
+    m = _model()
+    on_gpu, on_cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
+    mask, cache = torch.ones(1, 4, dtype=torch.bool), m.allocate_inference_cache(1)
+    assert m._scan_on_gpu_kernel(on_gpu, None, None)
+    assert m._scan_on_gpu_kernel(on_gpu, None, mask)
+    assert m._scan_on_gpu_kernel(on_gpu, cache, None)
+    assert not m._scan_on_gpu_kernel(on_gpu, cache, mask)
+    assert not m._scan_on_gpu_kernel(on_cpu, None, None)
+    m.use_kernels = False
+    assert not m._scan_on_gpu_kernel(on_gpu, None, None)

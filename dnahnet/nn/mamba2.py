@@ -207,8 +207,7 @@ class Mamba2(nn.Module):
         A = -torch.exp(self.A_log.to(compute))
 
         end_on_kernel = False
-        # The fused kernel applies softplus to dt itself, so a ragged prefill (mask) takes the pure path.
-        if self.use_kernels and USE_KERNELS and _kernel_scan is not None and u.is_cuda and mask is None:
+        if self._scan_on_gpu_kernel(u, cache, mask):
             y, final = _kernel_scan(
                 x, dt, A, B, C, chunk_size=self.chunk_size, D=self.D, z=None, dt_bias=self.dt_bias,
                 initial_states=None if initial_state is None else initial_state.float(),
@@ -237,6 +236,15 @@ class Mamba2(nn.Module):
                 z, self.norm.weight.to(compute), self.norm.group_size, self.norm.eps))
         y = y.reshape(bsz, seqlen, self.d_inner)
         return self.out_proj(self.norm(y, z))
+
+    def _scan_on_gpu_kernel(self, u: torch.Tensor, cache: Mamba2Cache | None, mask: torch.Tensor | None) -> bool:
+        """Whether mamba_ssm's Triton scan runs this call. A `mask` marks a left-aligned valid prefix of
+        each row: the scan is causal, so valid positions come out the same whether or not the padding
+        after them moves the state, and the kernel takes masked calls (an H-Net's main network) too.
+        Only a ragged prefill into a cache needs the state to stop at each row's end; the fused kernel
+        applies softplus to dt itself, so that call takes the pure path, which zeroes dt there."""
+        usable = self.use_kernels and USE_KERNELS and _kernel_scan is not None and u.is_cuda
+        return usable and (mask is None or cache is None)
 
     def _conv_on_kernel(self, xbc: torch.Tensor) -> bool:
         """Whether the causal conv and its SiLU run as one call of the fused CPU kernel."""
