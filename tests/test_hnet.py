@@ -303,3 +303,49 @@ def test_official_config_round_trips_through_json(tmp_path):
     cfg.to_json(path)
     assert ModelConfig.from_json(path) == cfg
     assert cfg.d_model == [1024, 1024, 1536] and cfg.attn(2)["window_size"] == -1
+
+
+@pytest.mark.parametrize("layout, d_model", [(["m2", ["m2"], "m2"], [32, 48]),
+                                             (["m2", ["T1m1", ["m2"], "m1T1"], "m2"], [32, 48, 64])])
+def test_mamba2_main_networks_may_ignore_the_chunk_mask(layout, d_model, monkeypatch):
+    """On CUDA a masked Mamba-2 call without a cache runs mamba_ssm's scan, which does not read the
+    mask: the padded chunks' outputs change, and nothing an H-Net computes from its valid positions
+    may depend on them. Logits, losses and every gradient must equal the masked run's."""
+    from dnahnet.nn.mamba2 import Mamba2
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch_layout=layout, d_model=d_model, d_intermediate=[0] * len(d_model), ssm_cfg=SSM,
+                      attn_cfg={"num_heads": [2] * len(d_model), "rotary_emb_dim": [4] * len(d_model),
+                                "window_size": [-1] * len(d_model)})
+    model = HNetLM(cfg).double()
+    for module in model.modules():
+        if hasattr(module, "q_proj_layer"):
+            torch.nn.init.normal_(module.q_proj_layer.weight, std=0.3)
+            torch.nn.init.normal_(module.k_proj_layer.weight, std=0.3)
+    ids = torch.randint(0, 4, (3, 48))
+
+    def run():
+        model.zero_grad()
+        out = model(ids)
+        loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, out.logits.shape[-1]), ids[:, 1:].reshape(-1))
+        (loss + out.ratio_loss).backward()
+        return out, loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    masked, masked_loss, masked_grads = run()
+    counts = [r.boundary_mask.sum(-1) for r in masked.routing]
+    assert any(len(set(c.tolist())) > 1 for c in counts), "rows must differ in chunk count, so the main network is padded"
+    calls = []
+    forward = Mamba2.forward
+
+    def ignoring_mask(self, u, cache=None, mask=None):
+        calls.append(mask is not None and cache is None)
+        return forward(self, u, cache, None if cache is None else mask)
+
+    monkeypatch.setattr(Mamba2, "forward", ignoring_mask)
+    unmasked, unmasked_loss, unmasked_grads = run()
+    assert any(calls)  # some Mamba-2 call did get a mask and dropped it
+    assert torch.allclose(unmasked.logits, masked.logits, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(unmasked_loss, masked_loss, rtol=1e-12)
+    assert masked_grads.keys() == unmasked_grads.keys()
+    for name, grad in masked_grads.items():
+        assert torch.allclose(unmasked_grads[name], grad, rtol=1e-9, atol=1e-12), name
