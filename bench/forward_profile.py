@@ -21,6 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from dnahnet.devices import resolve_device
+from dnahnet.nn import isotropic
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.perf.inference import parse_configs, random_dna
 from dnahnet.perf.measure import (add_paired_bench_arguments, machine, run_bench_script, save_paired_bench,
@@ -77,7 +78,8 @@ def report(results: dict) -> str:
     on_device = results["device"] != "cpu"
     lines = ["# Where a batch-1 forward pass spends its time", "", "Command:", "", f"    {results['command']}", "",
              f"Machine: {results['machine']}; {results['dtype']}, batch 1, {results['passes']} profiled passes after "
-             f"{results['warmup']} warm-ups; times per pass.", ""]
+             f"{results['warmup']} warm-ups; times per pass; streamable stacks streamed in segments of "
+             f"{results['segment']:,} positions where longer.", ""]
     for r in results["rows"]:
         head = f"## {r['config']}, {r['length']:,} bases: {r['wall_ms']:.1f} ms per pass"
         if on_device:
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--passes", type=int, default=3)
     p.add_argument("--top", type=int, default=15, help="operators listed per model")
-    p.add_argument("--segment", type=int, default=0, help="streaming segment of Mamba-2 and windowed stacks (0: never)")
+    p.add_argument("--segment", type=int, default=None,
+                   help="streaming segment of Mamba-2 and windowed stacks (0: never; default: the device's)")
     add_paired_bench_arguments(p, repeats=1)
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
@@ -117,12 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     results = start_paired_bench("-m bench.forward_profile", argv, args.threads, args.repeats)
     results.update(device=str(device), dtype="bfloat16" if device.type == "cuda" else "float32", machine=machine(device),
                    warmup=args.warmup, passes=args.passes, rows=[])
-    use_segment(args.segment)
-    with tempfile.TemporaryDirectory(prefix="dnahnet-profile-") as scratch:
-        for name in parse_configs(args.configs):
-            results["rows"].append(profile_config(name, args.length, device, args.warmup, args.passes, args.seed,
-                                                  Path(scratch), args.top))
-            save_paired_bench(out, results, report(results))
+    defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
+    if args.segment is not None:
+        use_segment(args.segment)
+    results["segment"] = isotropic.stream_segment_positions(device)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dnahnet-profile-") as scratch:
+            for name in parse_configs(args.configs):
+                results["rows"].append(profile_config(name, args.length, device, args.warmup, args.passes, args.seed,
+                                                      Path(scratch), args.top))
+                save_paired_bench(out, results, report(results))
+    finally:  # callers in this process stream as before
+        isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS = defaults
     print(report(results))
     return 0
 

@@ -51,8 +51,9 @@ def build(name: str, scratch: Path, seed: int, device: torch.device) -> tuple[HN
 
 
 def use_segment(positions: int) -> None:
-    """Stream streamable models and stacks (Mamba-2, windowed attention) in segments of `positions` (0: never)."""
-    isotropic.STREAM_SEGMENT_POSITIONS = positions if positions > 0 else sys.maxsize
+    """Stream streamable models and stacks (Mamba-2, windowed attention) in segments of `positions` (0: never),
+    on the CPU and on CUDA."""
+    isotropic.STREAM_SEGMENT_POSITIONS = isotropic.GPU_STREAM_SEGMENT_POSITIONS = positions if positions > 0 else sys.maxsize
 
 
 def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: int, min_seconds: float,
@@ -159,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lengths", default="1024,4096,16384,65536,262144,1048576")
     add_paired_bench_arguments(p, repeats=5, repeats_help="at least this many interleaved rounds per length")
     p.add_argument("--min-seconds", type=float, default=30.0, help="and rounds until this much time has passed")
-    p.add_argument("--segment", default=str(isotropic.STREAM_SEGMENT_POSITIONS),
-                   help="positions per streamed segment of a Mamba-2 or windowed-attention stack (0: never stream); several, comma-"
-                        "separated, run every config at each, interleaved")
+    p.add_argument("--segment", default=None,
+                   help="positions per streamed segment of a Mamba-2 or windowed-attention stack (0: never stream; default: "
+                        f"the device's, {isotropic.STREAM_SEGMENT_POSITIONS:,} on the CPU and "
+                        f"{isotropic.GPU_STREAM_SEGMENT_POSITIONS:,} on CUDA); several, comma-separated, run every config "
+                        "at each, interleaved")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA: bf16 weights, as `dnahnet bench inference`)")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     results = start_paired_bench("bench/inference_pairs.py", argv, args.threads, args.repeats)
     results.update(device=str(device), dtype="bfloat16" if device.type == "cuda" else "float32",
                    machine=machine(device))
-    segments = [int(x) for x in args.segment.split(",") if x.strip()]
+    segments = ([isotropic.stream_segment_positions(device)] if args.segment is None
+                else [int(x) for x in args.segment.split(",") if x.strip()])
     names = list(parse_configs(args.configs))
     lengths = parse_lengths(args.lengths)
     nets, settled = {}, {}
@@ -183,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     results.update(min_seconds=args.min_seconds, segments=segments, configs=list(nets),
                    params={n: sum(p.numel() for p in net.parameters()) for n, (net, _) in nets.items()},
                    settled=settled, rows=[])
-    default_segment = isotropic.STREAM_SEGMENT_POSITIONS
+    defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
     try:
         for length in lengths:
             measure_and_write(nets, length, args, results, out)
-    finally:
-        isotropic.STREAM_SEGMENT_POSITIONS = default_segment  # callers in this process stream as before
+    finally:  # callers in this process stream as before
+        isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS = defaults
     return 0
 
 

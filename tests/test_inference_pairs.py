@@ -33,7 +33,7 @@ def test_ratios_are_paired_within_rounds():
 
 def test_run_writes_a_report_with_every_variant(tmp_path):
     out = tmp_path / "pairs"
-    default_segment = isotropic.STREAM_SEGMENT_POSITIONS
+    defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
     assert main(["--configs", "tiny-transformer,tiny", "--lengths", "256", "--repeats", str(MIN_PAIRS_FOR_INTERVAL),
                  "--min-seconds", "0", "--segment", "0,64", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -43,4 +43,10 @@ def test_run_writes_a_report_with_every_variant(tmp_path):
     assert results["rows"][0]["compression"]["tiny@64"]  # an H-Net reports its realised compression
     report = (out / "report.md").read_text()
     assert "95% CI" in report and "python bench/inference_pairs.py" in report
-    assert isotropic.STREAM_SEGMENT_POSITIONS == default_segment  # the process streams as before
+    assert (isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS) == defaults  # streams as before
+
+
+def test_the_default_segment_is_the_devices(tmp_path):
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny", "--lengths", "128", "--repeats", "1", "--min-seconds", "0", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["segments"] == [isotropic.STREAM_SEGMENT_POSITIONS]

@@ -165,3 +165,15 @@ def test_prefill_in_two_parts_then_steps_equal_one_prefill(short_segments):
         torch.testing.assert_close(parts, first, rtol=1e-9, atol=1e-9)
         for t in range(73, 78):
             torch.testing.assert_close(net.step(ids[:, t : t + 1], two), net.step(ids[:, t : t + 1], one), rtol=1e-9, atol=1e-9)
+
+
+def test_segments_follow_the_inputs_device():
+    """CUDA streams in longer segments than the CPU (a short batch-1 pass there is launch-bound)."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    between = isotropic.STREAM_SEGMENT_POSITIONS + 1
+    assert isotropic.GPU_STREAM_SEGMENT_POSITIONS > between
+    with torch.no_grad():
+        assert isotropic.long_enough_to_stream(between, cpu)
+        assert not isotropic.long_enough_to_stream(between, gpu)
+        assert isotropic.long_enough_to_stream(isotropic.GPU_STREAM_SEGMENT_POSITIONS + 1, gpu)
+    assert isotropic.stream_segment_positions(gpu) == isotropic.GPU_STREAM_SEGMENT_POSITIONS

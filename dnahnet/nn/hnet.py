@@ -257,7 +257,7 @@ class HNetLM(nn.Module):
         """Whether to run a long input segment by segment through every stage (see `_forward_segments`):
         without autograd, one unpadded row, no caller's cache, a streamable model."""
         return (
-            isotropic.long_enough_to_stream(input_ids.shape[1])
+            isotropic.long_enough_to_stream(input_ids.shape[1], input_ids.device)
             and cache is None
             and mask is None
             and input_ids.shape[0] == 1
@@ -271,7 +271,7 @@ class HNetLM(nn.Module):
         nothing of full length is materialised but the logits, so the outer stage of a 1M-base input
         runs at the speed of a short one. Equal to one pass; the routing outputs of the segments are
         joined (a segment that emitted no chunk adds nothing to the next stage's)."""
-        segment = isotropic.STREAM_SEGMENT_POSITIONS
+        segment = isotropic.stream_segment_positions(input_ids.device)
         cache = self.allocate_inference_cache(1, 0, dtype=self.embeddings.weight.dtype)
         logits, parts = None, []
         for start in range(0, input_ids.shape[1], segment):

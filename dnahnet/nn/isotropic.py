@@ -27,13 +27,24 @@ from dnahnet.nn.norm import RMSNorm
 # (`Isotropic._forward_segments`). On the 2-core VM, 4,096-65,536 ran within 6% of each other
 # and 1.2-1.4x faster than no streaming (`bench/inference_pairs.py --segment`, bench/RESULTS.md).
 STREAM_SEGMENT_POSITIONS = 16384
+# On CUDA a batch-1 pass is bound by kernel launches until it is long, so segments are longer: on an H200,
+# bench-mamba2 streamed in segments of 16,384 read 2^20 bases at 1.1M bases/s and run whole at 5.0M, and one
+# whole pass of 131,072 positions already ran at 4.8M, with 1.1 GiB beyond the weights (bench/RESULTS.md,
+# "Second GPU run"; bf16 weights, two commands, not paired).
+GPU_STREAM_SEGMENT_POSITIONS = 131072
 
 
-def long_enough_to_stream(length: int) -> bool:
+def stream_segment_positions(device: torch.device) -> int:
+    """Positions per streamed segment for tensors on `device`."""
+    return GPU_STREAM_SEGMENT_POSITIONS if device.type == "cuda" else STREAM_SEGMENT_POSITIONS
+
+
+def long_enough_to_stream(length: int, device: torch.device) -> bool:
     """Eager, without autograd, and longer than one segment: when a streamable stack or model may
     stream (the callers add what they need besides). Under tracing it is False before the length is
     read, since a traced chunk count may be data-dependent and must not be guarded on."""
-    return not torch.compiler.is_compiling() and not torch.is_grad_enabled() and length > STREAM_SEGMENT_POSITIONS
+    return (not torch.compiler.is_compiling() and not torch.is_grad_enabled()
+            and length > stream_segment_positions(device))
 
 
 class SwiGLU(nn.Module):
@@ -146,7 +157,7 @@ class Isotropic(nn.Module):
         the carried state makes it exact. A Mamba-2 stack carries its conv and SSM states (any
         rows, any caller's cache); a stack with windowed attention carries each window's last
         keys, so it streams only unpadded rows and allocates its own cache."""
-        if not (long_enough_to_stream(h.shape[1]) and self.streamable):
+        if not (long_enough_to_stream(h.shape[1], h.device) and self.streamable):
             return False
         return self.recurrent or (cache is None and mask is None)
 
@@ -172,9 +183,10 @@ class Isotropic(nn.Module):
         if cache is None:
             cache = self.allocate_inference_cache(h.shape[0], 0, dtype=h.dtype)
         out = torch.empty_like(h)
-        for start in range(0, h.shape[1], STREAM_SEGMENT_POSITIONS):
-            part = h[:, start : start + STREAM_SEGMENT_POSITIONS]
-            part_mask = None if mask is None else mask[:, start : start + STREAM_SEGMENT_POSITIONS]
+        segment = stream_segment_positions(h.device)
+        for start in range(0, h.shape[1], segment):
+            part = h[:, start : start + segment]
+            part_mask = None if mask is None else mask[:, start : start + segment]
             for layer, layer_cache in zip(self.layers, cache.layers):
                 part = layer(part, layer_cache, part_mask)
             out[:, start : start + part.shape[1]] = part
