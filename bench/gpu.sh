@@ -23,7 +23,8 @@
 # then the script installs them into a scratch folder and runs dnahnet from the checkout, without a build.
 # STAGE_BUDGET_S (default: none) stops the whole run after that many seconds; a stage cut short keeps
 # what it had written. On a fresh H200 (2026-12-04) kernel_check took over 4 minutes, most of it Triton
-# compiling and autotuning mamba_ssm's kernels for float32 and bf16; gpu_speed took 3.6 minutes.
+# compiling and autotuning mamba_ssm's kernels for float32 and bf16; gpu_speed took 3.6 minutes. On the second
+# lease, STAGES=pairs,paper,inference ran in 431 s (paper's training part 175 s), on a fresh machine.
 set -uo pipefail
 OUT=${1:-runs/bench-gpu}
 PY=${PYTHON:-python3}
