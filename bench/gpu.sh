@@ -9,11 +9,12 @@
 # 3. bench/inference_pairs.py --device cuda: batch-1 forward passes of isotropic Mamba-2 and the H-Nets whose
 #    main network is Mamba-2 or windowed attention, interleaved, paired ratios with intervals, up to 2^20 bases.
 #    Then the streaming segment on the GPU: bench-mamba2 and the m1 H-Net at 2^20 streamed in segments of 131,072
-#    (the CUDA default), 16,384 (the CPU's) and run whole, interleaved.
+#    (the CUDA default), 16,384 (the CPU's) and run whole, interleaved; and (`compiled`) both eager and with the
+#    backbone compiled at 1,024 and 16,384, where an eager batch-1 pass is bound by kernel launches.
 # 4. `dnahnet bench inference --device cuda`: batch-1 forward throughput and memory up to 2^20 bases of the
 #    Transformer and the full-attention H-Nets (a length that runs out of memory is reported as not fitting).
 # OUT_DIR/report.md gathers them; APPEND_RESULTS=1 appends it to bench/RESULTS.md.
-# STAGES (default check,speed,paper,pairs,segments,inference) picks stages, run in that order.
+# STAGES (default check,speed,paper,pairs,segments,compiled,inference) picks stages, run in that order.
 #
 # Set-up: with internet, a .venv with dnahnet and mamba-ssm's Triton kernels (no CUDA extension build).
 # On a machine with no package registry (PyTorch and Triton already there), put in .whl/ the wheels of
@@ -62,11 +63,11 @@ export PYTHONUNBUFFERED=1
 DEVICE=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
 echo "bench/gpu.sh on $DEVICE; $("$PY" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' 2>&1)"
 
-STAGES=",${STAGES:-check,speed,paper,pairs,segments,inference},"
+STAGES=",${STAGES:-check,speed,paper,pairs,segments,compiled,inference},"
 stage() { [[ $STAGES == *",$1,"* ]]; }
 # a stage's budget: STAGE_S_<name> seconds (default: what is left of STAGE_BUDGET_S), never past the whole budget
 cap() { local name="STAGE_S_$1" l; l=$(left); echo $(( ${!name:-$l} < l ? ${!name:-$l} : l )); }
-check_rc=- speed_rc=- paper_rc=- pairs_rc=- segments_rc=- inference_rc=-
+check_rc=- speed_rc=- paper_rc=- pairs_rc=- segments_rc=- compiled_rc=- inference_rc=-
 if stage check; then
   timeout "$(cap check)" "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" | tee "$OUT/kernel_check.txt"
   check_rc=${PIPESTATUS[0]}
@@ -92,6 +93,11 @@ if stage segments; then
     --threads 8 --configs bench-mamba2,bench-hnet-1stage-mamba2-m1 --lengths 1048576 --out "$OUT/segments"
   segments_rc=$?
 fi
+if stage compiled; then
+  timeout "$(cap compiled)" "$PY" bench/inference_pairs.py --device cuda --segment 0 --compile --repeats 10 --min-seconds 0 \
+    --threads 8 --configs bench-mamba2,bench-hnet-1stage-mamba2-m1 --lengths 1024,16384 --out "$OUT/compiled"
+  compiled_rc=$?
+fi
 if stage inference; then
   timeout "$(cap inference)" "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
     --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
@@ -105,7 +111,7 @@ fi
   echo
   echo "Command: \`bash bench/gpu.sh $OUT\` (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown));" \
        "stages $STAGES; exit codes: kernel_check $check_rc, gpu_speed $speed_rc and $paper_rc (paper width)," \
-       "inference_pairs $pairs_rc and $segments_rc (segments), inference $inference_rc (124: cut at the time budget; -: not run)"
+       "inference_pairs $pairs_rc, $segments_rc (segments) and $compiled_rc (compiled), inference $inference_rc (124: cut at the time budget; -: not run)"
   echo
   [ -f "$OUT/kernel_check.txt" ] && { echo '```'; cat "$OUT/kernel_check.txt"; echo '```'; }
   echo
@@ -113,7 +119,7 @@ fi
   echo
   [ -f "$OUT/speed_paper/report.md" ] && sed -e 's/^# .*/### At the paper'"'"'s width/' -e 's/^## /#### /' "$OUT/speed_paper/report.md"
   echo
-  for part in pairs segments; do
+  for part in pairs segments compiled; do
     [ -f "$OUT/$part/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/$part/report.md" && echo
   done
   [ -f "$OUT/inference/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/inference/report.md" | grep -v '^!\['
@@ -124,4 +130,4 @@ if [ "${APPEND_RESULTS:-0}" = 1 ]; then
   echo "figures appended to bench/RESULTS.md"
 fi
 echo "report: $OUT/report.md"
-for rc in "$check_rc" "$speed_rc" "$paper_rc" "$pairs_rc" "$segments_rc" "$inference_rc"; do [ "$rc" = 0 ] || [ "$rc" = - ] || exit 1; done
+for rc in "$check_rc" "$speed_rc" "$paper_rc" "$pairs_rc" "$segments_rc" "$compiled_rc" "$inference_rc"; do [ "$rc" = 0 ] || [ "$rc" = - ] || exit 1; done

@@ -20,6 +20,7 @@ it loads), timed with a synchronize around each pass, with each pass's peak memo
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import dnahnet.nn.isotropic as isotropic
 from dnahnet.config import model_config_from_preset
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.chunking import realised_compression
+from dnahnet.nn.compile import compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM
 from dnahnet.devices import resolve_device
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
@@ -57,10 +59,11 @@ def use_segment(positions: int) -> None:
 
 
 def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: int, min_seconds: float,
-                   seed: int, device: torch.device = torch.device("cpu")) -> dict:
+                   seed: int, device: torch.device = torch.device("cpu"), warm_whole: bool = False) -> dict:
     """Seconds per forward of every (model, streaming segment), interleaved: at least `repeats`
     rounds and at least `min_seconds` in all. Each is warmed up once on the first 16,384 bases
-    (and once on the whole input on CUDA, where a new length can compile kernels). On CUDA also
+    (and once on the whole input on CUDA or with `warm_whole`, where a new length can compile kernels or
+    graphs). On CUDA also
     the most memory any pass allocated beyond what was allocated before it."""
     ids = torch.as_tensor(random_dna(length, seed), device=device).long()[None]
     seconds: dict[str, list[float]] = {name: [] for name in nets}
@@ -71,7 +74,7 @@ def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: in
         for net, segment in nets.values():
             use_segment(segment)
             net(ids[:, :WARMUP_BASES])
-            if device.type == "cuda":
+            if device.type == "cuda" or warm_whole:
                 net(ids)
         while len(seconds[next(iter(nets))]) < repeats or time.perf_counter() - started < min_seconds:
             for name, (net, segment) in nets.items():
@@ -115,8 +118,12 @@ def report(results: dict) -> str:
              f"interleaved rounds per length (at least {results['repeats']} and at least {results['min_seconds']:g} s), "
              f"after one warm-up each on {WARMUP_BASES:,} bases; streaming segment "
              f"{', '.join(str(x) if x else 'off' for x in results['segments'])} (`name@segment` when several). Parameters: "
-             + ", ".join(f"{n} {p / 1e6:.2f}M" for n, p in results["params"].items()) + ".", "",
-             f"Median bases/s (best in brackets"
+             + ", ".join(f"{n} {p / 1e6:.2f}M" for n, p in results["params"].items()) + ".", ""]
+    if "compile_seconds" in results:
+        lines += [f"`name+compiled`: the backbone compiled whole (`dnahnet.nn.compile.compile_layers`); compiling took "
+                  f"{results['compile_seconds']:.1f} s in all, in the warm-ups (one on {WARMUP_BASES:,} bases and one on "
+                  "the whole input per length), outside the timed rounds.", ""]
+    lines += [f"Median bases/s (best in brackets"
              + ("; then the most memory a pass allocated beyond the weights and input" if results["device"] != "cpu" else "")
              + f"); for each H-Net the median of its paired speed ratios over {baseline} "
              "(one per round), a percentile-bootstrap 95% interval of that median, and the range:", "",
@@ -143,8 +150,11 @@ def report(results: dict) -> str:
 def measure_and_write(nets: dict[str, tuple[HNetLM, int]], length: int, args: argparse.Namespace, results: dict,
                       out: Path) -> None:
     """One length: measure, print a line, and rewrite results.json and report.md."""
-    row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed, resolve_device(args.device))
+    row = measure_length(nets, length, args.repeats, args.min_seconds, args.seed, resolve_device(args.device),
+                         warm_whole=args.compile)
     row["summary"] = summarise(row, next(iter(nets)))
+    if args.compile:
+        results["compile_seconds"] = compile_seconds()
     results["rows"].append(row)
     print(f"L={length:>9,d}  " + "  ".join(
         f"{n}: {e['median_bases_per_s']:,.0f}/s" + (f" ({e['ratio_median']:.2f}x [{e['ratio_ci_low']:.2f},{e['ratio_ci_high']:.2f}])"
@@ -166,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{isotropic.GPU_STREAM_SEGMENT_POSITIONS:,} on CUDA); several, comma-separated, run every config "
                         "at each, interleaved")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA: bf16 weights, as `dnahnet bench inference`)")
+    p.add_argument("--compile", action="store_true",
+                   help="also run each config with its backbone compiled (`name+compiled`, as `dnahnet.load(compile=True)`), "
+                        "interleaved with the eager ones; the warm-ups take the compiles, reported apart")
+    p.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: "eager"
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     device = resolve_device(args.device)
@@ -180,8 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dnahnet-pairs-") as scratch:
         for name in names:
             net, s = build(name, Path(scratch), args.seed, device)
-            for segment in segments:
-                nets[name if len(segments) == 1 else f"{name}@{segment or 'off'}"] = (net, segment)
+            variants = [(name, net)]
+            if args.compile:
+                twin = copy.deepcopy(net)
+                compile_layers(twin, backend=args.compile_backend)
+                variants.append((f"{name}+compiled", twin))
+            for label, model in variants:
+                for segment in segments:
+                    nets[label if len(segments) == 1 else f"{label}@{segment or 'off'}"] = (model, segment)
             if s:
                 settled[name] = {"steps": s["steps"], "compression": s["compression"], "ok": s["ok"]}
     results.update(min_seconds=args.min_seconds, segments=segments, configs=list(nets),

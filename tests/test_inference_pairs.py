@@ -50,3 +50,14 @@ def test_the_default_segment_is_the_devices(tmp_path):
     out = tmp_path / "pairs"
     assert main(["--configs", "tiny", "--lengths", "128", "--repeats", "1", "--min-seconds", "0", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text())["segments"] == [isotropic.STREAM_SEGMENT_POSITIONS]
+
+
+def test_compiled_twins_run_interleaved_with_their_eager_models(tmp_path):
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny-transformer,tiny", "--lengths", "96", "--repeats", "2", "--min-seconds", "0",
+                 "--segment", "0", "--compile", "--compile-backend", "eager", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["configs"] == ["tiny-transformer", "tiny-transformer+compiled", "tiny", "tiny+compiled"]
+    assert results["rows"][0]["summary"]["tiny+compiled"]["pairs"] == 2
+    assert results["compile_seconds"] > 0
+    assert "`name+compiled`" in (out / "report.md").read_text()
