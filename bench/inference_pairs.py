@@ -31,11 +31,11 @@ import torch
 
 import dnahnet.nn.isotropic as isotropic
 from dnahnet.config import model_config_from_preset
+from dnahnet.devices import resolve_device
 from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.compile import compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM
-from dnahnet.devices import resolve_device
 from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, machine, paired_ratio_summary,
                                    run_bench_script, save_paired_bench, start_paired_bench, synchronize)
@@ -61,10 +61,9 @@ def use_segment(positions: int) -> None:
 def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: int, min_seconds: float,
                    seed: int, device: torch.device = torch.device("cpu"), warm_whole: bool = False) -> dict:
     """Seconds per forward of every (model, streaming segment), interleaved: at least `repeats`
-    rounds and at least `min_seconds` in all. Each is warmed up once on the first 16,384 bases
-    (and once on the whole input on CUDA or with `warm_whole`, where a new length can compile kernels or
-    graphs). On CUDA also
-    the most memory any pass allocated beyond what was allocated before it."""
+    rounds and at least `min_seconds` in all. Each is warmed up once on the first 16,384 bases, and
+    once on the whole input on CUDA or with `warm_whole` (a new length can compile kernels or graphs).
+    On CUDA also the most memory any pass allocated beyond what was allocated before it."""
     ids = torch.as_tensor(random_dna(length, seed), device=device).long()[None]
     seconds: dict[str, list[float]] = {name: [] for name in nets}
     peak_over: dict[str, int] = {}
@@ -125,7 +124,7 @@ def report(results: dict) -> str:
                   "the whole input per length), outside the timed rounds.", ""]
     lines += [f"Median bases/s (best in brackets"
              + ("; then the most memory a pass allocated beyond the weights and input" if results["device"] != "cpu" else "")
-             + f"); for each H-Net the median of its paired speed ratios over {baseline} "
+             + f"); for each other model the median of its paired speed ratios over {baseline} "
              "(one per round), a percentile-bootstrap 95% interval of that median, and the range:", "",
              "| length | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for row in results["rows"]:
