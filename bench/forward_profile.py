@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 from dnahnet.devices import resolve_device
 from dnahnet.nn import isotropic
 from dnahnet.io.atomic import check_writable_dir
-from dnahnet.perf.inference import parse_configs, random_dna
+from dnahnet.perf.inference import dtype_name, inference_dtype, parse_configs, random_dna
 from dnahnet.perf.measure import (add_paired_bench_arguments, machine, run_bench_script, save_paired_bench,
                                    start_paired_bench, synchronize)
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     out = check_writable_dir(args.out)
     device = resolve_device(args.device)
     results = start_paired_bench("-m bench.forward_profile", argv, args.threads, args.repeats)
-    results.update(device=str(device), dtype="bfloat16" if device.type == "cuda" else "float32", machine=machine(device),
+    results.update(device=str(device), dtype=dtype_name(inference_dtype(device)), machine=machine(device),
                    warmup=args.warmup, passes=args.passes, rows=[])
     defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
     if args.segment is not None:

@@ -36,7 +36,8 @@ from dnahnet.io.atomic import check_writable_dir
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.compile import compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM
-from dnahnet.perf.inference import bench_net, parse_configs, parse_lengths, random_dna, settled_weights
+from dnahnet.perf.inference import (bench_net, dtype_name, inference_dtype, parse_configs, parse_lengths, random_dna,
+                                    settled_weights)
 from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, machine, paired_ratio_summary,
                                    run_bench_script, save_paired_bench, start_paired_bench, synchronize)
 
@@ -49,7 +50,7 @@ def build(name: str, scratch: Path, seed: int, device: torch.device) -> tuple[HN
     first (on the CPU, so a GPU run measures the weights a CPU run does), bf16 weights on CUDA."""
     settled = settled_weights(name, torch.device("cpu"), seed, scratch) if model_config_from_preset(name).n_routed else None
     net = bench_net(name, seed, settled and settled["path"])
-    return net.to(device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32), settled
+    return net.to(device=device, dtype=inference_dtype(device)), settled
 
 
 def use_segment(positions: int) -> None:
@@ -183,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     out = check_writable_dir(args.out)
     device = resolve_device(args.device)
     results = start_paired_bench("bench/inference_pairs.py", argv, args.threads, args.repeats)
-    results.update(device=str(device), dtype="bfloat16" if device.type == "cuda" else "float32",
-                   machine=machine(device))
+    results.update(device=str(device), dtype=dtype_name(inference_dtype(device)), machine=machine(device))
     segments = ([isotropic.stream_segment_positions(device)] if args.segment is None
                 else [int(x) for x in args.segment.split(",") if x.strip()])
     names = list(parse_configs(args.configs))

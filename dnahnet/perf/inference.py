@@ -98,6 +98,16 @@ def random_dna(length: int, seed: int = 0) -> np.ndarray:
     return np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, size=length)]
 
 
+def inference_dtype(device: torch.device) -> torch.dtype:
+    """The weights' type the inference benchmarks run in: bf16 on CUDA, float32 on the CPU."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """"bfloat16" for torch.bfloat16: how results and reports name a type."""
+    return str(dtype).removeprefix("torch.")
+
+
 def bench_net(config: str, seed: int, weights: str | None = None):
     """The benchmarked model: `config` built from `seed` (as `settled_weights` builds it), with the
     settled `weights` when given, in eval mode on the CPU."""
@@ -121,7 +131,7 @@ def measure_one(config: str, length: int, mode: str = "forward", window: int = 4
     from dnahnet.infer.model import plan_windows
 
     dev = torch.device(device)
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    dtype = inference_dtype(dev)
     cfg = model_config_from_preset(config)
     net = bench_net(config, seed, weights).to(device=dev, dtype=dtype)
     seq = random_dna(length, seed)
@@ -158,7 +168,7 @@ def measure_one(config: str, length: int, mode: str = "forward", window: int = 4
         flops = count_flops(cfg, length, ratios or None).forward
     else:  # every window is one forward pass at its own length (target compression)
         flops = sum(count_flops(cfg, w.end - w.start).forward for w in plan_windows(length, window, window // 2))
-    result = {"config": config, "length": length, "mode": mode, "device": str(dev), "dtype": str(dtype).replace("torch.", ""),
+    result = {"config": config, "length": length, "mode": mode, "device": str(dev), "dtype": dtype_name(dtype),
               "latency_s": seconds, "first_pass_s": first_pass_s, "bases_per_s": length / seconds, "flops_per_base": flops / length,
               "compression": ratios, "params": sum(p.numel() for p in net.parameters()),
               "rss_before_bytes": rss_before}
@@ -223,7 +233,7 @@ def bench_inference(opts: InferenceBench, command: str | None = None, log=print)
                     log(_row_line(row))
     analytic = {name: million_base_flops(cfg) for name, cfg in configs.items()}
     results = {"command": command, "machine": machine(dev), "device": str(dev),
-               "dtype": "bfloat16" if dev.type == "cuda" else "float32", "memory_limit_bytes": limit if dev.type == "cpu" else None,
+               "dtype": dtype_name(inference_dtype(dev)), "memory_limit_bytes": limit if dev.type == "cpu" else None,
                "window": opts.window, "repeats": opts.repeats, "date": time.strftime("%Y-%m-%d"), "rows": rows,
                "flops_at_1M": analytic,
                "params": {r["config"]: r["params"] for r in rows if r.get("params")}, "speed_ratios": speed_ratios(rows),
