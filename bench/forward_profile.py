@@ -27,7 +27,7 @@ from dnahnet.perf.inference import dtype_name, inference_dtype, parse_configs, r
 from dnahnet.perf.measure import (add_paired_bench_arguments, machine, run_bench_script, save_paired_bench,
                                    start_paired_bench, synchronize)
 
-from bench.inference_pairs import build, use_segment
+from bench.inference_pairs import build, segments_restored, use_segment
 
 LABEL_PREFIXES = ("stage", "embedding")
 
@@ -54,8 +54,8 @@ def profile_config(name: str, length: int, device: torch.device, warmup: int, pa
             wall_s = (time.perf_counter() - started) / passes
     events = prof.key_averages()
     on_device = device.type == "cuda"
-    kernels_us = sum(device_us(e) for e in events if not e.key.startswith(LABEL_PREFIXES)
-                     and getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA) if on_device else 0.0
+    kernel_ms = sum(device_us(e) for e in events if not e.key.startswith(LABEL_PREFIXES)
+                    and getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA) / 1e3 / passes
     labels: dict[str, dict] = {}
     for e in events:  # on CUDA each label comes twice: the host's range, and its span on the GPU's timeline
         if e.key.startswith(LABEL_PREFIXES):
@@ -68,7 +68,7 @@ def profile_config(name: str, length: int, device: torch.device, warmup: int, pa
     ops = sorted((e for e in events if not e.key.startswith(LABEL_PREFIXES)),
                  key=lambda e: device_us(e) if on_device else e.self_cpu_time_total, reverse=True)[:top]
     return {"config": name, "length": length, "wall_ms": wall_s * 1e3,
-            "device_kernel_ms": kernels_us / 1e3 / passes if on_device else None,
+            "device_kernel_ms": kernel_ms if on_device else None,
             "labels": dict(sorted(labels.items())),
             "top_ops": [{"op": e.key[:90], "calls": e.count // passes,
                          "ms": (device_us(e) if on_device else e.self_cpu_time_total) / 1e3 / passes} for e in ops]}
@@ -120,18 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     results = start_paired_bench("-m bench.forward_profile", argv, args.threads, args.repeats)
     results.update(device=str(device), dtype=dtype_name(inference_dtype(device)), machine=machine(device),
                    warmup=args.warmup, passes=args.passes, rows=[])
-    defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
-    if args.segment is not None:
-        use_segment(args.segment)
-    results["segment"] = isotropic.stream_segment_positions(device)
-    try:
-        with tempfile.TemporaryDirectory(prefix="dnahnet-profile-") as scratch:
-            for name in parse_configs(args.configs):
-                results["rows"].append(profile_config(name, args.length, device, args.warmup, args.passes, args.seed,
-                                                      Path(scratch), args.top))
-                save_paired_bench(out, results, report(results))
-    finally:  # callers in this process stream as before
-        isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS = defaults
+    with segments_restored(), tempfile.TemporaryDirectory(prefix="dnahnet-profile-") as scratch:
+        if args.segment is not None:
+            use_segment(args.segment)
+        results["segment"] = isotropic.stream_segment_positions(device)
+        for name in parse_configs(args.configs):
+            results["rows"].append(profile_config(name, args.length, device, args.warmup, args.passes, args.seed,
+                                                  Path(scratch), args.top))
+            save_paired_bench(out, results, report(results))
     print(report(results))
     return 0
 

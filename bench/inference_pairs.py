@@ -20,6 +20,7 @@ it loads), timed with a synchronize around each pass, with each pass's peak memo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import sys
@@ -57,6 +58,16 @@ def use_segment(positions: int) -> None:
     """Stream streamable models and stacks (Mamba-2, windowed attention) in segments of `positions` (0: never),
     on the CPU and on CUDA."""
     isotropic.STREAM_SEGMENT_POSITIONS = isotropic.GPU_STREAM_SEGMENT_POSITIONS = positions if positions > 0 else sys.maxsize
+
+
+@contextlib.contextmanager
+def segments_restored():
+    """Within it `use_segment` may be called freely; afterwards the process streams as before."""
+    defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
+    try:
+        yield
+    finally:
+        isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS = defaults
 
 
 def measure_length(nets: dict[str, tuple[HNetLM, int]], length: int, repeats: int, min_seconds: float,
@@ -206,12 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     results.update(min_seconds=args.min_seconds, segments=segments, configs=list(nets),
                    params={n: sum(p.numel() for p in net.parameters()) for n, (net, _) in nets.items()},
                    settled=settled, rows=[])
-    defaults = isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS
-    try:
+    with segments_restored():
         for length in lengths:
             measure_and_write(nets, length, args, results, out)
-    finally:  # callers in this process stream as before
-        isotropic.STREAM_SEGMENT_POSITIONS, isotropic.GPU_STREAM_SEGMENT_POSITIONS = defaults
     return 0
 
 
