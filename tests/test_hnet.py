@@ -24,8 +24,13 @@ CONFIGS = {
 
 def _model(name: str, seed: int = 0) -> HNetLM:
     """A float64 model whose routing and residual paths are non-trivial (random, not identity/zero)."""
+    return _built(ModelConfig(**CONFIGS[name]), seed)
+
+
+def _built(config: ModelConfig, seed: int = 0) -> HNetLM:
+    """`config` as `_model` builds it: float64, routing and residual paths made non-trivial."""
     torch.manual_seed(seed)
-    m = HNetLM(ModelConfig(**CONFIGS[name])).double()
+    m = HNetLM(config).double()
     for module in m.modules():
         if hasattr(module, "q_proj_layer"):
             torch.nn.init.normal_(module.q_proj_layer.weight, std=0.3)
@@ -313,15 +318,9 @@ def test_mamba2_main_networks_may_ignore_the_chunk_mask(layout, d_model, monkeyp
     may depend on them. Logits, losses and every gradient must equal the masked run's."""
     from dnahnet.nn.mamba2 import Mamba2
 
-    torch.manual_seed(0)
-    cfg = ModelConfig(arch_layout=layout, d_model=d_model, d_intermediate=[0] * len(d_model), ssm_cfg=SSM,
-                      attn_cfg={"num_heads": [2] * len(d_model), "rotary_emb_dim": [4] * len(d_model),
-                                "window_size": [-1] * len(d_model)})
-    model = HNetLM(cfg).double()
-    for module in model.modules():
-        if hasattr(module, "q_proj_layer"):
-            torch.nn.init.normal_(module.q_proj_layer.weight, std=0.3)
-            torch.nn.init.normal_(module.k_proj_layer.weight, std=0.3)
+    model = _built(ModelConfig(arch_layout=layout, d_model=d_model, d_intermediate=[0] * len(d_model), ssm_cfg=SSM,
+                               attn_cfg={"num_heads": [2] * len(d_model), "rotary_emb_dim": [4] * len(d_model),
+                                         "window_size": [-1] * len(d_model)}))
     ids = torch.randint(0, 4, (3, 48))
 
     def run():
