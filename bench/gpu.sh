@@ -67,53 +67,42 @@ STAGES=",${STAGES:-check,speed,paper,pairs,segments,compiled,inference},"
 stage() { [[ $STAGES == *",$1,"* ]]; }
 # a stage's budget: STAGE_S_<name> seconds (default: what is left of STAGE_BUDGET_S), never past the whole budget
 cap() { local name="STAGE_S_$1" l; l=$(left); echo $(( ${!name:-$l} < l ? ${!name:-$l} : l )); }
-check_rc=- speed_rc=- paper_rc=- pairs_rc=- segments_rc=- compiled_rc=- inference_rc=-
-if stage check; then
-  timeout "$(cap check)" "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" | tee "$OUT/kernel_check.txt"
-  check_rc=${PIPESTATUS[0]}
-fi
-if stage speed; then
-  timeout "$(cap speed)" "$PY" -m bench.gpu_speed --out "$OUT/speed"
-  speed_rc=$?
-fi
-if stage paper; then
-  # the same at the H-Net paper's width (d_model 512, d_state 128), where a step is less bound by kernel launches
-  timeout "$(cap paper)" "$PY" -m bench.gpu_speed --out "$OUT/speed_paper" --parts ceilings,train --seq-len 8192 --batch-size 8 \
-    --configs paper-dna-transformer,paper-dna-mamba2,paper-dna-mamba2:pure-scan,paper-dna-hnet-transformer,paper-dna-hnet-mamba2
-  paper_rc=$?
-fi
-if stage pairs; then
-  timeout "$(cap pairs)" "$PY" bench/inference_pairs.py --device cuda --segment 0 --repeats 12 --min-seconds 0 --threads 8 \
-    --configs bench-mamba2,bench-hnet-1stage-mamba2-m1,bench-hnet-1stage-mamba2,bench-hnet-1stage-swa \
-    --lengths 1024,16384,131072,1048576 --out "$OUT/pairs"
-  pairs_rc=$?
-fi
-if stage segments; then
-  timeout "$(cap segments)" "$PY" bench/inference_pairs.py --device cuda --segment 131072,16384,0 --repeats 10 --min-seconds 0 \
-    --threads 8 --configs bench-mamba2,bench-hnet-1stage-mamba2-m1 --lengths 1048576 --out "$OUT/segments"
-  segments_rc=$?
-fi
-if stage compiled; then
-  timeout "$(cap compiled)" "$PY" bench/inference_pairs.py --device cuda --segment 0 --compile --repeats 10 --min-seconds 0 \
-    --threads 8 --configs bench-mamba2,bench-hnet-1stage-mamba2-m1 --lengths 1024,16384 --out "$OUT/compiled"
-  compiled_rc=$?
-fi
-if stage inference; then
-  timeout "$(cap inference)" "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
-    --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
-    --lengths 1024,16384,131072,1048576 --out "$OUT/inference"
-  inference_rc=$?
-  rm -f "$OUT/inference/results.tsv"  # results.json holds the same rows
-fi
+declare -A rc=()
+# run_stage NAME CMD...: CMD under NAME's time cap when NAME is among STAGES; rc[NAME] is its exit code, "-" if not run
+run_stage() {
+  local name=$1; shift
+  rc[$name]=-
+  stage "$name" || return 0
+  timeout "$(cap "$name")" "$@"
+  rc[$name]=$?
+}
+run_stage check "$PY" -m bench.kernel_check --json "$OUT/kernel_check.json" > >(tee "$OUT/kernel_check.txt")
+wait $!  # tee has written all of it
+# speed, then the same at the H-Net paper's width (d_model 512, d_state 128), where a step is less bound by kernel launches
+run_stage speed "$PY" -m bench.gpu_speed --out "$OUT/speed"
+run_stage paper "$PY" -m bench.gpu_speed --out "$OUT/speed_paper" --parts ceilings,train --seq-len 8192 --batch-size 8 \
+  --configs paper-dna-transformer,paper-dna-mamba2,paper-dna-mamba2:pure-scan,paper-dna-hnet-transformer,paper-dna-hnet-mamba2
+PAIRS=("$PY" bench/inference_pairs.py --device cuda --min-seconds 0 --threads 8)
+run_stage pairs "${PAIRS[@]}" --segment 0 --repeats 12 --lengths 1024,16384,131072,1048576 \
+  --configs bench-mamba2,bench-hnet-1stage-mamba2-m1,bench-hnet-1stage-mamba2,bench-hnet-1stage-swa --out "$OUT/pairs"
+run_stage segments "${PAIRS[@]}" --segment 131072,16384,0 --repeats 10 --lengths 1048576 \
+  --configs bench-mamba2,bench-hnet-1stage-mamba2-m1 --out "$OUT/segments"
+run_stage compiled "${PAIRS[@]}" --segment 0 --compile --repeats 10 --lengths 1024,16384 \
+  --configs bench-mamba2,bench-hnet-1stage-mamba2-m1 --out "$OUT/compiled"
+run_stage inference "${DNAHNET[@]}" bench inference --device cuda --modes forward --repeats 2 \
+  --configs bench-transformer,bench-mamba2,bench-hnet-1stage,bench-hnet-2stage \
+  --lengths 1024,16384,131072,1048576 --out "$OUT/inference"
+rm -f "$OUT/inference/results.tsv"  # results.json holds the same rows
 
 {
   echo "## GPU checks and benchmarks: $DEVICE, $(date -u +%Y-%m-%d)"
   echo
   echo "Command: \`bash bench/gpu.sh $OUT\` (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown));" \
-       "stages $STAGES; exit codes: kernel_check $check_rc, gpu_speed $speed_rc and $paper_rc (paper width)," \
-       "inference_pairs $pairs_rc, $segments_rc (segments) and $compiled_rc (compiled), inference $inference_rc (124: cut at the time budget; -: not run)"
+       "stages ${STAGES:1:-1}; exit codes: kernel_check ${rc[check]}, gpu_speed ${rc[speed]} and ${rc[paper]} (paper width)," \
+       "inference_pairs ${rc[pairs]}, ${rc[segments]} (segments) and ${rc[compiled]} (compiled), inference ${rc[inference]}" \
+       "(124: cut at the time budget; -: not run)"
   echo
-  [ -f "$OUT/kernel_check.txt" ] && { echo '```'; cat "$OUT/kernel_check.txt"; echo '```'; }
+  [ -s "$OUT/kernel_check.txt" ] && { echo '```'; cat "$OUT/kernel_check.txt"; echo '```'; }
   echo
   [ -f "$OUT/speed/report.md" ] && sed -e 's/^# /### /' -e 's/^## /#### /' "$OUT/speed/report.md"
   echo
@@ -130,4 +119,4 @@ if [ "${APPEND_RESULTS:-0}" = 1 ]; then
   echo "figures appended to bench/RESULTS.md"
 fi
 echo "report: $OUT/report.md"
-for rc in "$check_rc" "$speed_rc" "$paper_rc" "$pairs_rc" "$segments_rc" "$compiled_rc" "$inference_rc"; do [ "$rc" = 0 ] || [ "$rc" = - ] || exit 1; done
+for code in "${rc[@]}"; do [ "$code" = 0 ] || [ "$code" = - ] || exit 1; done
