@@ -1,6 +1,6 @@
 """The fused CPU kernels against pure PyTorch in training: held-out bits/base and step time over seeds.
 
-The kernels (`dnahnet.nn.cpu_kernel`, DNAHNET_CPU_KERNEL=1) compute what the PyTorch path computes up to float32
+The kernels (`dnahnet.nn.cpu_kernel`, on by default where they build) compute what the PyTorch path computes up to float32
 rounding, which its tests check operator by operator. Rounding still steers training (the routing's boundary
 decisions are discrete), so this checks the end result: for each seed, two `dnahnet pretrain` runs of the same
 preset, steps and windows, one with DNAHNET_CPU_KERNEL=1 and one with 0, each evaluated once at the last step.

@@ -6,7 +6,7 @@ time). This judges a change to the SSD scan, the causal conv or the rotary table
 counts: it loads `dnahnet/nn/ssd.py`, `dnahnet/nn/mamba2.py` and `dnahnet/nn/attention.py` as they
 were at `--against` (`git show`) into private modules, and every round runs one training step of
 each preset with that commit's `ssd_chunked`, `causal_depthwise_conv` and `rotary_cos_sin` and one
-with the working tree's, in alternating
+with the working tree's (all in PyTorch: the script sets DNAHNET_CPU_KERNEL=0), in alternating
 order (forward, backward, AdamW at learning rate 0, the settled H-Nets and batch of `dnahnet
 bench train`). Reported: median step times and the median of the per-round old/new ratios
 with a percentile-bootstrap 95% interval. One Mamba-2 block at the first preset's width is
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
+import os
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ import dnahnet.nn.mamba2 as mamba2_module
 from dnahnet.config import model_config_from_preset
 from dnahnet.errors import DnahnetInputError
 from dnahnet.io.atomic import check_writable_dir
+from dnahnet.nn import cpu_kernel as fused_cpu
 from dnahnet.nn.compile import TRAINING_COMPILE_SCOPE, compile_layers
 from dnahnet.nn.isotropic import build_mixer
 from dnahnet.perf.inference import parse_configs
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     add_paired_bench_arguments(p, repeats_help="rounds")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
+    # The swapped functions are PyTorch paths; the fused CPU kernels, on by default, would bypass them.
+    os.environ[fused_cpu.ENV] = "0"
     results = start_paired_bench("bench/kernels_ab.py", argv, args.threads, args.repeats)
     results.update(measure(args.against, list(parse_configs(args.configs)), args.repeats, args.seed,
                            args.compile_backend if args.compile else None))

@@ -22,8 +22,9 @@ the CLI runs with (`dnahnet.perf.allocator`: freed memory kept, not page-faulted
 reports the working tree's speed-up over it: a before/after figure that the VM's drift between runs does not move.
 `--compile` compiles every path with Inductor for the static shapes first (compile time printed apart): traced,
 `ssd_chunked` keeps the chunk it is given and takes its per-head form for shared B/C too, as in a compiled model.
-With DNAHNET_CPU_KERNEL=1 `ssd_chunked` runs on the fused CPU kernel (`dnahnet.nn.cpu_kernel`, per-head form
-for all B/C); `--against` versions from before it existed run without it.
+`ssd_chunked` runs on the fused CPU kernel where it builds (`dnahnet.nn.cpu_kernel`, per-head form for all B/C;
+on by default since 2026-12-04, opt-in with DNAHNET_CPU_KERNEL=1 before); DNAHNET_CPU_KERNEL=0 times the PyTorch
+scan. `--against` versions from before the kernel existed run without it.
 
     python bench/ssd_vs_minimal.py [--length 8192] [--heads 8] [--headdim 64] [--d-state 64] [--chunk 128] [--against HEAD] [--compile]
 """
@@ -169,7 +170,7 @@ def main() -> int:
     print(f"machine: {machine()}; threads {args.threads}; fp32; forward+backward from a {args.upstream} upstream gradient; "
           f"allocator: {'freed memory kept (as the CLI)' if kept else 'glibc defaults'}; "
           f"{'every path compiled (Inductor, static shapes)' if args.compile else 'eager'}; fused CPU kernel "
-          f"{'asked for (' + cpu_kernel.ENV + ')' if cpu_kernel.requested() else 'off'}")
+          f"{'on unless it cannot be built' if cpu_kernel.requested() else 'off (' + cpu_kernel.ENV + '=0)'}")
     print(f"L={args.length} h={args.heads} p={args.headdim} n={args.d_state} chunk={args.chunk}, {args.repeats} interleaved pairs")
     for g in (args.heads, 1):
         r = compare(args.length, args.heads, args.headdim, args.d_state, g, args.chunk, args.repeats, args.upstream,

@@ -4,7 +4,7 @@
 a compiled step has no part labels left (Inductor fuses across them), so this splits it by
 what runs: GEMMs (mm/addmm), batched matmuls (bmm, mostly the SSD scan's small blocks),
 attention (SDPA), Inductor's fused kernels, the fused SSD, conv and norm kernels where
-DNAHNET_CPU_KERNEL=1 runs them, and the rest. For the GEMMs and the batched matmuls it gives
+they run (on by default; DNAHNET_CPU_KERNEL=0 turns them off), and the rest. For the GEMMs and the batched matmuls it gives
 the FLOPs per step and the rate reached, against the matmul peak measured in the same run,
 and it lists every matmul shape with its calls and FLOPs. Times come from torch.profiler
 without shape recording (its own overhead still makes the profiled step slower than the timed

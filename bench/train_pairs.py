@@ -30,7 +30,8 @@ with the same config's real one: the ratio is what the scan costs, and the stand
 (FLOPs still counted for the real scan) a bound on what any faster scan could reach. A `cpu-kernel` part
 (NAME:cpu-kernel, NAME:compiled+cpu-kernel) runs every Mamba-2 layer's conv, scan and output norm, and eagerly
 every RMSNorm of the residual streams, on the fused CPU kernels (`dnahnet.nn.cpu_kernel`, built first; they compute
-in fp32, with bf16 too) and pairs the step with the same config without them. A Transformer config with the part
+in fp32, with bf16 too) and pairs the step with the same config without them. A config without the part runs
+pure PyTorch, although the kernels are on by default outside this script. A Transformer config with the part
 takes the RMSNorm kernel only, so the H-Nets' per-FLOP figures can be read against a Transformer on the same kernels.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
@@ -128,13 +129,25 @@ def fused_kernel(name: str) -> bool:
     return CPU_KERNEL in _suffix_parts(name)
 
 
-def use_cpu_kernel(model: torch.nn.Module) -> int:
-    """Put every part of `model` that has a fused CPU kernel on it (each module with a `cpu_kernel` switch: Mamba-2
-    layers, RMSNorms, attention's rotary embedding, MLP gates, routing); returns how many Mamba-2 layers."""
+def use_cpu_kernel(model: torch.nn.Module, on: bool = True) -> int:
+    """Put every part of `model` that has a fused CPU kernel on it, or, `on=False`, off it whatever
+    DNAHNET_CPU_KERNEL says (each module with a `cpu_kernel` switch: Mamba-2 layers, RMSNorms, attention's rotary
+    embedding, MLP gates, routing); returns how many Mamba-2 layers."""
     for module in model.modules():
         if hasattr(module, "cpu_kernel"):
-            module.cpu_kernel = True
+            module.cpu_kernel = on
     return len(mamba2_layers(model))
+
+
+def pure_pytorch(model: torch.nn.Module) -> int:
+    """Every part of `model` in PyTorch: a config without the cpu-kernel part, although the kernels are on by default."""
+    return use_cpu_kernel(model, on=False)
+
+
+def pure_with_stand_in(model: torch.nn.Module) -> int:
+    """A scan-free config: PyTorch as its pair without the part, with every scan replaced by the stand-in."""
+    pure_pytorch(model)
+    return replace_scans(model)
 
 
 def parse_train_configs(text: str) -> list[str]:
@@ -173,7 +186,7 @@ def prepare(name: str, device: torch.device, seq_len: int | None, batch: int | N
             backend: str = "inductor") -> tuple[TrainStep, float | None]:
     """A settled training step; for a name with a compile suffix, the model compiled in that scope and the
     seconds spent compiling (during one step: compilation is lazy)."""
-    adapt = replace_scans if scan_free(name) else use_cpu_kernel if fused_kernel(name) else None
+    adapt = pure_with_stand_in if scan_free(name) else use_cpu_kernel if fused_kernel(name) else pure_pytorch
     prepared = prepare_train_step(split_config(name)[0], device, seq_len, batch, seed, precision(name), adapt=adapt)
     scope = compile_scope(name)
     if scope is None:

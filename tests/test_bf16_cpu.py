@@ -175,7 +175,7 @@ def test_training_defaults_to_bf16_only_where_the_cpu_has_it(cpu, expected, requ
     """train.precision auto: bf16 autocast on a CPU with native bf16, fp32 where it would be emulated;
     scoring's default stays fp32 either way."""
     request.getfixturevalue(cpu)
-    monkeypatch.delenv("DNAHNET_CPU_KERNEL", raising=False)
+    monkeypatch.setenv("DNAHNET_CPU_KERNEL", "0")
     m, t, d = run_configs("tiny", train={"steps": 1, "precision": "auto"}, data={"eval_windows": 4})
     data, evals = build_data(d, t)
     trainer = Trainer(HNetLM(m), t, d, data, evals)
@@ -183,5 +183,5 @@ def test_training_defaults_to_bf16_only_where_the_cpu_has_it(cpu, expected, requ
     assert trainer.train_info()["precision_note"].startswith(
         "bf16 autocast (weights fp32): default (train.precision auto); the CPU has avx512_bf16" if expected == "bf16"
         else "fp32: default (train.precision auto); bf16 is not native here")
-    assert trainer.train_info()["cpu_scan"] == "PyTorch (DNAHNET_CPU_KERNEL not set)"  # which scan ran, too
+    assert trainer.train_info()["cpu_scan"] == "PyTorch (DNAHNET_CPU_KERNEL=0)"  # which scan ran, too
     assert resolve_precision("auto", CPU).name == "fp32"

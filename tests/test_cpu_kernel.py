@@ -195,9 +195,14 @@ def test_the_kernel_is_used_when_asked_and_only_where_it_applies(cpu_kernel_buil
     B, C = torch.randn(1, 128, 1, 16, generator=gen), torch.randn(1, 128, 1, 16, generator=gen)
     ssd_chunked(x, log_decay, B, C, 64, cpu_kernel=False)
     assert calls == []
-    monkeypatch.setenv(cpu_kernel.ENV, "1")
+    monkeypatch.setenv(cpu_kernel.ENV, "0")
+    ssd_chunked(x, log_decay, B, C, 64)
+    assert calls == []
+    monkeypatch.delenv(cpu_kernel.ENV)  # on by default
     ssd_chunked(x, log_decay, B, C, 64)
     assert calls == [1]
+    assert cpu_kernel.describe().startswith("the fused CPU kernel (DNAHNET_CPU_KERNEL=unset, on by default)")
+    monkeypatch.setenv(cpu_kernel.ENV, "1")
     assert cpu_kernel.describe().startswith("the fused CPU kernel (DNAHNET_CPU_KERNEL=1)")
     ssd_chunked(x, log_decay, B, C, 64, cpu_kernel=False)  # the argument overrides the environment
     ssd_chunked(x.double(), log_decay.double(), B.double(), C.double(), 64)  # float32 only
@@ -430,25 +435,87 @@ def test_a_machine_that_cannot_build_it_runs_the_pure_scan_and_says_why_once(mon
     monkeypatch.setattr(cpu_kernel.shutil, "which", lambda name: None)
     cpu_kernel._warn_once.cache_clear()
     assert cpu_kernel.load() == "no C++ compiler on PATH"
-    monkeypatch.setenv(cpu_kernel.ENV, "1")  # what a run records (train.json "cpu_scan")
-    assert cpu_kernel.describe() == ("PyTorch (the fused CPU kernel was asked for but could not be built: "
-                                     "no C++ compiler on PATH)")
+    monkeypatch.delenv(cpu_kernel.ENV, raising=False)  # what a run records (train.json "cpu_scan")
+    assert cpu_kernel.describe() == "PyTorch (the fused CPU kernel could not be built: no C++ compiler on PATH)"
     gen = torch.Generator().manual_seed(0)
     x, log_decay = torch.randn(1, 64, 2, 16, generator=gen), -torch.rand(1, 64, 2, generator=gen)
     B, C = torch.randn(1, 64, 1, 16, generator=gen), torch.randn(1, 64, 1, 16, generator=gen)
     y, _ = ssd_chunked(x, log_decay, B, C, 32, cpu_kernel=True)
     ssd_chunked(x, log_decay, B, C, 32, cpu_kernel=True)
     torch.testing.assert_close(y, ssd_chunked(x, log_decay, B, C, 32, cpu_kernel=False)[0])
-    assert capsys.readouterr().err.count("the fused CPU scan kernel is unavailable (no C++ compiler on PATH)") == 1
+    said = capsys.readouterr().err
+    assert said.count("the fused CPU kernels are unavailable (no C++ compiler on PATH)") == 1
+    assert "DNAHNET_CPU_KERNEL=0 runs without them" in said
     monkeypatch.setenv(cpu_kernel.ENV, "require")
     with pytest.raises(DnahnetInputError, match="could not be built"):
         ssd_chunked(x, log_decay, B, C, 32)
 
 
-@pytest.mark.parametrize("value,wanted", [("1", True), ("require", True), ("Require ", True), ("0", False), ("", False)])
+@pytest.mark.parametrize("value,wanted", [("1", True), ("require", True), ("Require ", True), ("0", False), ("", True)])
 def test_the_environment_switch(monkeypatch, value, wanted):
+    """On unless DNAHNET_CPU_KERNEL=0 (an empty value counts as unset)."""
     monkeypatch.setenv(cpu_kernel.ENV, value)
     assert cpu_kernel.requested() is wanted
+    monkeypatch.delenv(cpu_kernel.ENV)
+    assert cpu_kernel.requested()
+    monkeypatch.setenv(cpu_kernel.ENV, "0")
+    assert cpu_kernel.describe() == "PyTorch (DNAHNET_CPU_KERNEL=0)"
+
+
+def test_each_instruction_set_gets_its_own_build(monkeypatch):
+    """-march=native code from one CPU may not run on another sharing torch's build cache (an NFS home)."""
+    monkeypatch.setattr(cpu_kernel, "cpu_features", lambda: "fpu sse2 avx2")
+    older = cpu_kernel.build_name()
+    monkeypatch.setattr(cpu_kernel, "cpu_features", lambda: "fpu sse2 avx2 avx512f avx512_bf16")
+    newer = cpu_kernel.build_name()
+    assert older != newer and older.startswith("dnahnet_cpu_kernels_") and newer.startswith("dnahnet_cpu_kernels_")
+    assert cpu_kernel.build_name() == newer  # the same CPU, the same build
+
+
+def test_a_first_build_says_what_it_is_doing_once(monkeypatch, capsys, tmp_path):
+    """Building takes about 40 s, so the first one says so; a cached build is loaded silently."""
+    monkeypatch.setattr(cpu_kernel, "_STATE", {})
+    monkeypatch.setattr(cpu_kernel, "_register", lambda: None)
+    monkeypatch.setattr(cpu_kernel, "_built_before", lambda name: False)
+    import torch.utils.cpp_extension as extension
+
+    built = []
+    monkeypatch.setattr(extension, "load", lambda **options: built.append(options["name"]))
+    monkeypatch.setattr(extension, "verify_ninja_availability", lambda: None)
+    monkeypatch.setattr(cpu_kernel.shutil, "which", lambda *a, **k: "/usr/bin/tool")
+    assert cpu_kernel.load() is None and cpu_kernel.load() is None
+    assert built == [cpu_kernel.build_name()]
+    assert capsys.readouterr().err.count("building the fused CPU kernels for this CPU (once, about 40 s") == 1
+    monkeypatch.setattr(cpu_kernel, "_STATE", {})
+    monkeypatch.setattr(cpu_kernel, "_built_before", lambda name: True)
+    assert cpu_kernel.load() is None
+    assert capsys.readouterr().err == ""
+
+
+def test_compiling_a_cpu_model_builds_the_kernels_first_and_a_gpu_or_pure_model_never(monkeypatch):
+    """Traced, a module takes the kernels only if they are built, so `compile_layers` builds them for a CPU
+    model that would take them; a model whose every switch is off, or that is not on the CPU, builds nothing."""
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn.compile import build_cpu_kernels_for
+    from dnahnet.nn.hnet import HNetLM
+
+    asked = []
+    monkeypatch.setattr(cpu_kernel, "available", lambda require=False: asked.append(1) or True)
+    monkeypatch.delenv(cpu_kernel.ENV, raising=False)
+    model = HNetLM(model_config_from_preset("tiny"))
+    build_cpu_kernels_for(model)
+    assert asked == [1]
+    monkeypatch.setenv(cpu_kernel.ENV, "0")
+    build_cpu_kernels_for(model)
+    assert asked == [1]
+    next(m for m in model.modules() if isinstance(m, Mamba2)).cpu_kernel = True  # one module asks for them
+    build_cpu_kernels_for(model)
+    assert asked == [1, 1]
+    monkeypatch.delenv(cpu_kernel.ENV)
+    with torch.device("meta"):
+        elsewhere = HNetLM(model_config_from_preset("tiny"))
+    build_cpu_kernels_for(elsewhere)
+    assert asked == [1, 1]
 
 
 def test_a_value_of_the_switch_it_does_not_know_is_an_error(monkeypatch):
@@ -481,7 +548,7 @@ def test_train_pairs_pairs_a_config_on_the_kernel_with_the_same_config_without_i
 
 def test_a_cpu_kernel_config_puts_every_part_with_a_kernel_on_the_kernels():
     """Mamba-2 layers, residual norms, attention's rotary embedding, MLP gates and the routing."""
-    from bench.train_pairs import parse_train_configs, use_cpu_kernel
+    from bench.train_pairs import parse_train_configs, pure_pytorch, pure_with_stand_in, use_cpu_kernel
     from dnahnet.config import model_config_from_preset
     from dnahnet.nn.attention import CausalMHA
     from dnahnet.nn.chunking import RoutingModule
@@ -495,9 +562,29 @@ def test_a_cpu_kernel_config_puts_every_part_with_a_kernel_on_the_kernels():
         parts = [m for m in model.modules() if isinstance(m, (RMSNorm, Mamba2, CausalMHA, SwiGLU, RoutingModule))]
         assert use_cpu_kernel(model) == sum(isinstance(m, Mamba2) for m in parts)
         assert all(m.cpu_kernel for m in parts)
+        pure_pytorch(model)  # a config without the part, though the kernels are on by default
+        assert all(m.cpu_kernel is False for m in parts)
+        use_cpu_kernel(model)
+        pure_with_stand_in(model)  # a scan-free config: PyTorch, with the stand-in scan
+        assert all(m.cpu_kernel is False for m in parts)
+        assert all(m.scan is not None for m in parts if isinstance(m, Mamba2))
         found |= {type(m) for m in parts}
     assert found == {RMSNorm, Mamba2, CausalMHA, SwiGLU, RoutingModule}
     assert parse_train_configs("tiny-transformer:cpu-kernel") == ["tiny-transformer:cpu-kernel"]  # its norms
+
+
+def test_train_pairs_runs_a_config_without_the_kernel_part_in_pytorch(monkeypatch):
+    """Plain and scan-free configs turn every kernel off, whatever DNAHNET_CPU_KERNEL says; cpu-kernel ones on."""
+    import bench.train_pairs as train_pairs
+
+    chosen = {}
+    monkeypatch.setattr(train_pairs, "prepare_train_step", lambda name, *a, adapt=None, **k: chosen.setdefault(name, adapt))
+    monkeypatch.setattr(train_pairs, "compile_train_step", lambda *a, **k: (0.0,))
+    for name in ("tiny", "tiny:scan-free", "tiny:cpu-kernel"):
+        chosen.clear()
+        train_pairs.prepare(name, torch.device("cpu"), 64, 2, 0)
+        assert chosen["tiny"] is {"tiny": train_pairs.pure_pytorch, "tiny:scan-free": train_pairs.pure_with_stand_in,
+                         "tiny:cpu-kernel": train_pairs.use_cpu_kernel}[name]
 
 
 def test_a_two_stage_hnet_on_the_kernel_traces_as_one_graph_and_matches_eager(cpu_kernel_built, monkeypatch, calls):

@@ -11,6 +11,12 @@ from dnahnet.nn.flops import count_flops
 from dnahnet.nn.hnet import HNetLM
 
 
+@pytest.fixture(autouse=True)
+def pure_pytorch(monkeypatch):
+    """FlopCounterMode counts aten operators; the fused CPU kernels (on by default) would hide the scan's FLOPs."""
+    monkeypatch.setenv("DNAHNET_CPU_KERNEL", "0")
+
+
 def _measured(model: HNetLM, seq_len: int):
     ids = torch.randint(0, 256, (1, seq_len), generator=torch.Generator().manual_seed(0))
     # The math SDPA backend runs attention as visible matmuls (CPU flash kernels are not counted).

@@ -5,7 +5,7 @@ biases; q/k/v packed as (three, heads, headdim)). Training and prefill use
 torch's scaled_dot_product_attention; `step()` reads and extends a KV cache with
 a per-row length, so rows of a batch may be at different positions (needed by
 H-Net inner stages, where a row advances only when it emits a chunk). Eager on CPU,
-with the fused kernels asked for (`cpu_kernel`, None: DNAHNET_CPU_KERNEL), the split
+with the fused kernels on (`cpu_kernel`, None: DNAHNET_CPU_KERNEL, on unless 0), the split
 of the projection and the rotary embedding run as one kernel pass
 (`dnahnet.nn.cpu_kernel.rotary_qkv`).
 """

@@ -158,7 +158,7 @@ class RoutingModule(nn.Module):
     def _adjacent_probs(self, h: torch.Tensor) -> torch.Tensor:
         """p_t for t = 1..L-1 of h (B, L, D), as `_prob(h[:, :-1], h[:, 1:])` computes them, from one projection of
         the whole of h (q and k weights side by side): no copies of the two shifted slices, one GEMM instead of
-        two, and, eager on CPU with the fused kernels asked for, the similarities in one kernel pass."""
+        two, and, eager on CPU with the fused kernels on, the similarities in one kernel pass."""
         dtype, d = self.q_proj_layer.weight.dtype, self.d_model
         with full_precision(h):
             qk = F.linear(h.to(dtype), torch.cat([self.q_proj_layer.weight, self.k_proj_layer.weight]))

@@ -20,6 +20,7 @@ import torch
 import torch._functorch.config
 from torch import nn
 
+from dnahnet.nn import cpu_kernel as fused_cpu
 from dnahnet.nn.attention import CausalMHA
 from dnahnet.nn.isotropic import Block
 from dnahnet.nn.mamba2 import Mamba2
@@ -60,6 +61,7 @@ def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool 
     # process shares `Block.forward`'s: each block shape, grad mode and chunk-count regime is an entry of
     # its own. Past the limit the rest ran eager, silently, e.g. in a benchmark of seven compiled configs.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, BLOCK_RECOMPILE_LIMIT)
+    build_cpu_kernels_for(model)
     if scope == "model":
         enable_unbacked_chunk_counts()
         model.backbone.compile(backend=backend, fullgraph=fullgraph)
@@ -70,6 +72,17 @@ def compile_layers(model: nn.Module, backend: str = "inductor", fullgraph: bool 
             module.compile(backend=backend, fullgraph=fullgraph)
             n += 1
     return n
+
+
+def build_cpu_kernels_for(model: nn.Module) -> None:
+    """Build the fused CPU kernels now if `model` sits on the CPU and any of its modules would take them: traced,
+    a module takes them only if already built (`cpu_kernel.in_use`); a model on a GPU never builds them."""
+    first = next(model.parameters(), None)
+    if first is None or first.device.type != "cpu":
+        return
+    asked = [module.cpu_kernel for module in model.modules() if hasattr(module, "cpu_kernel")]
+    if any(fused_cpu.requested() if value is None else value for value in asked):
+        fused_cpu.available()
 
 
 def compile_seconds() -> float:

@@ -1,6 +1,6 @@
-"""The optional fused CPU kernels: most of a Mamba-2 layer between its projections, and, eager, the small operators
+"""The fused CPU kernels: most of a Mamba-2 layer between its projections, and, eager, the small operators
 around the matmuls elsewhere (residual RMSNorm, rotary embedding, MLP gate, routing similarities); built on first
-use, opt-in.
+use, on by default where they build.
 
 `csrc/ssd_chunk_kernel.cpp` computes `ssd._per_head_scan` in one operator (`scan`): the state each chunk leaves
 behind, the states passed from chunk to chunk, and each chunk's outputs as `ssd._ChunkOutput` computes them,
@@ -19,22 +19,29 @@ pass forward and one backward, and the backwards write whole gradients where PyT
 for attention's rotary embedding, the MLP's gate and the routing").
 
 It is C++ compiled on the machine that runs it (torch.utils.cpp_extension, a C++ compiler and ninja; about 40 s
-once, then cached by torch in its extensions directory), so it is off unless asked for: DNAHNET_CPU_KERNEL=1, a
-module's `cpu_kernel = True`, or `ssd_chunked(..., cpu_kernel=True)`. It computes in float32, also under bf16
+once, then cached by torch in its extensions directory under a name that carries the CPU's instruction set, since
+`-march=native` code built on one machine may not run on another that shares the cache). It is on unless turned
+off (DNAHNET_CPU_KERNEL=0, a module's `cpu_kernel = False`, or `ssd_chunked(..., cpu_kernel=False)`): eager bf16
+training steps of the cpu presets with Mamba-2 layers ran 1.27-1.44x faster with it, and held-out bits/base
+showed no detectable difference (bench/RESULTS.md, "The fused CPU kernels on by default"). It is built on the
+first CPU computation that takes it, or by `dnahnet.nn.compile.compile_layers` before a CPU model is traced;
+a model that runs on a GPU never builds it. It computes in float32, also under bf16
 autocast (Mamba-2 hands the scan float32 inputs, and `ssd_chunked` turns autocast off around the kernel, where the
 PyTorch scan's small matmuls would run in bf16 for no gain; bench/RESULTS.md). There the conv reads its input, and
 the norm its gate z, as bf16 slices of the projection, and the gated norm (like a block's RMSNorm before a
 projection, the rotary split and the MLP gate) writes bf16 for the projection that reads it: float32 results
 rounded once, without the casts' copies. The scan takes the step sizes dt apart from x and scales by them inside,
-so the layer makes no dt * x tensor. Where it cannot be built the scan says why once on stderr and stays pure
-PyTorch; asked for with DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry shape
+so the layer makes no dt * x tensor. Where it cannot be built the process says why once on stderr and stays pure
+PyTorch; with DNAHNET_CPU_KERNEL=require a failed build is an error instead. Its operators carry shape
 functions and autograd formulas, so `torch.compile` traces each as one call.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -43,7 +50,7 @@ import torch
 
 from dnahnet.errors import DnahnetInputError
 
-ENV = "DNAHNET_CPU_KERNEL"  # "1": use it where it builds; "require": fail if it does not; else off
+ENV = "DNAHNET_CPU_KERNEL"  # unset or "1": use it where it builds; "require": fail if it does not; "0": off
 SOURCE = Path(__file__).with_name("csrc") / "ssd_chunk_kernel.cpp"
 # Row lengths the kernel's register-blocked products are instantiated for (q, head size p, state n).
 SIZES = (16, 32, 64, 128, 256)
@@ -54,13 +61,13 @@ def _setting() -> str:
     """DNAHNET_CPU_KERNEL as set: "" (unset), "0", "1" or "require"; anything else is a one-line error."""
     value = os.environ.get(ENV, "").strip().lower()
     if value not in ("", "0", "1", "require"):
-        raise DnahnetInputError(f"{ENV}={value!r} is not understood: use 1 (where it builds), require, or 0")
+        raise DnahnetInputError(f"{ENV}={value!r} is not understood: use 1 (where it builds, as when unset), require, or 0")
     return value
 
 
 def requested() -> bool:
-    """Whether the environment asks for the kernel: DNAHNET_CPU_KERNEL=1 or require (0 or unset: no)."""
-    return _setting() in ("1", "require")
+    """Whether the environment leaves the kernel on: unset, 1 or require (0: off)."""
+    return _setting() != "0"
 
 
 def applies(x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
@@ -81,6 +88,33 @@ def _compile_flags() -> list[str]:
 
 
 _STATE: dict[str, str | None] = {}  # "why": None once built and registered, else why it is not
+
+
+def cpu_features() -> str:
+    """The CPU's instruction-set line (Linux /proc/cpuinfo "flags", or "Features" on Arm), else the machine and
+    processor names: what `-march=native` code depends on."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[-1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
+def build_name() -> str:
+    """The extension's name in torch's build cache, one per instruction set: a cache shared by machines with
+    different CPUs (an NFS home on a cluster) would otherwise hand one CPU's build to another, which may not
+    have its instructions."""
+    return "dnahnet_cpu_kernels_" + hashlib.sha256(cpu_features().encode()).hexdigest()[:12]
+
+
+def _built_before(name: str) -> bool:
+    """Whether torch's cache holds a build of `name` (possibly of older sources, which torch rebuilds)."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return any(Path(_get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
 
 
 def load() -> str | None:
@@ -108,7 +142,11 @@ def _build() -> str | None:
         from torch.utils.cpp_extension import load as build, verify_ninja_availability
 
         verify_ninja_availability()
-        build(name="dnahnet_ssd_chunk_kernel", sources=[str(SOURCE)], extra_cflags=_compile_flags(),
+        name = build_name()
+        if not _built_before(name):
+            print(f"dnahnet: building the fused CPU kernels for this CPU (once, about 40 s; {ENV}=0 runs without them)",
+                  file=sys.stderr)
+        build(name=name, sources=[str(SOURCE)], extra_cflags=_compile_flags(),
               extra_ldflags=["-fopenmp"], is_python_module=False, verbose=False)
     except Exception as err:  # noqa: BLE001 - any build failure leaves the pure path
         lines = str(err).strip().splitlines()
@@ -119,7 +157,7 @@ def _build() -> str | None:
 
 def in_use(asked: bool | None) -> bool:
     """Whether a computation runs on the kernel: asked for (None: by the environment) and built. Traced, only if
-    already built: a build inside a trace would stall it (`Mamba2` builds it when constructed with it asked for)."""
+    already built: a build inside a trace would stall it (`compile_layers` builds it before tracing a CPU model)."""
     if not (requested() if asked is None else asked):
         return False
     return ready() if torch.compiler.is_compiling() else available()
@@ -131,7 +169,7 @@ def available(require: bool = False) -> bool:
     if why is None:
         return True
     if require or _setting() == "require":
-        raise DnahnetInputError(f"the fused CPU scan kernel could not be built ({why}); unset {ENV} to run without it")
+        raise DnahnetInputError(f"the fused CPU kernels could not be built ({why}); set {ENV}=0 to run without them")
     _warn_once(why)
     return False
 
@@ -140,11 +178,11 @@ def describe() -> str:
     """What computes the CPU scan's intra-chunk work in this process, for run records (train.json): the two
     paths round differently, so a run says which it took."""
     if not requested():
-        return f"PyTorch ({ENV} not set)"
+        return f"PyTorch ({ENV}=0)"
     why = load()
     if why is not None:
-        return f"PyTorch (the fused CPU kernel was asked for but could not be built: {why})"
-    return (f"the fused CPU kernel ({ENV}={_setting()}) for float32 scans with q, head and state sizes in {SIZES}, "
+        return f"PyTorch (the fused CPU kernel could not be built: {why})"
+    return (f"the fused CPU kernel ({ENV}={_setting() or 'unset, on by default'}) for float32 scans with q, head and state sizes in {SIZES}, "
             "for the causal conv and the gated norm where channel, group and head sizes are multiples of 16, "
             "and, eager, for the residual RMSNorm where the width is a multiple of 16, for attention's rotary "
             "embedding, the MLP's gate and the routing's cosine similarities")
@@ -152,7 +190,8 @@ def describe() -> str:
 
 @functools.cache
 def _warn_once(why: str) -> None:
-    print(f"dnahnet: the fused CPU scan kernel is unavailable ({why}); the scan runs in pure PyTorch", file=sys.stderr)
+    print(f"dnahnet: the fused CPU kernels are unavailable ({why}); running pure PyTorch ({ENV}=0 runs without them "
+          "and silences this)", file=sys.stderr)
 
 
 def _register() -> None:

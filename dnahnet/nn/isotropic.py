@@ -57,7 +57,7 @@ class SwiGLU(nn.Module):
             warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
             self.fc1 = nn.Linear(d_model, 2 * width, bias=False)
             self.fc2 = nn.Linear(width, d_model, bias=False)
-        self.cpu_kernel: bool | None = None  # eager on CPU, the gate on the fused kernel (None: DNAHNET_CPU_KERNEL)
+        self.cpu_kernel: bool | None = None  # eager on CPU, the gate on the fused kernel (None: DNAHNET_CPU_KERNEL, on unless 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)

@@ -5,9 +5,9 @@ conv1d, dt_bias, A_log, D, norm.weight, out_proj) so weights move freely between
 this module and mamba_ssm's kernels. Training and prefill use the chunked SSD
 scan (`dnahnet.nn.ssd`); `step()` is the recurrence with a conv cache and an SSM
 state cache. On CUDA, when mamba_ssm is importable and `use_kernels` is on, the
-scan runs through its fused Triton kernel instead. On CPU, asked for (DNAHNET_CPU_KERNEL=1,
-or a layer's `cpu_kernel`), the conv with its SiLU, the scan's intra-chunk work and the
-skip term with the gated norm run on optional fused C++ kernels (`dnahnet.nn.cpu_kernel`).
+scan runs through its fused Triton kernel instead. On CPU, unless turned off (DNAHNET_CPU_KERNEL=0,
+or a layer's `cpu_kernel = False`), the conv with its SiLU, the scan's intra-chunk work and the
+skip term with the gated norm run on fused C++ kernels where they build (`dnahnet.nn.cpu_kernel`).
 """
 
 from __future__ import annotations
@@ -143,11 +143,9 @@ class Mamba2(nn.Module):
         # The pure path's scan: None calls this module's `ssd_chunked` (which bench/kernels_ab.py swaps);
         # bench/train_pairs.py's scan-free configs set an elementwise stand-in (`dnahnet.perf.scan_stand_in`).
         self.scan: Callable | None = None
-        # The fused CPU kernels for the conv, the scan and the output norm: None follows DNAHNET_CPU_KERNEL, True
-        # asks for them (bench/train_pairs.py's cpu-kernel configs), False keeps all three in PyTorch.
+        # The fused CPU kernels for the conv, the scan and the output norm: None follows DNAHNET_CPU_KERNEL (on
+        # unless 0), True asks for them, False keeps all three in PyTorch (bench/train_pairs.py sets both).
         self.cpu_kernel: bool | None = None
-        if fused_cpu.requested():  # built now, not on the first call: a traced scan takes it only if built
-            fused_cpu.available()
         self.conv_dim = self.d_inner + 2 * ngroups * d_state
         d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
 

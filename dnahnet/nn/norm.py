@@ -19,7 +19,7 @@ def in_weight_dtype(out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, eps 1e-5; statistics in fp32 whatever the input dtype.
 
-    Eager on CPU, with the fused kernel asked for (`cpu_kernel`, None: DNAHNET_CPU_KERNEL), one kernel pass per row
+    Eager on CPU, with the fused kernel on (`cpu_kernel`, None: DNAHNET_CPU_KERNEL, on unless 0), one kernel pass per row
     forward and backward (`dnahnet.nn.cpu_kernel.rms_norm`). A norm whose only reader is a projection
     (`feeds_projection`: a block's norm before its mixer or MLP) then writes bf16 under bf16 autocast, the values
     the projection's own cast would give; the others (a stack's last norm, read by the routing and the head) keep

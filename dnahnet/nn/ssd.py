@@ -15,8 +15,8 @@ heads, per-head B/C and traced graphs build the per-head matrix (`_ChunkOutput`)
 Between chunks, states pass step by step eagerly where they are as large as Mamba-2's
 (`_StepwiseRecurrence`), otherwise as decay matmuls, past 64 states in two levels of blocks
 so the cost stays linear in length (`linear_recurrence`).
-Asked for (DNAHNET_CPU_KERNEL=1), float32 scans on CPU run their intra-chunk parts on an optional
-fused C++ kernel instead (`dnahnet.nn.cpu_kernel`, `_fused_scan`).
+Unless turned off (DNAHNET_CPU_KERNEL=0), float32 scans on CPU run on the fused C++ kernel where it
+builds (`dnahnet.nn.cpu_kernel`, `_fused_scan`).
 Mamba-2 layers use this scan; the dechunk EMA has its own (`chunking.ema_scan`).
 `ssd_sequential` is the obvious step-by-step reference the tests compare with.
 """
@@ -64,7 +64,7 @@ def ssd_chunked(
     B, C: (b, l, g, n) with h divisible by g; initial_state: (b, h, p, n); `length_is_data_dependent`:
     l may be a chunk count, traced as data-dependent (`linear_recurrence`); `cpu_kernel`: compute
     the chunk states and outputs with the fused CPU kernel where it applies (`dnahnet.nn.cpu_kernel`; None asks
-    the environment, DNAHNET_CPU_KERNEL), which scales x by `dt` inside (no dt * x tensor, forward or backward).
+    the environment, DNAHNET_CPU_KERNEL: on unless 0), which scales x by `dt` inside (no dt * x tensor, forward or backward).
     Returns y (b, l, h, p) and the final state (b, h, p, n). `chunk_size` is the model's;
     eagerly on CPU the scan computes in shorter chunks where that is faster (`compute_chunk_size`).
 
@@ -132,8 +132,8 @@ def full_precision(t: torch.Tensor):
 
 def runs_on_fused_kernel(asked: bool | None, x: torch.Tensor, B: torch.Tensor, q: int) -> bool:
     """Whether the scan runs on the fused CPU kernel: asked for (or, with None, by the environment),
-    applicable to these tensors, and built. Traced, it is used only if already built (`Mamba2` builds
-    it when constructed with the environment asking)."""
+    applicable to these tensors, and built. Traced, it is used only if already built (`compile_layers`
+    builds it before tracing a CPU model)."""
     return fused_cpu.applies(x, B, q) and fused_cpu.in_use(asked)
 
 
