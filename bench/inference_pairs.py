@@ -34,6 +34,7 @@ import dnahnet.nn.isotropic as isotropic
 from dnahnet.config import model_config_from_preset
 from dnahnet.devices import resolve_device
 from dnahnet.io.atomic import check_writable_dir
+from dnahnet.nn import cpu_kernel
 from dnahnet.nn.chunking import realised_compression
 from dnahnet.nn.compile import compile_layers, compile_seconds
 from dnahnet.nn.hnet import HNetLM
@@ -44,6 +45,7 @@ from dnahnet.perf.measure import (add_paired_bench_arguments, describe_ratio, ma
 
 
 WARMUP_BASES = 16384
+PURE = "pure"  # the suffix of a config's twin with the fused CPU kernels off (--pure)
 
 
 def build(name: str, scratch: Path, seed: int, device: torch.device) -> tuple[HNetLM, dict | None]:
@@ -118,6 +120,9 @@ def summarise(row: dict, baseline: str) -> dict:
             entry["peak_memory_over_model_mib"] = row["peak_memory_over_model_bytes"][name] / 2**20
         if name != baseline:
             entry.update(paired_ratio_summary([b / s for b, s in zip(base, secs)]))
+        kernels = row["seconds"].get(name.removesuffix(f"+{PURE}")) if name.endswith(f"+{PURE}") else None
+        if kernels is not None:
+            entry["cpu_kernel_gain"] = paired_ratio_summary([p / k for p, k in zip(secs, kernels)])
         out[name] = entry
     return out
 
@@ -151,6 +156,13 @@ def report(results: dict) -> str:
                 cell += "; " + describe_ratio(e)
             cells.append(cell)
         lines.append(f"| {row['length']:,} | " + " | ".join(cells) + " |")
+    gains = [(row["length"], name.removesuffix(f"+{PURE}"), e["cpu_kernel_gain"])
+             for row in results["rows"] for name, e in row["summary"].items() if "cpu_kernel_gain" in e]
+    if gains:
+        lines += ["", f"`name+{PURE}`: the same model with the fused CPU kernels off (`dnahnet.nn.cpu_kernel`, on by "
+                  "default). The kernels' gain, each config's pure seconds over its own with the kernels in the same "
+                  "round (median, bootstrap 95% interval): "
+                  + "; ".join(f"{length:,} {name} {describe_ratio(g)}" for length, name, g in gains) + "."]
     lines += ["", "Realised compression (L/M per routed stage) at each length: "
               + "; ".join(f"{r['length']:,}: " + ", ".join(f"{n} {','.join(f'{c:.2f}' for c in v)}"
                                                          for n, v in r["compression"].items() if v)
@@ -191,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run each config with its backbone compiled (`name+compiled`, as `dnahnet.load(compile=True)`), "
                         "interleaved with the eager ones; the warm-ups take the compiles, reported apart")
     p.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: "eager"
+    p.add_argument("--pure", action="store_true",
+                   help="also run each config with the fused CPU kernels off (`name+pure`; they are on by default), "
+                        "interleaved, and report the kernels' paired gain per config")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
     device = resolve_device(args.device)
@@ -209,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                 twin = copy.deepcopy(net)
                 compile_layers(twin, backend=args.compile_backend)
                 variants.append((f"{name}+compiled", twin))
+            if args.pure:
+                twin = copy.deepcopy(net)
+                cpu_kernel.switch(twin, on=False)
+                variants.append((f"{name}+{PURE}", twin))
             for label, model in variants:
                 for segment in segments:
                     nets[label if len(segments) == 1 else f"{label}@{segment or 'off'}"] = (model, segment)

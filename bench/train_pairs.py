@@ -133,9 +133,7 @@ def use_cpu_kernel(model: torch.nn.Module, on: bool = True) -> int:
     """Put every part of `model` that has a fused CPU kernel on it, or, `on=False`, off it whatever
     DNAHNET_CPU_KERNEL says (each module with a `cpu_kernel` switch: Mamba-2 layers, RMSNorms, attention's rotary
     embedding, MLP gates, routing); returns how many Mamba-2 layers."""
-    for module in model.modules():
-        if hasattr(module, "cpu_kernel"):
-            module.cpu_kernel = on
+    cpu_kernel.switch(model, on)
     return len(mamba2_layers(model))
 
 

@@ -61,3 +61,36 @@ def test_compiled_twins_run_interleaved_with_their_eager_models(tmp_path):
     assert results["rows"][0]["summary"]["tiny+compiled"]["pairs"] == 2
     assert results["compile_seconds"] > 0
     assert "`name+compiled`" in (out / "report.md").read_text()
+
+
+def test_pure_twins_run_without_the_kernels_and_report_their_gain(tmp_path, monkeypatch):
+    """`--pure`: each config again with every kernel switch off, interleaved; the kernels' gain is paired per config."""
+    from dnahnet.nn import cpu_kernel
+
+    switched = []
+    real = cpu_kernel.switch
+    monkeypatch.setattr(cpu_kernel, "switch", lambda model, on: switched.append(on) or real(model, on))
+    out = tmp_path / "pairs"
+    assert main(["--configs", "tiny-transformer,tiny", "--lengths", "96", "--repeats", "3", "--min-seconds", "0",
+                 "--segment", "0", "--pure", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["configs"] == ["tiny-transformer", "tiny-transformer+pure", "tiny", "tiny+pure"]
+    assert switched == [False, False]
+    row = results["rows"][0]
+    gain = row["summary"]["tiny+pure"]["cpu_kernel_gain"]
+    pure, kernels = row["seconds"]["tiny+pure"], row["seconds"]["tiny"]
+    assert gain["ratio_median"] == float(np.median([p / k for p, k in zip(pure, kernels)])) and gain["pairs"] == 3
+    assert "cpu_kernel_gain" not in row["summary"]["tiny"]
+    assert "`name+pure`" in (out / "report.md").read_text()
+
+
+def test_a_pure_twin_has_every_kernel_switch_off():
+    from dnahnet.config import model_config_from_preset
+    from dnahnet.nn import cpu_kernel
+    from dnahnet.nn.hnet import HNetLM
+
+    model = HNetLM(model_config_from_preset("tiny"))
+    switches = [m for m in model.modules() if hasattr(m, "cpu_kernel")]
+    assert cpu_kernel.switch(model, on=False) == len(switches) > 0
+    assert all(m.cpu_kernel is False for m in switches)
+    assert cpu_kernel.switch(model, on=True) == len(switches) and all(m.cpu_kernel is True for m in switches)

@@ -155,6 +155,17 @@ def _build() -> str | None:
     return None
 
 
+def switch(model: torch.nn.Module, on: bool) -> int:
+    """Put every module of `model` that has a `cpu_kernel` switch (Mamba-2 layers, RMSNorms, attention, MLP gates,
+    routing) on the kernels, or off them whatever DNAHNET_CPU_KERNEL says; returns how many switches were set."""
+    switched = 0
+    for module in model.modules():
+        if hasattr(module, "cpu_kernel"):
+            module.cpu_kernel = on
+            switched += 1
+    return switched
+
+
 def in_use(asked: bool | None) -> bool:
     """Whether a computation runs on the kernel: asked for (None: by the environment) and built. Traced, only if
     already built: a build inside a trace would stall it (`compile_layers` builds it before tracing a CPU model)."""
