@@ -641,3 +641,13 @@ def test_bf16_projection_slices_give_the_values_of_casting_around_the_float32_ke
     dout = torch.randn(rows, d, generator=gen).bfloat16()
     (dz16,), (dz32,) = torch.autograd.grad(out16, z16, dout), torch.autograd.grad(out32, z32, dout.float())
     assert dz16.dtype == torch.bfloat16 and torch.equal(dz16, dz32.bfloat16())
+
+
+def test_where_torch_keeps_its_builds_unknown_only_costs_the_note(monkeypatch):
+    import torch.utils.cpp_extension as extension
+
+    def moved(*args, **kwargs):
+        raise AttributeError("renamed in a later torch")
+
+    monkeypatch.setattr(extension, "_get_build_directory", moved)
+    assert cpu_kernel._built_before("dnahnet_cpu_kernels_x") is False

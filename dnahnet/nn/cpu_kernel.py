@@ -111,10 +111,14 @@ def build_name() -> str:
 
 
 def _built_before(name: str) -> bool:
-    """Whether torch's cache holds a build of `name` (possibly of older sources, which torch rebuilds)."""
-    from torch.utils.cpp_extension import _get_build_directory
+    """Whether torch's cache holds a build of `name` (possibly of older sources, which torch rebuilds). It asks a
+    private torch helper where the cache lies; if that fails, it answers no: the only cost is the note."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
 
-    return any(Path(_get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
+        return any(Path(_get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
+    except Exception:  # noqa: BLE001 - a changed private helper must not stop the build
+        return False
 
 
 def load() -> str | None:
