@@ -70,7 +70,7 @@ def report(results: dict) -> str:
     lines = ["# The fused CPU kernels against pure PyTorch in training", "",
              f"Command: `{results['command']}`", f"Machine: {results['machine']}", "",
              f"{results['config']}, {results['steps']} steps per run, the same windows per seed; held-out bits/base at the "
-             "last step, each run in the trainer's default precision on this CPU.", "",
+             f"last step, each run {_precision(results.get('overrides', []))}.", "",
              "| seed | pure PyTorch | fused kernels | kernels - pure | compression pure / kernels | s/step pure / kernels |",
              "|---|---|---|---|---|---|"]
     for seed, r in results["runs"].items():
@@ -86,6 +86,10 @@ def report(results: dict) -> str:
                      f"The pure runs differ by {results['pure_spread']:.4f} bits/base between seeds.")
     else:
         lines.append("One seed: no interval.")
+    compression = mean_interval(_compression_differences(results["runs"]))
+    if compression is not None:
+        lines.append(f"Compression of the first routed stage, kernels - pure: mean {compression[0]:+.3f}, t interval "
+                     f"{compression[1]:+.3f} to {compression[2]:+.3f}: **{verdict(compression)}**.")
     if results["speed_ratios"]:
         lines.append(f"Step time pure / kernels (median log window per run): "
                      + ", ".join(f"{s:.2f}x" for s in results["speed_ratios"])
@@ -93,6 +97,23 @@ def report(results: dict) -> str:
     lines += ["", *(f"- seed {seed} {side}: `DNAHNET_CPU_KERNEL={PATHS[side]} {r[side]['command']}`"
                     for seed, r in results["runs"].items() for side in PATHS)]
     return "\n".join(lines) + "\n"
+
+
+def _precision(overrides: list[str]) -> str:
+    """How the runs' precision was chosen: a `--set train.precision=...` override, else the trainer's default."""
+    chosen = [o for o in overrides if o.replace(" ", "").startswith("train.precision=")]
+    return f"with `--set {chosen[-1]}`" if chosen else "in the trainer's default precision on this CPU"
+
+
+def _first_stage(value) -> float | None:
+    return value[0] if isinstance(value, list) and value else value if isinstance(value, (int, float)) else None
+
+
+def _compression_differences(runs: dict) -> list[float]:
+    """Per seed, the kernels' first-stage compression minus the pure run's (seeds missing either are left out)."""
+    pairs = [(_first_stage(r["kernel"].get("eval_compression")), _first_stage(r["pure"].get("eval_compression")))
+             for r in runs.values()]
+    return [k - p for k, p in pairs if k is not None and p is not None]
 
 
 def _compression(run: dict) -> str:
@@ -113,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"command": shlex.join(["python", "bench/kernel_quality.py", *(sys.argv[1:] if argv is None else argv)]),
-               "machine": machine(), "config": args.config, "steps": args.steps, **measure(args)}
+               "machine": machine(), "config": args.config, "steps": args.steps, "overrides": list(args.set),
+               **measure(args)}
     text = report(results)
     save_paired_bench(args.out, results, text)
     print(text)

@@ -28,7 +28,8 @@ def test_each_seed_runs_once_with_the_kernels_and_once_without_and_the_report_pa
         side = env["DNAHNET_CPU_KERNEL"]
         calls.append((seed, side, out.name))
         bits = 2.0 + seed / 10 + (0.01 if side == "1" else 0.0)
-        return {"command": f"pretrain {config} {seed}", "eval_bits_per_base": bits, "eval_compression": [3.0],
+        compression = [3.0 - (0.2 + 0.01 * seed if side == "1" else 0.0)]  # lower with the kernels, by 0.20-0.22
+        return {"command": f"pretrain {config} {seed}", "eval_bits_per_base": bits, "eval_compression": compression,
                 "s_per_step_median": 0.5 if side == "1" else 0.6}
 
     monkeypatch.setattr(kernel_quality, "pretrain_run", fake_run)
@@ -40,6 +41,10 @@ def test_each_seed_runs_once_with_the_kernels_and_once_without_and_the_report_pa
     assert results["speed_ratios"] == pytest.approx([1.2, 1.2, 1.2])
     results.update(command="python bench/kernel_quality.py", machine="test", config="tiny", steps=3)
     text = kernel_quality.report(results)
-    assert "| 1 | 2.1000 | 2.1100 | +0.0100 | 3.00 / 3.00 | 0.600 / 0.500 |" in text
+    assert "| 1 | 2.1000 | 2.1100 | +0.0100 | 3.00 / 2.79 | 0.600 / 0.500 |" in text
     assert "Mean difference +0.0100" in text and "kernel higher" in text  # a constant difference: zero width
     assert "DNAHNET_CPU_KERNEL=0 pretrain tiny 2" in text
+    assert "Compression of the first routed stage, kernels - pure: mean -0.210" in text and "kernel lower" in text
+    assert "in the trainer's default precision" in text
+    results["overrides"] = ["train.precision=fp32"]  # what the runs were told is what the report says
+    assert "each run with `--set train.precision=fp32`" in kernel_quality.report(results)
