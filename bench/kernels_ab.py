@@ -6,7 +6,7 @@ time). This judges a change to the SSD scan, the causal conv or the rotary table
 counts: it loads `dnahnet/nn/ssd.py`, `dnahnet/nn/mamba2.py` and `dnahnet/nn/attention.py` as they
 were at `--against` (`git show`) into private modules, and every round runs one training step of
 each preset with that commit's `ssd_chunked`, `causal_depthwise_conv` and `rotary_cos_sin` and one
-with the working tree's (all in PyTorch: the script sets DNAHNET_CPU_KERNEL=0), in alternating
+with the working tree's (all in PyTorch: every model's fused CPU kernels are switched off), in alternating
 order (forward, backward, AdamW at learning rate 0, the settled H-Nets and batch of `dnahnet
 bench train`). Reported: median step times and the median of the per-round old/new ratios
 with a percentile-bootstrap 95% interval. One Mamba-2 block at the first preset's width is
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
-import os
 import statistics
 import subprocess
 import sys
@@ -109,6 +108,7 @@ def block_step(config: str, backend: str | None = None) -> Callable[[], None]:
     cfg = model_config_from_preset(config)
     torch.manual_seed(0)
     block = build_mixer("m", cfg.d_model[0], cfg, stage=0)
+    fused_cpu.switch(block, on=False)  # the swapped functions are PyTorch paths, which the kernels would bypass
     if backend:
         block.compile(backend=backend)
     u = torch.randn(8, 1024, cfg.d_model[0], requires_grad=True)
@@ -122,7 +122,8 @@ def measure(against: str, configs: list[str], repeats: int, seed: int, backend: 
     versions = {"old": kernels_at(against), "new": current}
     steps = {f"Mamba-2 block ({configs[0]} width)": block_step(configs[0], backend)}
     for name in configs:
-        prepared = prepare_train_step(name, torch.device("cpu"), seed=seed)
+        prepared = prepare_train_step(name, torch.device("cpu"), seed=seed,
+                                      adapt=functools.partial(fused_cpu.switch, on=False))
         if backend:
             compile_layers(prepared.model, backend=backend, scope=TRAINING_COMPILE_SCOPE)
         steps[name] = prepared.step
@@ -179,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     add_paired_bench_arguments(p, repeats_help="rounds")
     args = p.parse_args(argv)
     out = check_writable_dir(args.out)
-    # The swapped functions are PyTorch paths; the fused CPU kernels, on by default, would bypass them.
-    os.environ[fused_cpu.ENV] = "0"
     results = start_paired_bench("bench/kernels_ab.py", argv, args.threads, args.repeats)
     results.update(measure(args.against, list(parse_configs(args.configs)), args.repeats, args.seed,
                            args.compile_backend if args.compile else None))

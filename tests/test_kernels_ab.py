@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import os
 
 import pytest
 from git_clone import needs_a_clone
@@ -11,7 +12,15 @@ from bench.kernels_ab import SWAPPED, _dropping_newer_options, kernels_at, main
 pytestmark = needs_a_clone
 
 
-def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_path):
+def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_path, monkeypatch):
+    """Both versions run in PyTorch (the fused CPU kernels would bypass the swapped functions), without changing
+    the environment of the process that runs the script."""
+    from dnahnet.nn import cpu_kernel
+
+    kernel_calls = []
+    real_scan = cpu_kernel.scan
+    monkeypatch.setattr(cpu_kernel, "scan", lambda *a, **k: kernel_calls.append(1) or real_scan(*a, **k))
+    monkeypatch.delenv(cpu_kernel.ENV, raising=False)
     old = kernels_at("HEAD")
     assert {name for _, name, _ in SWAPPED} == {"ssd_chunked", "causal_depthwise_conv", "rotary_cos_sin"}
     for module, name, _ in SWAPPED:
@@ -27,6 +36,7 @@ def test_old_kernels_come_from_the_commit_and_the_current_ones_are_restored(tmp_
     out = tmp_path / "ab"
     assert main(["--against", "HEAD", "--configs", "tiny", "--repeats", "2", "--out", str(out)]) == 0
     assert current_kernels() == current
+    assert kernel_calls == [] and cpu_kernel.ENV not in os.environ
     results = json.loads((out / "results.json").read_text())
     assert set(results["rows"]) == {"Mamba-2 block (tiny width)", "tiny"}
     for row in results["rows"].values():
