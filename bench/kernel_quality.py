@@ -106,7 +106,10 @@ def _precision(overrides: list[str]) -> str:
 
 
 def _first_stage(value) -> float | None:
-    return value[0] if isinstance(value, list) and value else value if isinstance(value, (int, float)) else None
+    """A run's compression of its first routed stage (a run records one per stage, or a number, or nothing)."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value if isinstance(value, (int, float)) else None
 
 
 def _compression_differences(runs: dict) -> list[float]:

@@ -579,7 +579,6 @@ def test_train_pairs_runs_a_config_without_the_kernel_part_in_pytorch(monkeypatc
 
     chosen = {}
     monkeypatch.setattr(train_pairs, "prepare_train_step", lambda name, *a, adapt=None, **k: chosen.setdefault(name, adapt))
-    monkeypatch.setattr(train_pairs, "compile_train_step", lambda *a, **k: (0.0,))
     for name in ("tiny", "tiny:scan-free", "tiny:cpu-kernel"):
         chosen.clear()
         train_pairs.prepare(name, torch.device("cpu"), 64, 2, 0)

@@ -80,7 +80,7 @@ def build_cpu_kernels_for(model: nn.Module) -> None:
     first = next(model.parameters(), None)
     if first is None or first.device.type != "cpu":
         return
-    asked = [module.cpu_kernel for module in model.modules() if hasattr(module, "cpu_kernel")]
+    asked = [module.cpu_kernel for module in fused_cpu.switches(model)]
     if any(fused_cpu.requested() if value is None else value for value in asked):
         fused_cpu.available()
 

@@ -159,15 +159,18 @@ def _build() -> str | None:
     return None
 
 
+def switches(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules of `model` with a `cpu_kernel` switch: Mamba-2 layers, RMSNorms, attention, MLP gates, routing."""
+    return [module for module in model.modules() if hasattr(module, "cpu_kernel")]
+
+
 def switch(model: torch.nn.Module, on: bool) -> int:
-    """Put every module of `model` that has a `cpu_kernel` switch (Mamba-2 layers, RMSNorms, attention, MLP gates,
-    routing) on the kernels, or off them whatever DNAHNET_CPU_KERNEL says; returns how many switches were set."""
-    switched = 0
-    for module in model.modules():
-        if hasattr(module, "cpu_kernel"):
-            module.cpu_kernel = on
-            switched += 1
-    return switched
+    """Put every module of `model` with a switch on the kernels, or off them whatever DNAHNET_CPU_KERNEL says;
+    returns how many switches were set."""
+    found = switches(model)
+    for module in found:
+        module.cpu_kernel = on
+    return len(found)
 
 
 def in_use(asked: bool | None) -> bool:
