@@ -120,7 +120,7 @@ def summarise(row: dict, baseline: str) -> dict:
             entry["peak_memory_over_model_mib"] = row["peak_memory_over_model_bytes"][name] / 2**20
         if name != baseline:
             entry.update(paired_ratio_summary([b / s for b, s in zip(base, secs)]))
-        kernels = row["seconds"].get(name.removesuffix(f"+{PURE}")) if name.endswith(f"+{PURE}") else None
+        kernels = row["seconds"].get(name.replace(f"+{PURE}", "", 1)) if f"+{PURE}" in name else None  # x+pure@64: x@64
         if kernels is not None:
             entry["cpu_kernel_gain"] = paired_ratio_summary([p / k for p, k in zip(secs, kernels)])
         out[name] = entry
@@ -156,7 +156,7 @@ def report(results: dict) -> str:
                 cell += "; " + describe_ratio(e)
             cells.append(cell)
         lines.append(f"| {row['length']:,} | " + " | ".join(cells) + " |")
-    gains = [(row["length"], name.removesuffix(f"+{PURE}"), e["cpu_kernel_gain"])
+    gains = [(row["length"], name.replace(f"+{PURE}", "", 1), e["cpu_kernel_gain"])
              for row in results["rows"] for name, e in row["summary"].items() if "cpu_kernel_gain" in e]
     if gains:
         lines += ["", f"`name+{PURE}`: the same model with the fused CPU kernels off (`dnahnet.nn.cpu_kernel`, on by "

@@ -82,6 +82,14 @@ def test_pure_twins_run_without_the_kernels_and_report_their_gain(tmp_path, monk
     assert gain["ratio_median"] == float(np.median([p / k for p, k in zip(pure, kernels)])) and gain["pairs"] == 3
     assert "cpu_kernel_gain" not in row["summary"]["tiny"]
     assert "`name+pure`" in (out / "report.md").read_text()
+    streamed = tmp_path / "streamed"  # with several segments each twin pairs with its own model at the same segment
+    assert main(["--configs", "tiny", "--lengths", "96", "--repeats", "2", "--min-seconds", "0", "--segment", "0,64",
+                 "--pure", "--out", str(streamed)]) == 0
+    row = json.loads((streamed / "results.json").read_text())["rows"][0]
+    for segment in ("off", "64"):
+        pure, kernels = row["seconds"][f"tiny+pure@{segment}"], row["seconds"][f"tiny@{segment}"]
+        assert row["summary"][f"tiny+pure@{segment}"]["cpu_kernel_gain"]["ratio_median"] == float(
+            np.median([p / k for p, k in zip(pure, kernels)]))
 
 
 def test_a_pure_twin_has_every_kernel_switch_off():
