@@ -129,17 +129,16 @@ def fused_kernel(name: str) -> bool:
     return CPU_KERNEL in _suffix_parts(name)
 
 
-def use_cpu_kernel(model: torch.nn.Module, on: bool = True) -> int:
-    """Put every part of `model` that has a fused CPU kernel on it, or, `on=False`, off it whatever
-    DNAHNET_CPU_KERNEL says (each module with a `cpu_kernel` switch: Mamba-2 layers, RMSNorms, attention's rotary
-    embedding, MLP gates, routing); returns how many Mamba-2 layers."""
-    cpu_kernel.switch(model, on)
+def use_cpu_kernel(model: torch.nn.Module) -> int:
+    """Put every part of `model` that has a fused CPU kernel on it (`cpu_kernel.switches`: Mamba-2 layers,
+    RMSNorms, attention's rotary embedding, MLP gates, routing); returns how many Mamba-2 layers."""
+    cpu_kernel.switch(model, on=True)
     return len(mamba2_layers(model))
 
 
 def pure_pytorch(model: torch.nn.Module) -> int:
     """Every part of `model` in PyTorch: a config without the cpu-kernel part, although the kernels are on by default."""
-    return use_cpu_kernel(model, on=False)
+    return cpu_kernel.switch(model, on=False)
 
 
 def pure_with_stand_in(model: torch.nn.Module) -> int:
