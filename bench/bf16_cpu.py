@@ -43,11 +43,13 @@ def pretrain(precision: str, args, env: dict) -> dict:
     return {**run, "precision": info["precision"], "precision_note": info.get("precision_note")}
 
 
-def pretrain_run(out: Path, config: str, steps: int, seed: int, sets: list[str], env: dict | None, label: str) -> dict:
+def pretrain_run(out: Path, config: str, steps: int, seed: int, sets: list[str], env: dict | None, label: str,
+                 launcher: tuple[str, ...] = ("-m", "dnahnet_cli")) -> dict:
     """`dnahnet pretrain` of `config` for `steps` steps in a subprocess (environment `env`, None: this one's), evaluated
     once at the last step; its metrics.jsonl summarised: seconds per step (median over the log windows after the
-    first, and the whole-run mean; evaluation and checkpoints excluded), the last loss, the held-out bits/base."""
-    cmd = [sys.executable, "-m", "dnahnet_cli", "pretrain", "--config", config, "--steps", str(steps),
+    first, and the whole-run mean; evaluation and checkpoints excluded), the last loss, the held-out bits/base.
+    `launcher` is what the interpreter runs the command with (bench/kernel_arms.py's arms put themselves first)."""
+    cmd = [sys.executable, *launcher, "pretrain", "--config", config, "--steps", str(steps),
            "--eval-every", str(steps), "--seed", str(seed), "--device", "cpu", "--out", str(out),
            "--overwrite", "--set", f"train.checkpoint_every={steps}", *(a for s in sets for a in ("--set", s))]
     t0 = time.perf_counter()

@@ -9,6 +9,9 @@ Reported per seed: held-out bits/base, compression and seconds per step; over se
 
     python bench/kernel_quality.py --config cpu-hnet-mamba2 --steps 150 --seeds 0,1,2 --out runs/kernel_quality
 
+`--arms pure-fp32-scan,mamba2-kernels` adds, per seed, runs with one difference between the two paths taken away
+(bench/kernel_arms.py), each compared with both sides: where a difference between the paths comes from.
+
 Results: <out>/results.json and <out>/report.md (command, machine, date at the top).
 """
 
@@ -23,13 +26,16 @@ from pathlib import Path
 
 try:  # run as a script (bench/ on the path) or imported as bench.kernel_quality (tests)
     from bf16_cpu import pretrain_run
+    from kernel_arms import ARM_SETTINGS
 except ImportError:
     from bench.bf16_cpu import pretrain_run
+    from bench.kernel_arms import ARM_SETTINGS
 
 from dnahnet.perf.measure import machine, save_paired_bench
 
 LEVEL = 0.95
 PATHS = {"kernel": "1", "pure": "0"}  # DNAHNET_CPU_KERNEL for each side
+REPO = Path(__file__).resolve().parent.parent  # on an arm's PYTHONPATH, so `-m bench.kernel_arms` runs from any folder
 
 
 def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float] | None:
@@ -51,19 +57,25 @@ def measure(args) -> dict:
             env = {**os.environ, "DNAHNET_CPU_KERNEL": setting}
             runs[str(seed)][side] = pretrain_run(args.out / f"seed{seed}-{side}", args.config, args.steps, seed,
                                                  list(args.set), env, f"pretrain seed {seed} ({side})")
+        for arm in args.arms:
+            path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+            env = {**os.environ, "DNAHNET_CPU_KERNEL": ARM_SETTINGS[arm], "PYTHONPATH": path}
+            runs[str(seed)][arm] = pretrain_run(args.out / f"seed{seed}-{arm}", args.config, args.steps, seed,
+                                                list(args.set), env, f"pretrain seed {seed} ({arm})",
+                                                launcher=("-m", "bench.kernel_arms", arm))
     differences = [r["kernel"]["eval_bits_per_base"] - r["pure"]["eval_bits_per_base"] for r in runs.values()]
     pure = [r["pure"]["eval_bits_per_base"] for r in runs.values()]
     speed = [r["pure"]["s_per_step_median"] / r["kernel"]["s_per_step_median"] for r in runs.values()
              if r["pure"]["s_per_step_median"] and r["kernel"]["s_per_step_median"]]
     return {"runs": runs, "difference": mean_interval(differences), "differences": differences,
-            "pure_spread": max(pure) - min(pure) if pure else None, "speed_ratios": speed}
+            "pure_spread": max(pure) - min(pure) if pure else None, "speed_ratios": speed, "arms": list(args.arms)}
 
 
-def verdict(interval: tuple[float, float, float] | None) -> str:
+def verdict(interval: tuple[float, float, float] | None, subject: str = "kernel") -> str:
     if interval is None:
         return "one seed: no interval"
     _, low, high = interval
-    return "no detectable difference" if low <= 0.0 <= high else ("kernel higher" if low > 0 else "kernel lower")
+    return "no detectable difference" if low <= 0.0 <= high else (f"{subject} higher" if low > 0 else f"{subject} lower")
 
 
 def report(results: dict) -> str:
@@ -77,7 +89,7 @@ def report(results: dict) -> str:
         p, k = r["pure"], r["kernel"]
         lines.append(f"| {seed} | {p['eval_bits_per_base']:.4f} | {k['eval_bits_per_base']:.4f} | "
                      f"{k['eval_bits_per_base'] - p['eval_bits_per_base']:+.4f} | {_compression(p)} / {_compression(k)} | "
-                     f"{p['s_per_step_median']:.3f} / {k['s_per_step_median']:.3f} |")
+                     f"{_seconds(p)} / {_seconds(k)} |")
     diff = results["difference"]
     lines.append("")
     if diff is not None:
@@ -94,9 +106,41 @@ def report(results: dict) -> str:
         lines.append(f"Step time pure / kernels (median log window per run): "
                      + ", ".join(f"{s:.2f}x" for s in results["speed_ratios"])
                      + " (runs one after another, not interleaved: `bench/train_pairs.py` measures speed).")
-    lines += ["", *(f"- seed {seed} {side}: `DNAHNET_CPU_KERNEL={PATHS[side]} {r[side]['command']}`"
-                    for seed, r in results["runs"].items() for side in PATHS)]
+    lines += arms_report(results)
+    settings = {**PATHS, **{arm: ARM_SETTINGS[arm] for arm in results.get("arms", [])}}
+    lines += ["", *(f"- seed {seed} {side}: `DNAHNET_CPU_KERNEL={setting} {r[side]['command']}`"
+                    for seed, r in results["runs"].items() for side, setting in settings.items())]
     return "\n".join(lines) + "\n"
+
+
+def arms_report(results: dict) -> list[str]:
+    """Each diagnostic arm's runs, and its paired differences from both sides in bits/base and compression."""
+    arms = results.get("arms", [])
+    if not arms:
+        return []
+    runs = results["runs"]
+    lines = ["", "Diagnostic arms (`bench/kernel_arms.py`), the same seeds and windows:", "",
+             "| seed | " + " | ".join(f"{arm}: bits/base, compression" for arm in arms) + " |",
+             "|---|" + "---|" * len(arms)]
+    for seed, r in runs.items():
+        lines.append(f"| {seed} | " + " | ".join(f"{r[arm]['eval_bits_per_base']:.4f}, {_compression(r[arm])}"
+                                                for arm in arms) + " |")
+    lines.append("")
+    for arm in arms:
+        for side in PATHS:
+            bits = mean_interval([r[arm]["eval_bits_per_base"] - r[side]["eval_bits_per_base"] for r in runs.values()])
+            compression = mean_interval(_compression_differences(runs, arm, side))
+            lines.append(f"- {arm} - {side}: bits/base {_difference(bits, '.4f', arm)}; "
+                         f"compression {_difference(compression, '.3f', arm)}")
+    return lines
+
+
+def _difference(interval: tuple[float, float, float] | None, form: str, subject: str) -> str:
+    """'+0.0012 (t interval -0.0030 to +0.0054: no detectable difference)', or why there is no interval."""
+    if interval is None:
+        return verdict(None)
+    mean, low, high = interval
+    return f"{mean:+{form}} (t interval {low:+{form}} to {high:+{form}}: {verdict(interval, subject)})"
 
 
 def _precision(overrides: list[str]) -> str:
@@ -112,11 +156,17 @@ def _first_stage(value) -> float | None:
     return value if isinstance(value, (int, float)) else None
 
 
-def _compression_differences(runs: dict) -> list[float]:
-    """Per seed, the kernels' first-stage compression minus the pure run's (seeds missing either are left out)."""
-    pairs = [(_first_stage(r["kernel"].get("eval_compression")), _first_stage(r["pure"].get("eval_compression")))
+def _compression_differences(runs: dict, side: str = "kernel", against: str = "pure") -> list[float]:
+    """Per seed, one side's first-stage compression minus another's (seeds missing either are left out)."""
+    pairs = [(_first_stage(r[side].get("eval_compression")), _first_stage(r[against].get("eval_compression")))
              for r in runs.values()]
     return [k - p for k, p in pairs if k is not None and p is not None]
+
+
+def _seconds(run: dict) -> str:
+    """Seconds per step, or '-' for a run too short to have a log window after its first."""
+    value = run.get("s_per_step_median")
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _compression(run: dict) -> str:
@@ -126,6 +176,14 @@ def _compression(run: dict) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _arms(text: str) -> list[str]:
+    arms = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARM_SETTINGS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown arm {unknown[0]!r}; arms: {', '.join(ARM_SETTINGS)}")
+    return arms
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="cpu-hnet-mamba2")
@@ -133,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",") if s.strip()], default=[0, 1, 2],
                     help="comma-separated seeds, one pair of runs each")
     ap.add_argument("--set", action="append", default=[], help="a config override passed to every pretrain run")
+    ap.add_argument("--arms", type=_arms, default=[],
+                    help="comma-separated diagnostic arms run for every seed too: " + ", ".join(ARM_SETTINGS))
     ap.add_argument("--out", type=Path, default=Path("runs/kernel_quality"))
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

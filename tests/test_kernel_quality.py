@@ -33,7 +33,7 @@ def test_each_seed_runs_once_with_the_kernels_and_once_without_and_the_report_pa
                 "s_per_step_median": 0.5 if side == "1" else 0.6}
 
     monkeypatch.setattr(kernel_quality, "pretrain_run", fake_run)
-    args = argparse.Namespace(seeds=[0, 1, 2], out=tmp_path, config="tiny", steps=3, set=[])
+    args = argparse.Namespace(seeds=[0, 1, 2], out=tmp_path, config="tiny", steps=3, set=[], arms=[])
     results = kernel_quality.measure(args)
     assert sorted(calls) == [(s, side, f"seed{s}-{name}") for s in (0, 1, 2)
                              for side, name in (("0", "pure"), ("1", "kernel"))]
@@ -48,3 +48,47 @@ def test_each_seed_runs_once_with_the_kernels_and_once_without_and_the_report_pa
     assert "in the trainer's default precision" in text
     results["overrides"] = ["train.precision=fp32"]  # what the runs were told is what the report says
     assert "each run with `--set train.precision=fp32`" in kernel_quality.report(results)
+
+
+def test_each_arm_runs_every_seed_with_its_setting_and_is_compared_with_both_sides(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(out: Path, config, steps, seed, sets, env, label, launcher=("-m", "dnahnet_cli")):
+        calls.append((seed, out.name, env["DNAHNET_CPU_KERNEL"], launcher))
+        compression = {"kernel": 2.8, "pure": 3.0, "pure-fp32-scan": 3.0 + seed / 100, "mamba2-kernels": 2.8}
+        side = out.name.split("-", 1)[1]
+        return {"command": f"pretrain {side} {seed}", "eval_bits_per_base": 2.0 + seed / 100,
+                "eval_compression": [compression[side] + seed / 10], "s_per_step_median": 0.5}
+
+    monkeypatch.setattr(kernel_quality, "pretrain_run", fake_run)
+    args = argparse.Namespace(seeds=[0, 1, 2], out=tmp_path, config="tiny", steps=3, set=[],
+                              arms=["pure-fp32-scan", "mamba2-kernels"])
+    results = kernel_quality.measure(args)
+    arm_calls = [c for c in calls if c[1].endswith(("fp32-scan", "mamba2-kernels"))]
+    assert sorted(arm_calls) == sorted(
+        [(s, f"seed{s}-pure-fp32-scan", "0", ("-m", "bench.kernel_arms", "pure-fp32-scan")) for s in (0, 1, 2)]
+        + [(s, f"seed{s}-mamba2-kernels", "1", ("-m", "bench.kernel_arms", "mamba2-kernels")) for s in (0, 1, 2)])
+    results.update(command="python bench/kernel_quality.py", machine="test", config="tiny", steps=3)
+    text = kernel_quality.report(results)
+    assert "| 1 | 2.0100, 3.11 | 2.0100, 2.90 |" in text
+    # the arm moves with the seed against pure (an interval), and is constantly 0.2 above the kernels
+    assert "- pure-fp32-scan - pure: bits/base +0.0000" in text
+    assert "compression +0.210 (t interval +0.185 to +0.235: pure-fp32-scan higher)" in text
+    assert "- mamba2-kernels - kernel: bits/base +0.0000" in text and "mamba2-kernels lower" in text
+    assert "DNAHNET_CPU_KERNEL=1 pretrain mamba2-kernels 2" in text
+
+
+def test_arms_left_out_keep_the_report_as_it_was(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernel_quality, "pretrain_run", lambda out, *a, **k: {
+        "command": "pretrain", "eval_bits_per_base": 2.0, "eval_compression": [3.0], "s_per_step_median": None})
+    args = argparse.Namespace(seeds=[0], out=tmp_path, config="tiny", steps=3, set=[], arms=[])
+    results = kernel_quality.measure(args)
+    results.update(command="python bench/kernel_quality.py", machine="test", config="tiny", steps=3)
+    text = kernel_quality.report(results)
+    assert "Diagnostic arms" not in text
+    assert "| 0 | 2.0000 | 2.0000 | +0.0000 | 3.00 / 3.00 | - / - |" in text  # a run too short for a step time
+
+
+def test_an_unknown_arm_is_refused_with_the_list():
+    with pytest.raises(SystemExit):
+        kernel_quality.main(["--arms", "pure-fp64"])

@@ -1,0 +1,102 @@
+"""Diagnostic arms for bench/kernel_quality.py: a dnahnet command run with one difference between the fused CPU
+kernels and pure PyTorch taken away, to find which part of the kernel path moves a training result.
+
+    DNAHNET_CPU_KERNEL=0 python -m bench.kernel_arms pure-fp32-scan pretrain --config cpu-hnet-mamba2 ...
+    DNAHNET_CPU_KERNEL=1 python -m bench.kernel_arms mamba2-kernels pretrain --config cpu-hnet-mamba2 ...
+
+- `pure-fp32-scan`: pure PyTorch, with the chunked SSD scan computed outside bf16 autocast, in float32 as the
+  fused kernel computes it. Under autocast the PyTorch scan's matmuls otherwise run in bf16.
+- `mamba2-kernels`: the kernels for the Mamba-2 layers only (conv, scan, gated norm); the RMSNorms, attention's
+  rotary embedding, the MLP's gate and the routing's similarities stay in PyTorch.
+- `routing-pytorch`: every kernel but the routing's similarities.
+- `norms-pytorch`: every kernel but the RMSNorms of the residual streams.
+- `gate-pytorch`: every kernel but the MLP's gate value * silu(gate).
+
+Run from the repository root (`-m` needs `bench` importable), as bench/kernel_quality.py does with `--arms`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+# Each arm: the DNAHNET_CPU_KERNEL setting it runs under, and what it changes in this process before the command.
+ARM_SETTINGS: dict[str, str] = {"pure-fp32-scan": "0", "mamba2-kernels": "1", "routing-pytorch": "1", "norms-pytorch": "1",
+                                "gate-pytorch": "1"}
+
+
+def scan_out_of_autocast() -> None:
+    """The PyTorch scan's two forms (`dnahnet.nn.ssd`) run with autocast off, on the float32 tensors they are given."""
+    from dnahnet.nn import ssd
+
+    def out_of_autocast(form: Callable) -> Callable:
+        @functools.wraps(form)
+        def run(x, *args, **kwargs):
+            with ssd.full_precision(x):
+                return form(x, *args, **kwargs)
+        return run
+
+    for name in ("_ssd_factored", "_per_head_scan"):
+        setattr(ssd, name, out_of_autocast(getattr(ssd, name)))
+
+
+def switch_off(*modules: type) -> None:
+    """Every module of these classes built from now on has its kernel switch off."""
+    def switched_off(init: Callable) -> Callable:
+        @functools.wraps(init)
+        def build(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.cpu_kernel = False
+        return build
+
+    for module in modules:
+        module.__init__ = switched_off(module.__init__)
+
+
+def kernels_for_mamba2_only() -> None:
+    """Every module with a kernel switch other than the Mamba-2 layers is built with its switch off."""
+    from dnahnet.nn.attention import CausalMHA
+    from dnahnet.nn.chunking import RoutingModule
+    from dnahnet.nn.isotropic import SwiGLU
+    from dnahnet.nn.norm import RMSNorm
+
+    switch_off(RMSNorm, CausalMHA, SwiGLU, RoutingModule)
+
+
+def routing_in_pytorch() -> None:
+    from dnahnet.nn.chunking import RoutingModule
+
+    switch_off(RoutingModule)
+
+
+def norms_in_pytorch() -> None:
+    from dnahnet.nn.norm import RMSNorm
+
+    switch_off(RMSNorm)
+
+
+def gate_in_pytorch() -> None:
+    from dnahnet.nn.isotropic import SwiGLU
+
+    switch_off(SwiGLU)
+
+
+ARMS: dict[str, Callable[[], None]] = {"pure-fp32-scan": scan_out_of_autocast, "mamba2-kernels": kernels_for_mamba2_only,
+                                      "routing-pytorch": routing_in_pytorch, "norms-pytorch": norms_in_pytorch,
+                                      "gate-pytorch": gate_in_pytorch}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ARMS:
+        raise SystemExit(f"usage: python -m bench.kernel_arms {{{','.join(ARMS)}}} COMMAND [ARGS...]")
+    ARMS[argv[0]]()
+    from dnahnet_cli.main import entry
+
+    sys.argv = ["dnahnet", *argv[1:]]
+    entry()
+
+
+if __name__ == "__main__":
+    main()
