@@ -28,11 +28,13 @@ A `scan-free` part (NAME:scan-free, NAME:compiled+scan-free) gives every Mamba-2
 stand-in for its SSD scan (`dnahnet.perf.scan_stand_in`) before the routing settles, and pairs the step
 with the same config's real one: the ratio is what the scan costs, and the stand-in's per-FLOP figure
 (FLOPs still counted for the real scan) a bound on what any faster scan could reach. A `cpu-kernel` part
-(NAME:cpu-kernel, NAME:compiled+cpu-kernel) runs every Mamba-2 layer's conv, scan and output norm, and eagerly
-every RMSNorm of the residual streams, on the fused CPU kernels (`dnahnet.nn.cpu_kernel`, built first; they compute
-in fp32, with bf16 too) and pairs the step with the same config without them. A config without the part runs
-pure PyTorch, although the kernels are on by default outside this script. A Transformer config with the part
-takes the RMSNorm kernel only, so the H-Nets' per-FLOP figures can be read against a Transformer on the same kernels.
+(NAME:cpu-kernel, NAME:compiled+cpu-kernel) runs every module with a kernel switch (`cpu_kernel.switches`) on
+the fused CPU kernels (`dnahnet.nn.cpu_kernel`, built first; they compute in fp32, with bf16 too): each Mamba-2
+layer's conv, scan and output norm, and eagerly the RMSNorms, attention's rotary embedding, the MLP's gate and the
+routing's similarities. It pairs the step with the same config without them. A config with the part runs as
+`dnahnet pretrain` does by default; a config without it runs pure PyTorch, whatever the environment says. A
+Transformer config with the part takes its RMSNorm, rotary and gate kernels, so the H-Nets' per-FLOP figures can
+be read against a Transformer on the same kernels.
 
     python bench/train_pairs.py --configs cpu-transformer,cpu-mamba2,cpu-hnet-transformer,cpu-hnet-mamba2 \
         --repeats 10 --out runs/train_pairs
