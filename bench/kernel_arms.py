@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from typing import Callable, NamedTuple
 
-# Each arm: the DNAHNET_CPU_KERNEL setting it runs under, and what it changes in this process before the command.
-ARM_SETTINGS: dict[str, str] = {"pure-fp32-scan": "0", "mamba2-kernels": "1", "routing-pytorch": "1", "norms-pytorch": "1",
-                                "gate-pytorch": "1"}
+class Arm(NamedTuple):
+    """The DNAHNET_CPU_KERNEL setting an arm runs under, and what it changes in this process before the command."""
+
+    setting: str
+    apply: Callable[[], None]
 
 
 def scan_out_of_autocast() -> None:
@@ -82,16 +84,20 @@ def gate_in_pytorch() -> None:
     switch_off(SwiGLU)
 
 
-ARMS: dict[str, Callable[[], None]] = {"pure-fp32-scan": scan_out_of_autocast, "mamba2-kernels": kernels_for_mamba2_only,
-                                      "routing-pytorch": routing_in_pytorch, "norms-pytorch": norms_in_pytorch,
-                                      "gate-pytorch": gate_in_pytorch}
+ARMS: dict[str, Arm] = {
+    "pure-fp32-scan": Arm("0", scan_out_of_autocast),
+    "mamba2-kernels": Arm("1", kernels_for_mamba2_only),
+    "routing-pytorch": Arm("1", routing_in_pytorch),
+    "norms-pytorch": Arm("1", norms_in_pytorch),
+    "gate-pytorch": Arm("1", gate_in_pytorch),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ARMS:
         raise SystemExit(f"usage: python -m bench.kernel_arms {{{','.join(ARMS)}}} COMMAND [ARGS...]")
-    ARMS[argv[0]]()
+    ARMS[argv[0]].apply()
     from dnahnet_cli.main import entry
 
     sys.argv = ["dnahnet", *argv[1:]]

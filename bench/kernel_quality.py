@@ -26,10 +26,10 @@ from pathlib import Path
 
 try:  # run as a script (bench/ on the path) or imported as bench.kernel_quality (tests)
     from bf16_cpu import pretrain_run
-    from kernel_arms import ARM_SETTINGS
+    from kernel_arms import ARMS
 except ImportError:
     from bench.bf16_cpu import pretrain_run
-    from bench.kernel_arms import ARM_SETTINGS
+    from bench.kernel_arms import ARMS
 
 from dnahnet.perf.measure import machine, save_paired_bench
 
@@ -59,7 +59,7 @@ def measure(args) -> dict:
                                                  list(args.set), env, f"pretrain seed {seed} ({side})")
         for arm in args.arms:
             path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-            env = {**os.environ, "DNAHNET_CPU_KERNEL": ARM_SETTINGS[arm], "PYTHONPATH": path}
+            env = {**os.environ, "DNAHNET_CPU_KERNEL": ARMS[arm].setting, "PYTHONPATH": path}
             runs[str(seed)][arm] = pretrain_run(args.out / f"seed{seed}-{arm}", args.config, args.steps, seed,
                                                 list(args.set), env, f"pretrain seed {seed} ({arm})",
                                                 launcher=("-m", "bench.kernel_arms", arm))
@@ -107,7 +107,7 @@ def report(results: dict) -> str:
                      + ", ".join(f"{s:.2f}x" for s in results["speed_ratios"])
                      + " (runs one after another, not interleaved: `bench/train_pairs.py` measures speed).")
     lines += arms_report(results)
-    settings = {**PATHS, **{arm: ARM_SETTINGS[arm] for arm in results.get("arms", [])}}
+    settings = {**PATHS, **{arm: ARMS[arm].setting for arm in results.get("arms", [])}}
     lines += ["", *(f"- seed {seed} {side}: `DNAHNET_CPU_KERNEL={setting} {r[side]['command']}`"
                     for seed, r in results["runs"].items() for side, setting in settings.items())]
     return "\n".join(lines) + "\n"
@@ -178,9 +178,9 @@ def _compression(run: dict) -> str:
 
 def _arms(text: str) -> list[str]:
     arms = [a.strip() for a in text.split(",") if a.strip()]
-    unknown = [a for a in arms if a not in ARM_SETTINGS]
+    unknown = [a for a in arms if a not in ARMS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown arm {unknown[0]!r}; arms: {', '.join(ARM_SETTINGS)}")
+        raise argparse.ArgumentTypeError(f"unknown arm {unknown[0]!r}; arms: {', '.join(ARMS)}")
     return arms
 
 
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated seeds, one pair of runs each")
     ap.add_argument("--set", action="append", default=[], help="a config override passed to every pretrain run")
     ap.add_argument("--arms", type=_arms, default=[],
-                    help="comma-separated diagnostic arms run for every seed too: " + ", ".join(ARM_SETTINGS))
+                    help="comma-separated diagnostic arms run for every seed too: " + ", ".join(ARMS))
     ap.add_argument("--out", type=Path, default=Path("runs/kernel_quality"))
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ def test_an_unknown_arm_stops_with_the_usage():
 def test_an_arm_for_one_part_switches_off_that_part_only(monkeypatch, arm, off):
     for module in (RMSNorm, CausalMHA, SwiGLU, RoutingModule):  # restored after the test
         monkeypatch.setattr(module, "__init__", module.__init__)
-    kernel_arms.ARMS[arm]()
+    kernel_arms.ARMS[arm].apply()
     model = HNetLM(model_config_from_preset("cpu-hnet-transformer"))
     switches = {type(m): m.cpu_kernel for m in model.modules() if hasattr(m, "cpu_kernel")}
     assert switches == {**{t: None for t in (Mamba2, RMSNorm, CausalMHA, SwiGLU, RoutingModule)}, off: False}
