@@ -12,7 +12,8 @@ kernels and pure PyTorch taken away, to find which part of the kernel path moves
 - `norms-pytorch`: every kernel but the RMSNorms of the residual streams.
 - `gate-pytorch`: every kernel but the MLP's gate value * silu(gate).
 
-Run from the repository root (`-m` needs `bench` importable), as bench/kernel_quality.py does with `--arms`.
+`-m` needs the repository root importable: run from it, or with it on PYTHONPATH, as bench/kernel_quality.py's
+`--arms` runs it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import sys
 from typing import Callable, NamedTuple
+
 
 class Arm(NamedTuple):
     """The DNAHNET_CPU_KERNEL setting an arm runs under, and what it changes in this process before the command."""
