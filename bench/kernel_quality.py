@@ -51,6 +51,7 @@ def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, flo
 
 def measure(args) -> dict:
     runs: dict[str, dict[str, dict]] = {}
+    arm_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     for seed in args.seeds:
         runs[str(seed)] = {}
         for side, setting in PATHS.items():
@@ -58,8 +59,7 @@ def measure(args) -> dict:
             runs[str(seed)][side] = pretrain_run(args.out / f"seed{seed}-{side}", args.config, args.steps, seed,
                                                  list(args.set), env, f"pretrain seed {seed} ({side})")
         for arm in args.arms:
-            path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-            env = {**os.environ, "DNAHNET_CPU_KERNEL": ARMS[arm].setting, "PYTHONPATH": path}
+            env = {**os.environ, "DNAHNET_CPU_KERNEL": ARMS[arm].setting, "PYTHONPATH": arm_path}
             runs[str(seed)][arm] = pretrain_run(args.out / f"seed{seed}-{arm}", args.config, args.steps, seed,
                                                 list(args.set), env, f"pretrain seed {seed} ({arm})",
                                                 launcher=("-m", "bench.kernel_arms", arm))

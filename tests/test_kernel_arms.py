@@ -44,15 +44,23 @@ def test_the_fp32_scan_arm_takes_the_pytorch_scan_out_of_autocast(monkeypatch):
     assert in_fp32 < 1e-4 * reference.abs().max().item()
 
 
-def test_the_mamba2_arm_switches_off_every_kernel_but_the_mamba2_layers(monkeypatch):
-    for module in (RMSNorm, CausalMHA, SwiGLU, RoutingModule):  # restored after the test
+SWITCHED = (Mamba2, RMSNorm, CausalMHA, SwiGLU, RoutingModule)  # every class with a kernel switch
+
+
+def switches_after(monkeypatch, arm: str) -> dict[type, bool | None]:
+    """Each switch class's setting in a model built after `arm` applied (its class changes undone after the test)."""
+    for module in SWITCHED:
         monkeypatch.setattr(module, "__init__", module.__init__)
-    kernel_arms.kernels_for_mamba2_only()
+    kernel_arms.ARMS[arm].apply()
     model = HNetLM(model_config_from_preset("cpu-hnet-transformer"))
-    switches = {type(m): m.cpu_kernel for m in model.modules() if hasattr(m, "cpu_kernel")}
+    return {type(m): m.cpu_kernel for m in model.modules() if hasattr(m, "cpu_kernel")}
+
+
+def test_the_mamba2_arm_switches_off_every_kernel_but_the_mamba2_layers(monkeypatch):
+    switches = switches_after(monkeypatch, "mamba2-kernels")
     assert switches[Mamba2] is None  # as DNAHNET_CPU_KERNEL says
     assert {switches[t] for t in (RMSNorm, CausalMHA, SwiGLU, RoutingModule)} == {False}
-    assert set(switches) == {Mamba2, RMSNorm, CausalMHA, SwiGLU, RoutingModule}  # no switch left unaccounted
+    assert set(switches) == set(SWITCHED)  # no switch left unaccounted
 
 
 def test_an_unknown_arm_stops_with_the_usage():
@@ -62,9 +70,4 @@ def test_an_unknown_arm_stops_with_the_usage():
 
 @pytest.mark.parametrize("arm, off", [("routing-pytorch", RoutingModule), ("norms-pytorch", RMSNorm), ("gate-pytorch", SwiGLU)])
 def test_an_arm_for_one_part_switches_off_that_part_only(monkeypatch, arm, off):
-    for module in (RMSNorm, CausalMHA, SwiGLU, RoutingModule):  # restored after the test
-        monkeypatch.setattr(module, "__init__", module.__init__)
-    kernel_arms.ARMS[arm].apply()
-    model = HNetLM(model_config_from_preset("cpu-hnet-transformer"))
-    switches = {type(m): m.cpu_kernel for m in model.modules() if hasattr(m, "cpu_kernel")}
-    assert switches == {**{t: None for t in (Mamba2, RMSNorm, CausalMHA, SwiGLU, RoutingModule)}, off: False}
+    assert switches_after(monkeypatch, arm) == {**{t: None for t in SWITCHED}, off: False}
