@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -71,23 +72,38 @@ def setup(device: str = "auto") -> DistEnv:
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
+# How long a gloo rank lets go of the GIL after the teardown barrier (see `teardown`).
+GLOO_SETTLE_S = 0.2
+
+
 def teardown(meet: bool) -> None:
     """Leave the process group, if this process joined one; a gloo rank that is to `meet` the others first
-    waits at a barrier with every rank.
+    waits at a barrier with every rank, then sleeps `GLOO_SETTLE_S` without the GIL.
 
-    Why the barrier: gloo's worker threads drop each finished collective's tensors while holding their
-    queue lock, and dropping a tensor Python has seen takes the GIL; the last reference to the process
-    group (DDP's reducer holds one) is released under the GIL, and its destructor takes that queue lock.
-    Released right after a collective, the two waited on each other forever: 2 of 72 two-rank torchrun
-    runs of the tiny preset on the loaded 2-core VM hung that way (gdb: `~ProcessGroupGloo` in
-    `pthread_mutex_lock`, a `pt_gloo_runloop` thread in `take_gil` under `~AsyncWork`). A barrier moves
-    no Python tensors, and this thread waits on it without the GIL, so a worker still dropping the last
-    collective's tensors gets the GIL while the ranks meet (after the change: 0 hangs in 220 such runs).
+    Why: gloo's worker threads drop a finished collective's tensors on their own, and dropping a tensor
+    Python has seen takes the GIL. Two ways this went wrong at the end of a run:
+    - Released under the GIL right after a collective, the last reference to the process group (DDP's reducer
+      holds one) ran its destructor, which waits for those workers: 2 of 72 two-rank torchrun runs of the tiny
+      preset on the loaded 2-core VM hung (gdb: `~ProcessGroupGloo` in `pthread_mutex_lock`, a
+      `pt_gloo_runloop` thread in `take_gil` under `~AsyncWork`). The barrier moves no Python tensors and
+      waits without the GIL, so the workers drop the earlier collectives' tensors while the ranks meet
+      (0 hangs in 220 such runs after it).
+    - The barrier's own work holds the collectives queued before it, and the worker that ran it drops them
+      after the barrier has returned. When that worker reached the GIL only once the interpreter was
+      finalizing, Python ended the thread mid-destructor and C++ aborted the process ("terminate called
+      without an active exception"; a core dump put a gloo worker in `take_gil` under
+      `runLoop` -> `~AsyncBarrierWork` -> `~AsyncAllgatherCoalescedWork`). The sleep gives that worker the
+      GIL before anything else runs: two-rank FSDP runs of the tiny preset on the 2-core VM, 3 steps each,
+      aborted in 4 of 350 without it and 0 of 500 with it (Fisher's exact test, one-sided p = 0.028; 2026-12-05,
+      with the worker of `python -m bench.gloo_teardown`, run from a scratch copy of that script). It is
+      a margin, not a guarantee (gloo has no call that waits until its workers are idle): a worker the OS
+      leaves unscheduled for longer could still be late.
     After a failure the other ranks may never arrive, so there is no barrier then; NCCL has no such
     worker threads, and its ranks are not held back (a rank that merges outputs may take minutes)."""
     if dist.is_initialized():
         if meet and dist.get_backend() == "gloo":
             dist.barrier()
+            time.sleep(GLOO_SETTLE_S)
         dist.destroy_process_group()
 
 

@@ -97,12 +97,13 @@ def test_gloo_ranks_on_one_host_talk_over_loopback(monkeypatch, local_world, pre
     assert os.environ.get("GLOO_SOCKET_IFNAME") == expected
 
 
-@pytest.mark.parametrize("backend, fails, expected", [("gloo", False, ["barrier", "destroy"]), ("gloo", True, ["destroy"]),
-                                                      ("nccl", False, ["destroy"])],
+@pytest.mark.parametrize("backend, fails, expected", [("gloo", False, ["barrier", "settle", "destroy"]),
+                                                      ("gloo", True, ["destroy"]), ("nccl", False, ["destroy"])],
                          ids=["gloo-clean-run", "gloo-failed-run", "nccl"])
 def test_gloo_ranks_leave_the_process_group_together_only_after_a_clean_run(monkeypatch, backend, fails, expected):
-    """A clean gloo run meets at a barrier before destroying the group (gloo's workers then hold no tensor
-    whose release needs the GIL); a failed one leaves at once, since the other ranks may never arrive."""
+    """A clean gloo run meets at a barrier, then lets go of the GIL for a while, before destroying the group (so
+    gloo's workers drop every tensor whose release needs the GIL before the interpreter may finalize); a failed
+    one leaves at once, since the other ranks may never arrive."""
     from dnahnet import distributed
 
     calls = []
@@ -110,6 +111,7 @@ def test_gloo_ranks_leave_the_process_group_together_only_after_a_clean_run(monk
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(distributed.dist, "get_backend", lambda: backend)
     monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.time, "sleep", lambda s: calls.append("settle" if s == distributed.GLOO_SETTLE_S else s))
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
     with pytest.raises(RuntimeError) if fails else contextlib.nullcontext():
         with distributed.process_group("cpu") as env:
