@@ -31,7 +31,7 @@ def _rank(rank: int, port: int, out: str, settle: bool) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": "2",
                        "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2"})
     torch.set_num_threads(1)
-    if not settle:
+    if not settle:  # no sleep at all: even sleep(0) lets go of the GIL for a moment, which the old teardown did not
         distributed.time = types.SimpleNamespace(sleep=lambda seconds: None)
     train = {"steps": 3, "checkpoint_every": 3, "eval_every": 3, "device": "cpu", "precision": "fp32",
              "distributed": "fsdp", "micro_batch_size": 4}
