@@ -4,15 +4,17 @@
     python -m bench.gloo_teardown --runs 350 --without-settle
 
 Each run trains the tiny preset for 3 steps on two spawned CPU ranks (gloo, FSDP2, fp32, one thread each), as
-tests/test_ddp.py does, and counts the runs in which a rank died. The abort is a SIGABRT at interpreter exit,
-"terminate called without an active exception"; `dnahnet.distributed.teardown` says why it happens and holds the
-figures. `--without-settle` runs the teardown as it was before: the barrier, then the group destroyed at once.
+tests/test_ddp.py does, and counts the runs in which a rank died, or hung past `RANK_DEADLINE_S`. The abort is a
+SIGABRT at interpreter exit, "terminate called without an active exception"; `dnahnet.distributed.teardown` says
+why it happens and holds the figures. `--without-settle` runs the teardown as it was before: the barrier, then the
+group destroyed at once.
 Run from the repository root (`-m` needs `bench` importable).
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import shutil
 import tempfile
@@ -24,7 +26,11 @@ import torch.multiprocessing as mp
 from bench.genome_scale import free_port
 
 
+RANK_DEADLINE_S = 120  # a run takes 4-6 s; a rank past this prints its threads' stacks and exits 1 (a hang)
+
+
 def _rank(rank: int, port: int, out: str, settle: bool) -> None:
+    faulthandler.dump_traceback_later(RANK_DEADLINE_S, exit=True)
     from dnahnet import distributed
     from dnahnet.train.trainer import pretrain, run_configs
 
