@@ -22,6 +22,12 @@ import functools
 import sys
 from typing import Callable, NamedTuple
 
+from dnahnet.nn import ssd
+from dnahnet.nn.attention import CausalMHA
+from dnahnet.nn.chunking import RoutingModule
+from dnahnet.nn.isotropic import SwiGLU
+from dnahnet.nn.norm import RMSNorm
+
 
 class Arm(NamedTuple):
     """The DNAHNET_CPU_KERNEL setting an arm runs under, and what it changes in this process before the command."""
@@ -32,8 +38,6 @@ class Arm(NamedTuple):
 
 def scan_out_of_autocast() -> None:
     """The PyTorch scan's two forms (`dnahnet.nn.ssd`) run with autocast off, on the float32 tensors they are given."""
-    from dnahnet.nn import ssd
-
     def out_of_autocast(form: Callable) -> Callable:
         @functools.wraps(form)
         def run(x, *args, **kwargs):
@@ -45,8 +49,8 @@ def scan_out_of_autocast() -> None:
         setattr(ssd, name, out_of_autocast(getattr(ssd, name)))
 
 
-def switch_off(*modules: type) -> None:
-    """Every module of these classes built from now on has its kernel switch off."""
+def switch_off(*classes: type) -> Callable[[], None]:
+    """An arm's change: every module of these classes built from then on has its kernel switch off."""
     def switched_off(init: Callable) -> Callable:
         @functools.wraps(init)
         def build(self, *args, **kwargs):
@@ -54,44 +58,18 @@ def switch_off(*modules: type) -> None:
             self.cpu_kernel = False
         return build
 
-    for module in modules:
-        module.__init__ = switched_off(module.__init__)
-
-
-def kernels_for_mamba2_only() -> None:
-    """Every module with a kernel switch other than the Mamba-2 layers is built with its switch off."""
-    from dnahnet.nn.attention import CausalMHA
-    from dnahnet.nn.chunking import RoutingModule
-    from dnahnet.nn.isotropic import SwiGLU
-    from dnahnet.nn.norm import RMSNorm
-
-    switch_off(RMSNorm, CausalMHA, SwiGLU, RoutingModule)
-
-
-def routing_in_pytorch() -> None:
-    from dnahnet.nn.chunking import RoutingModule
-
-    switch_off(RoutingModule)
-
-
-def norms_in_pytorch() -> None:
-    from dnahnet.nn.norm import RMSNorm
-
-    switch_off(RMSNorm)
-
-
-def gate_in_pytorch() -> None:
-    from dnahnet.nn.isotropic import SwiGLU
-
-    switch_off(SwiGLU)
+    def apply() -> None:
+        for module in classes:
+            module.__init__ = switched_off(module.__init__)
+    return apply
 
 
 ARMS: dict[str, Arm] = {
     "pure-fp32-scan": Arm("0", scan_out_of_autocast),
-    "mamba2-kernels": Arm("1", kernels_for_mamba2_only),
-    "routing-pytorch": Arm("1", routing_in_pytorch),
-    "norms-pytorch": Arm("1", norms_in_pytorch),
-    "gate-pytorch": Arm("1", gate_in_pytorch),
+    "mamba2-kernels": Arm("1", switch_off(RMSNorm, CausalMHA, SwiGLU, RoutingModule)),  # all but Mamba2's switch
+    "routing-pytorch": Arm("1", switch_off(RoutingModule)),
+    "norms-pytorch": Arm("1", switch_off(RMSNorm)),
+    "gate-pytorch": Arm("1", switch_off(SwiGLU)),
 }
 
 
